@@ -1,0 +1,1 @@
+"""ERPNext Bridge: the code every function shares (core logic, ports, adapters, runtime)."""

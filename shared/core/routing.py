@@ -1,0 +1,61 @@
+"""Where events go: (doctype, event) -> topics, and which consumer reads which topic, as data."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+INVOICES = "erp-invoices"
+FILES = "erp-files"
+SERVICE_REQUESTS = "erp-service-requests"
+DEAD_LETTER = "erp-dead-letter"
+TOPICS = (INVOICES, FILES, SERVICE_REQUESTS)
+
+ANY_EVENT = "*"
+
+type RouteTable = Mapping[tuple[str, str], tuple[str, ...]]
+
+
+def default_routes(service_request_doctype: str = "Issue") -> RouteTable:
+    """The stock table; the service-request doctype is `Issue` in stock ERPNext, often custom."""
+    return {
+        ("Sales Invoice", ANY_EVENT): (INVOICES,),
+        ("Purchase Invoice", ANY_EVENT): (INVOICES,),
+        ("File", "after_insert"): (FILES,),
+        ("File", "on_trash"): (FILES,),
+        (service_request_doctype, ANY_EVENT): (SERVICE_REQUESTS,),
+    }
+
+
+def topics_for(routes: RouteTable, doctype: str, event: str) -> tuple[str, ...]:
+    """Topics for one event: an exact (doctype, event) row wins over the doctype's `*` row."""
+    exact = routes.get((doctype, event))
+    if exact is not None:
+        return exact
+    return routes.get((doctype, ANY_EVENT), ())
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """One push subscription: a consumer reading a topic, dead-lettering to DEAD_LETTER."""
+
+    name: str
+    topic: str
+    consumer: str
+
+
+CONSUMERS = ("sheets_sync", "drive_upload", "notifier")
+
+SUBSCRIPTIONS = (
+    Subscription("sheets-sync-invoices", INVOICES, "sheets_sync"),
+    Subscription("drive-upload-files", FILES, "drive_upload"),
+    Subscription("notifier-invoices", INVOICES, "notifier"),
+    Subscription("notifier-service-requests", SERVICE_REQUESTS, "notifier"),
+)
+DEAD_LETTER_SUBSCRIPTION = Subscription("dead-letter-recorder", DEAD_LETTER, "dead_letter")
+
+
+def consumer_of(subscription_name: str) -> str | None:
+    """The consumer behind a subscription, from its short name or its full resource path."""
+    short = subscription_name.rsplit("/", 1)[-1]
+    return next((s.consumer for s in SUBSCRIPTIONS if s.name == short), None)

@@ -1,0 +1,81 @@
+"""The one error tree of the bridge; the runtime wrappers alone turn it into ack, retry or an HTTP answer.
+
+    BridgeError                      base, carries context (event_id, doctype, name)
+    ├── Retryable                    raise -> Pub/Sub redelivers / webhook answers 503
+    │   ├── UpstreamUnavailable      429, 5xx, timeouts, connection errors
+    │   └── ClaimHeld                another instance holds the idempotency claim
+    └── Permanent                    record an error, acknowledge
+        ├── InvalidSignature         the webhook signature is missing or wrong
+        ├── InvalidPayload           the body is not what we accept (not JSON, too big, fields missing)
+        ├── MappingError             a valid event that cannot be mapped to the target's shape
+        └── UpstreamRejected         an outside service refused the request (4xx other than 429)
+
+ConfigurationError is not in the tree on purpose: it stops an instance at start, it is never an event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+
+class BridgeError(Exception):
+    """Base of every error the bridge raises on purpose; `context` names the event it concerns."""
+
+    def __init__(self, message: str, **context: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.context: Mapping[str, str] = context
+
+    def __str__(self) -> str:
+        if not self.context:
+            return self.message
+        where = ", ".join(f"{key}={value}" for key, value in sorted(self.context.items()))
+        return f"{self.message} ({where})"
+
+
+class Retryable(BridgeError):
+    """Trying again later may succeed: Pub/Sub redelivers, the webhook answers 503."""
+
+
+class UpstreamUnavailable(Retryable):
+    """An outside service was throttling, failing (5xx), slow or unreachable."""
+
+    def __init__(self, message: str, *, service: str, **context: str) -> None:
+        super().__init__(message, service=service, **context)
+        self.service = service
+
+
+class ClaimHeld(Retryable):
+    """Another instance holds the idempotency claim of this event and its lease has not expired."""
+
+
+class Permanent(BridgeError):
+    """Trying again cannot help: the event becomes an error record and is acknowledged."""
+
+
+class InvalidSignature(Permanent):
+    """The X-Frappe-Webhook-Signature header is missing or does not match the body."""
+
+
+class InvalidPayload(Permanent):
+    """The request or message is not something the bridge accepts."""
+
+    def __init__(self, message: str, *, status: int = 400, **context: str) -> None:
+        super().__init__(message, **context)
+        self.status = status
+
+
+class MappingError(Permanent):
+    """A well-formed event that cannot be turned into the target's shape."""
+
+
+class UpstreamRejected(Permanent):
+    """An outside service refused the request with a 4xx other than 429."""
+
+    def __init__(self, message: str, *, service: str, **context: str) -> None:
+        super().__init__(message, service=service, **context)
+        self.service = service
+
+
+class ConfigurationError(Exception):
+    """Settings are missing or contradict each other; raised at instance start, never per event."""

@@ -1,0 +1,65 @@
+"""Ports: the small roles the services need from the outside world; adapters and fakes implement them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from shared.core.claims import ClaimOutcome
+from shared.core.envelope import Envelope
+from shared.core.failures import FailureReport
+
+
+class Publisher(Protocol):
+    def publish_all(
+        self, topics: Sequence[str], data: bytes, attributes: Mapping[str, str]
+    ) -> list[str]:
+        """Publish one message to every topic and return the message ids once all are confirmed.
+
+        Raises UpstreamUnavailable when any publish is not confirmed.
+        """
+        ...
+
+
+class IdempotencyStore(Protocol):
+    def claim(
+        self, consumer: str, event_id: str, *, owner: str, now: datetime, lease: timedelta
+    ) -> ClaimOutcome:
+        """Create the claim if absent, or take over an unfinished one whose lease expired.
+
+        Raises ClaimHeld while another owner's lease runs.
+        """
+        ...
+
+    def complete(self, consumer: str, event_id: str, *, outcome: str, now: datetime) -> None:
+        """Mark the claim done after the side effect; later deliveries are duplicates."""
+        ...
+
+    def release(self, consumer: str, event_id: str, *, owner: str) -> None:
+        """Drop an unfinished claim this owner holds, so a redelivery can run at once."""
+        ...
+
+
+class VersionStore(Protocol):
+    def last_applied(self, consumer: str, doctype: str, name: str) -> str | None: ...
+
+    def record_applied(self, consumer: str, doctype: str, name: str, modified: str) -> None:
+        """Remember `modified` as applied; never moves an already newer stamp back."""
+        ...
+
+
+class ErrorLog(Protocol):
+    def record_failure(self, report: FailureReport, *, now: datetime) -> str:
+        """Create or update (attempts + 1) the pending error record of this failure; return its id."""
+        ...
+
+    def resolve_event(self, integration: str, event_id: str, *, now: datetime) -> bool:
+        """Resolve the pending record of an event that later succeeded; True if there was one."""
+        ...
+
+
+class ActionLog(Protocol):
+    def record(self, consumer: str, envelope: Envelope, action: str, *, now: datetime) -> None:
+        """Write down a side effect a consumer performed (until the real side effects exist)."""
+        ...
