@@ -12,13 +12,13 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeAlias
 
 from shared.errors import InvalidPayload
 
 SCHEMA_VERSION = 1
 
-type Json = str | int | float | bool | None | list[Json] | dict[str, Json]
-type JsonObject = dict[str, Json]
+Json: TypeAlias = "str | int | float | bool | None | list[Json] | dict[str, Json]"
 
 _EVENT_NAME = re.compile(r"^[a-z][a-z_]{1,63}$")
 

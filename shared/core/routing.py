@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TypeAlias
 
 INVOICES = "erp-invoices"
 FILES = "erp-files"
@@ -13,7 +14,7 @@ TOPICS = (INVOICES, FILES, SERVICE_REQUESTS)
 
 ANY_EVENT = "*"
 
-type RouteTable = Mapping[tuple[str, str], tuple[str, ...]]
+RouteTable: TypeAlias = Mapping[tuple[str, str], tuple[str, ...]]
 
 
 def default_routes(service_request_doctype: str = "Issue") -> RouteTable:
@@ -45,6 +46,12 @@ class Subscription:
 
 
 CONSUMERS = ("sheets_sync", "drive_upload", "notifier")
+OPERATIONS = {
+    "sheets_sync": "sync_invoice_row",
+    "drive_upload": "upload_attachment",
+    "notifier": "send_alerts",
+}
+"""The operation each consumer performs, as error records name it."""
 
 SUBSCRIPTIONS = (
     Subscription("sheets-sync-invoices", INVOICES, "sheets_sync"),

@@ -1,0 +1,40 @@
+"""erp_webhook: the bridge's front door (signed ERPNext webhooks in) and its back door (dead letters).
+
+Wiring only. Settings are checked at import, so an instance without a webhook secret never starts.
+"""
+
+from __future__ import annotations
+
+import functions_framework
+from cloudevents.http import CloudEvent
+
+from shared import bootstrap, runtime
+from shared.ingress import Accepted
+
+SIGNATURE_HEADER = "X-Frappe-Webhook-Signature"
+
+_settings = bootstrap.settings("erp_webhook")
+
+
+def _accept(request: runtime.HttpRequest) -> runtime.HttpAnswer:
+    raw_body = runtime.read_body(request, _settings.max_body_bytes)
+    result = bootstrap.ingress().accept(raw_body, request.headers.get(SIGNATURE_HEADER), request.args)
+    if isinstance(result, Accepted):
+        return runtime.answer(
+            200,
+            status="accepted",
+            event_id=result.envelope.event_id,
+            event_type=result.envelope.event_type,
+            topics=list(result.topics),
+        )
+    return runtime.answer(202, status="unrouted", doctype=result.doctype, event=result.event)
+
+
+@functions_framework.http
+def receive_erp_webhook(request: runtime.HttpRequest) -> runtime.HttpAnswer:
+    return runtime.serve_http("erp_webhook", _settings.project, request, _accept)
+
+
+@functions_framework.cloud_event
+def record_dead_letter(cloud_event: CloudEvent) -> None:
+    runtime.serve_event("record_dead_letter", cloud_event.data, bootstrap.dead_letter_recorder().handle)

@@ -1,0 +1,106 @@
+"""The consumer runtime's decisions (claim, stale, apply, record, retry) against in-memory fakes."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from shared.core.envelope import Envelope, build_envelope
+from shared.core.failures import ErrorStatus
+from shared.errors import ClaimHeld, MappingError, UpstreamUnavailable
+from shared.runtime import Consumer, Outcome, PubSubMessage
+from tests.fakes import InMemoryErrorLog, InMemoryIdempotencyStore, InMemoryVersionStore, RecordingEffect
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+def envelope(modified: str = "2026-11-23 10:00:00", name: str = "SINV-0001", event: str = "on_submit") -> Envelope:
+    doc = {"doctype": "Sales Invoice", "name": name, "modified": modified}
+    return build_envelope(
+        raw_body=json.dumps(doc).encode(), payload=doc, site="s", received_at=NOW, event_hint=event
+    )
+
+
+def message(env: Envelope) -> PubSubMessage:
+    return PubSubMessage(data=env.to_json(), attributes=env.attributes(), message_id="m1")
+
+
+def make_consumer(effect: RecordingEffect, owner: str = "a", now: datetime = NOW, **stores) -> Consumer:
+    return Consumer(
+        name="sheets_sync",
+        effect=effect,
+        claims=stores.get("claims") or InMemoryIdempotencyStore(),
+        versions=stores.get("versions") or InMemoryVersionStore(),
+        errors=stores.get("errors") or InMemoryErrorLog(),
+        owner=owner,
+        clock=lambda: now,
+        lease=timedelta(seconds=60),
+    )
+
+
+def test_applied_once_when_the_same_event_is_delivered_three_times() -> None:
+    effect = RecordingEffect()
+    consumer = make_consumer(effect)
+    outcomes = [consumer.handle(message(envelope())) for _ in range(3)]
+    assert outcomes == [Outcome.APPLIED, Outcome.DUPLICATE, Outcome.DUPLICATE]
+    assert len(effect.applied) == 1
+
+
+def test_older_version_is_acknowledged_not_applied_when_a_newer_one_was_applied() -> None:
+    effect = RecordingEffect()
+    consumer = make_consumer(effect)
+    assert consumer.handle(message(envelope("2026-11-23 11:00:00"))) is Outcome.APPLIED
+    assert consumer.handle(message(envelope("2026-11-23 10:00:00"))) is Outcome.STALE
+    assert [e.modified for e in effect.applied] == ["2026-11-23 11:00:00"]
+
+
+def test_permanent_error_becomes_a_pending_record_and_is_acknowledged() -> None:
+    errors = InMemoryErrorLog()
+    consumer = make_consumer(RecordingEffect(fail_with=MappingError("no such column")), errors=errors)
+    assert consumer.handle(message(envelope())) is Outcome.REJECTED
+    (record,) = errors.records.values()
+    assert record["status"] is ErrorStatus.PENDING
+    assert "no such column" in record["report"].message  # type: ignore[union-attr]
+
+
+def test_retryable_error_raises_releases_the_claim_and_records_then_a_retry_resolves_it() -> None:
+    errors, claims = InMemoryErrorLog(), InMemoryIdempotencyStore()
+    effect = RecordingEffect(fail_with=UpstreamUnavailable("429", service="sheets"))
+    consumer = make_consumer(effect, errors=errors, claims=claims)
+    with pytest.raises(UpstreamUnavailable):
+        consumer.handle(message(envelope()))
+    assert claims.claims == {}
+    effect.fail_with = None
+    assert consumer.handle(message(envelope())) is Outcome.APPLIED
+    (record,) = errors.records.values()
+    assert record["status"] is ErrorStatus.RESOLVED
+
+
+def test_claim_held_is_retried_when_another_instance_holds_a_live_claim() -> None:
+    claims = InMemoryIdempotencyStore()
+    claims.claim("sheets_sync", envelope().event_id, owner="crashed", now=NOW, lease=timedelta(seconds=60))
+    effect = RecordingEffect()
+    with pytest.raises(ClaimHeld):
+        make_consumer(effect, claims=claims).handle(message(envelope()))
+    later = make_consumer(effect, claims=claims, now=NOW + timedelta(seconds=61))
+    assert later.handle(message(envelope())) is Outcome.APPLIED
+    assert len(effect.applied) == 1
+
+
+def test_too_old_event_is_recorded_and_acknowledged() -> None:
+    errors = InMemoryErrorLog()
+    effect = RecordingEffect()
+    consumer = make_consumer(effect, errors=errors, now=NOW + timedelta(days=8))
+    assert consumer.handle(message(envelope())) is Outcome.REJECTED
+    assert effect.applied == [] and len(errors.records) == 1
+
+
+def test_undecodable_message_is_recorded_and_acknowledged() -> None:
+    errors = InMemoryErrorLog()
+    consumer = make_consumer(RecordingEffect(), errors=errors)
+    bad = PubSubMessage(data=b"{not json", attributes={"doctype": "Sales Invoice"}, message_id="m9")
+    assert consumer.handle(bad) is Outcome.REJECTED
+    (record,) = errors.records.values()
+    assert record["report"].entity_id == "m9"  # type: ignore[union-attr]
