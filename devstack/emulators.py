@@ -124,3 +124,22 @@ def running_emulators(project: str = "bridge-local", log_dir: Path | None = None
     finally:
         for emulator in reversed(started):
             emulator.stop()
+
+
+def main() -> int:
+    """`python -m devstack.emulators --check`: say what is missing, in words a person can act on."""
+    import sys
+
+    if "--check" not in sys.argv[1:]:
+        print("usage: python -m devstack.emulators --check")
+        return 2
+    try:
+        check_tools()
+    except MissingTool as exc:
+        print(f"ERPNext Bridge needs tools that are not installed. {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

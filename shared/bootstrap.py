@@ -103,3 +103,9 @@ def consumer(name: str) -> Consumer:
 def dead_letter_recorder() -> DeadLetterRecorder:
     config = settings("dead_letter")
     return DeadLetterRecorder(errors=_firestore(config.project).errors, clock=utc_now)
+
+
+def reset() -> None:
+    """Forget every built service, so the next call reads the environment again (tests, reloads)."""
+    for builder in (instance_id, settings, ingress, _firestore, consumer, dead_letter_recorder):
+        builder.cache_clear()

@@ -1,0 +1,203 @@
+"""The local runner: emulators on free ports, every function under functions-framework, and the wiring.
+
+Topics, dead-letter topic and push subscriptions are created as infra/ declares them in the cloud;
+each push endpoint carries its topic in the path, as Eventarc's CloudEvents name their source.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from devstack.emulators import Emulators, running_emulators
+from devstack.ports import free_port, wait_for_port
+from shared.adapters.pubsub import ensure_push_subscription, ensure_topic
+from shared.core.routing import DEAD_LETTER, DEAD_LETTER_SUBSCRIPTION, SUBSCRIPTIONS, TOPICS
+
+ROOT = Path(__file__).resolve().parent.parent
+START_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """One deployable function: its folder under functions/ and its entry point."""
+
+    folder: str
+    target: str
+
+
+WEBHOOK = FunctionSpec("erp_webhook", "receive_erp_webhook")
+DEAD_LETTERS = FunctionSpec("erp_webhook", "record_dead_letter")
+CONSUMER_FUNCTIONS = {
+    "sheets_sync": FunctionSpec("sheets_sync", "sync_invoice_sheet"),
+    "drive_upload": FunctionSpec("drive_upload", "upload_attachment"),
+    "notifier": FunctionSpec("notifier", "send_alerts"),
+}
+
+
+@dataclass
+class RunningFunction:
+    spec: FunctionSpec
+    port: int
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        """Stop the process we started (its own group: the framework may fork workers)."""
+        if self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def kill(self) -> None:
+        """kill -9, as a crash would."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+
+def launch_function(spec: FunctionSpec, env: Mapping[str, str], log_dir: Path) -> RunningFunction:
+    """Start one function under functions-framework on a free port; `wait_serving` waits for it."""
+    port = free_port()
+    log_path = log_dir / f"{spec.target}.log"
+    command = [
+        sys.executable,
+        "-m",
+        "functions_framework",
+        f"--target={spec.target}",
+        f"--source={ROOT / 'functions' / spec.folder / 'main.py'}",
+        f"--port={port}",
+        "--host=127.0.0.1",
+    ]
+    if spec.target != WEBHOOK.target:
+        command.append("--signature-type=cloudevent")
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            command,
+            env={**os.environ, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=ROOT,
+        )
+    return RunningFunction(spec, port, process, log_path)
+
+
+def wait_serving(running: RunningFunction) -> RunningFunction:
+    ready = wait_for_port(running.port, timeout=START_TIMEOUT_S)
+    if not ready or running.process.poll() is not None:
+        running.stop()
+        tail = running.log_path.read_text(errors="replace")[-3000:]
+        raise RuntimeError(f"{running.spec.target} did not start:\n{tail}")
+    return running
+
+
+def start_function(spec: FunctionSpec, env: Mapping[str, str], log_dir: Path) -> RunningFunction:
+    return wait_serving(launch_function(spec, env, log_dir))
+
+
+@dataclass
+class Devstack:
+    """Everything running; `webhook_url` is where ERPNext (or its stand-in) sends webhooks."""
+
+    emulators: Emulators
+    env: dict[str, str]
+    log_dir: Path
+    functions: dict[str, RunningFunction] = field(default_factory=dict)
+
+    @property
+    def project(self) -> str:
+        return self.emulators.project
+
+    @property
+    def webhook_url(self) -> str:
+        return self.functions[WEBHOOK.target].url + "/"
+
+    def restart(self, target: str) -> RunningFunction:
+        """Start a stopped or killed function again on a new port and re-point its subscriptions."""
+        old = self.functions[target]
+        old.stop()
+        self.functions[target] = start_function(old.spec, self.env, self.log_dir)
+        self._subscribe()
+        return self.functions[target]
+
+    def _subscribe(self) -> None:
+        """Create (or re-point) every push subscription, dead-lettering to DEAD_LETTER."""
+        attempts = int(self.env.get("MAX_DELIVERY_ATTEMPTS", "5"))
+        for subscription in (*SUBSCRIPTIONS, DEAD_LETTER_SUBSCRIPTION):
+            if subscription is DEAD_LETTER_SUBSCRIPTION:
+                function = self.functions[DEAD_LETTERS.target]
+                dead_letter_topic = None
+            else:
+                function = self.functions[CONSUMER_FUNCTIONS[subscription.consumer].target]
+                dead_letter_topic = DEAD_LETTER
+            ensure_push_subscription(
+                self.project,
+                subscription.name,
+                subscription.topic,
+                push_endpoint=f"{function.url}/projects/{self.project}/topics/{subscription.topic}",
+                dead_letter_topic=dead_letter_topic,
+                max_delivery_attempts=attempts,
+                min_backoff_s=1,
+                max_backoff_s=10,
+                ack_deadline_s=30,
+            )
+
+
+@contextmanager
+def running_devstack(
+    *,
+    webhook_secret: str,
+    site: str = "erp.example.com",
+    extra_env: Mapping[str, str] | None = None,
+    project: str = "bridge-local",
+    log_dir: Path | None = None,
+) -> Iterator[Devstack]:
+    """Start emulators and all functions, wire topics and push subscriptions; stop all after."""
+    log_dir = log_dir or Path(tempfile.mkdtemp(prefix="bridge-devstack-"))
+    with ExitStack() as stack:
+        emulators = stack.enter_context(running_emulators(project, log_dir))
+        env = {
+            **emulators.env(),
+            "ERP_SITE": site,
+            "WEBHOOK_SECRET": webhook_secret,
+            "LOG_LEVEL": "INFO",
+            **(extra_env or {}),
+        }
+        saved = {key: os.environ.get(key) for key in emulators.env()}
+        os.environ.update(emulators.env())  # this process's admin clients talk to the emulators
+        stack.callback(_restore_env, saved)
+        for topic in (*TOPICS, DEAD_LETTER):
+            ensure_topic(project, topic)
+        devstack = Devstack(emulators, env, log_dir)
+        stack.callback(lambda: [f.stop() for f in devstack.functions.values()])
+        specs = [WEBHOOK, DEAD_LETTERS, *CONSUMER_FUNCTIONS.values()]
+        for spec in specs:  # launch all, then wait: each spends seconds importing
+            devstack.functions[spec.target] = launch_function(spec, env, log_dir)
+        for running in devstack.functions.values():
+            wait_serving(running)
+        devstack._subscribe()
+        yield devstack
+
+
+def _restore_env(saved: Mapping[str, str | None]) -> None:
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
