@@ -86,7 +86,9 @@ def wait_ready(emulator: Emulator) -> None:
     if not wait_for_port(port, timeout=START_TIMEOUT_S) or emulator.process.poll() is not None:
         emulator.stop()
         tail = emulator.log_path.read_text(errors="replace")[-2000:]
-        raise RuntimeError(f"the {emulator.name} emulator did not start on {emulator.host}:\n{tail}")
+        raise RuntimeError(
+            f"the {emulator.name} emulator did not start on {emulator.host}:\n{tail}"
+        )
 
 
 @dataclass(frozen=True)
@@ -107,7 +109,9 @@ class Emulators:
 
 
 @contextmanager
-def running_emulators(project: str = "bridge-local", log_dir: Path | None = None) -> Iterator[Emulators]:
+def running_emulators(
+    project: str = "bridge-local", log_dir: Path | None = None
+) -> Iterator[Emulators]:
     """Start both emulators (in parallel: each takes seconds of JVM start) and stop them after."""
     check_tools()
     log_dir = log_dir or Path(tempfile.mkdtemp(prefix="bridge-emulators-"))

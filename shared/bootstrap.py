@@ -12,7 +12,7 @@ import uuid
 from datetime import UTC, datetime
 
 from shared import logs, metrics
-from shared.config import Settings, SecretReader
+from shared.config import SecretReader, Settings
 from shared.core.envelope import Envelope
 from shared.core.plans import PLANS
 from shared.ingress import Ingress

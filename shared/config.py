@@ -87,7 +87,9 @@ class Settings:
         allow_unsigned = False
         if function == "erp_webhook":
             if not site:
-                problems.append("ERP_SITE (the ERPNext site name, part of every event id) is not set")
+                problems.append(
+                    "ERP_SITE (the ERPNext site name, part of every event id) is not set"
+                )
             webhook_secret = secret("WEBHOOK_SECRET", "webhook-secret")
             allow_unsigned = env.get(INSECURE_FLAG) == INSECURE_VALUE
             if allow_unsigned and not env.get("PUBSUB_EMULATOR_HOST"):

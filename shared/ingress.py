@@ -51,9 +51,7 @@ class Ingress:
     ) -> Accepted | Unrouted:
         """Raise from the error tree on bad input (nothing published); return what happened."""
         if len(raw_body) > self.max_body_bytes:
-            raise InvalidPayload(
-                f"body is over the {self.max_body_bytes}-byte limit", status=413
-            )
+            raise InvalidPayload(f"body is over the {self.max_body_bytes}-byte limit", status=413)
         if self.webhook_secret is not None:
             verify_frappe_signature(self.webhook_secret, raw_body, signature)
         envelope = build_envelope(

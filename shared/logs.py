@@ -12,9 +12,10 @@ import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from types import MappingProxyType
 
 _context: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar(
-    "bridge_log_context", default={}
+    "bridge_log_context", default=MappingProxyType({})
 )
 
 _SEVERITY = {

@@ -104,9 +104,7 @@ class Consumer:
         except InvalidPayload as exc:
             self._report(exc, message=message)
             return self._finish(Outcome.REJECTED)
-        with logs.bound(
-            event_id=envelope.event_id, doctype=envelope.doctype, name=envelope.name
-        ):
+        with logs.bound(event_id=envelope.event_id, doctype=envelope.doctype, name=envelope.name):
             return self._handle(envelope, now)
 
     def _handle(self, envelope: Envelope, now: datetime) -> Outcome:
@@ -255,6 +253,10 @@ def http_status(exc: BaseException) -> int:
     return 500
 
 
+class Headers(Protocol):
+    def get(self, key: str, /) -> str | None: ...
+
+
 class HttpRequest(Protocol):
     """What the HTTP wrappers need of a request (flask's, under functions-framework)."""
 
@@ -265,7 +267,7 @@ class HttpRequest(Protocol):
     def stream(self) -> IO[bytes]: ...
 
     @property
-    def headers(self) -> Mapping[str, str]: ...
+    def headers(self) -> Headers: ...
 
     @property
     def args(self) -> Mapping[str, str]: ...
@@ -281,8 +283,9 @@ def read_body(request: HttpRequest, limit: int) -> bytes:
     return request.stream.read(limit + 1)
 
 
-def answer(status: int, **body: object) -> HttpAnswer:
-    return json.dumps(body, default=str), status, {"Content-Type": "application/json"}
+def answer(code: int, **body: object) -> HttpAnswer:
+    """A JSON answer with HTTP status `code`."""
+    return json.dumps(body, default=str), code, {"Content-Type": "application/json"}
 
 
 def serve_http(

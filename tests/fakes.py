@@ -97,7 +97,9 @@ class InMemoryErrorLog:
             report = record["report"]
             assert isinstance(report, FailureReport)
             if (report.integration, report.event_id, record["status"]) == (
-                integration, event_id, ErrorStatus.PENDING,
+                integration,
+                event_id,
+                ErrorStatus.PENDING,
             ):
                 record["status"] = ErrorStatus.RESOLVED
                 found = True

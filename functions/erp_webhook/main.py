@@ -5,6 +5,7 @@ Wiring only. Settings are checked at import, so an instance without a webhook se
 
 from __future__ import annotations
 
+import flask
 import functions_framework
 from cloudevents.http import CloudEvent
 
@@ -18,7 +19,9 @@ _settings = bootstrap.settings("erp_webhook")
 
 def _accept(request: runtime.HttpRequest) -> runtime.HttpAnswer:
     raw_body = runtime.read_body(request, _settings.max_body_bytes)
-    result = bootstrap.ingress().accept(raw_body, request.headers.get(SIGNATURE_HEADER), request.args)
+    result = bootstrap.ingress().accept(
+        raw_body, request.headers.get(SIGNATURE_HEADER), request.args
+    )
     if isinstance(result, Accepted):
         return runtime.answer(
             200,
@@ -31,10 +34,12 @@ def _accept(request: runtime.HttpRequest) -> runtime.HttpAnswer:
 
 
 @functions_framework.http
-def receive_erp_webhook(request: runtime.HttpRequest) -> runtime.HttpAnswer:
+def receive_erp_webhook(request: flask.Request) -> runtime.HttpAnswer:
     return runtime.serve_http("erp_webhook", _settings.project, request, _accept)
 
 
 @functions_framework.cloud_event
 def record_dead_letter(cloud_event: CloudEvent) -> None:
-    runtime.serve_event("record_dead_letter", cloud_event.data, bootstrap.dead_letter_recorder().handle)
+    runtime.serve_event(
+        "record_dead_letter", cloud_event.data, bootstrap.dead_letter_recorder().handle
+    )

@@ -18,7 +18,7 @@ from shared.errors import InvalidPayload
 
 SCHEMA_VERSION = 1
 
-Json: TypeAlias = "str | int | float | bool | None | list[Json] | dict[str, Json]"
+Json: TypeAlias = "str | int | float | bool | list[Json] | dict[str, Json] | None"
 
 _EVENT_NAME = re.compile(r"^[a-z][a-z_]{1,63}$")
 

@@ -13,11 +13,11 @@ import pytest
 from functions_framework import create_app
 from google.cloud import pubsub_v1
 from prometheus_client import REGISTRY
+from shared.adapters.pubsub import ensure_pull_subscription, ensure_topic
 
 from devstack.emulators import Emulators
 from devstack.faultproxy import FaultProxy
 from shared import bootstrap
-from shared.adapters.pubsub import ensure_pull_subscription, ensure_topic
 from shared.core.routing import DEAD_LETTER, TOPICS
 from shared.errors import ConfigurationError
 
@@ -61,7 +61,10 @@ def pull_all(project: str, subscriber: pubsub_v1.SubscriberClient, topic: str) -
             return messages
         messages += [m.message for m in response.received_messages]
         subscriber.acknowledge(
-            request={"subscription": path, "ack_ids": [m.ack_id for m in response.received_messages]}
+            request={
+                "subscription": path,
+                "ack_ids": [m.ack_id for m in response.received_messages],
+            }
         )
 
 
@@ -73,7 +76,9 @@ def make_app(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]):
 
 
 @pytest.fixture
-def webhook(emulators: Emulators, project_id: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Webhook]:
+def webhook(
+    emulators: Emulators, project_id: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Webhook]:
     for topic in (*TOPICS, DEAD_LETTER):
         ensure_topic(project_id, topic)
         ensure_pull_subscription(project_id, f"observe-{topic}", topic)
@@ -83,7 +88,9 @@ def webhook(emulators: Emulators, project_id: str, monkeypatch: pytest.MonkeyPat
     )
     subscriber = pubsub_v1.SubscriberClient()
 
-    def post(body: bytes, *, sign: str | None = None, query: str = "?event=on_submit", **headers: str):
+    def post(
+        body: bytes, *, sign: str | None = None, query: str = "?event=on_submit", **headers: str
+    ):
         if sign is None:
             sign = signature(body)
         all_headers = {"Content-Type": "application/json", **headers}
@@ -101,7 +108,9 @@ def nothing_published(webhook: Webhook) -> bool:
 
 
 @pytest.mark.parametrize("make_body", [v15_body, develop_body])
-def test_accepted_and_published_when_signed_in_either_frappe_format(webhook: Webhook, make_body) -> None:
+def test_accepted_and_published_when_signed_in_either_frappe_format(
+    webhook: Webhook, make_body
+) -> None:
     response = webhook.post(make_body(INVOICE))
     assert response.status_code == 200, response.get_data(as_text=True)
     answer = response.get_json()
@@ -143,7 +152,9 @@ def test_same_change_in_both_formats_has_one_event_id(webhook: Webhook) -> None:
         (v15_body(INVOICE), "", "missing"),
     ],
 )
-def test_401_and_nothing_published_when_signature_is_bad(webhook: Webhook, body: bytes, sign: str, why: str) -> None:
+def test_401_and_nothing_published_when_signature_is_bad(
+    webhook: Webhook, body: bytes, sign: str, why: str
+) -> None:
     response = webhook.post(body, sign=sign)
     assert response.status_code == 401
     assert SECRET not in response.get_data(as_text=True)
@@ -186,7 +197,9 @@ def test_unrouted_doctype_is_202_counted_and_not_published(webhook: Webhook) -> 
     assert nothing_published(webhook)
 
 
-def test_refuses_to_start_without_a_secret(emulators: Emulators, project_id: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_refuses_to_start_without_a_secret(
+    emulators: Emulators, project_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("WEBHOOK_SECRET", raising=False)
     with pytest.raises(ConfigurationError, match="WEBHOOK_SECRET"):
         make_app(monkeypatch, {"GCP_PROJECT": project_id, "ERP_SITE": "erp.example.com"})
@@ -238,7 +251,9 @@ def test_503_while_pubsub_is_down_and_every_accepted_event_is_published(
             doc = {**INVOICE, "name": f"SINV-{step:04d}"}
             body = v15_body(doc)
             response = client.post(
-                "/?event=on_submit", data=body, headers={"X-Frappe-Webhook-Signature": signature(body)}
+                "/?event=on_submit",
+                data=body,
+                headers={"X-Frappe-Webhook-Signature": signature(body)},
             )
             answers.append(response.status_code)
             if response.status_code == 200:
@@ -248,7 +263,9 @@ def test_503_while_pubsub_is_down_and_every_accepted_event_is_published(
         assert 200 in answers[6:]
         monkeypatch.setenv("PUBSUB_EMULATOR_HOST", emulators.pubsub.host)
         subscriber = pubsub_v1.SubscriberClient()
-        published = {json.loads(m.data)["event_id"] for m in pull_all(project_id, subscriber, "erp-invoices")}
+        published = {
+            json.loads(m.data)["event_id"] for m in pull_all(project_id, subscriber, "erp-invoices")
+        }
         subscriber.close()
         assert accepted <= published
     finally:

@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 
 from shared.config import INSECURE_FLAG, Settings
-from shared.core.routing import FILES, INVOICES, SERVICE_REQUESTS, consumer_of, default_routes, topics_for
+from shared.core.routing import (
+    FILES,
+    INVOICES,
+    SERVICE_REQUESTS,
+    consumer_of,
+    default_routes,
+    topics_for,
+)
 from shared.core.versions import is_stale
 from shared.errors import ConfigurationError, InvalidPayload
 
@@ -56,13 +63,18 @@ def test_bad_numbers_are_reported_with_their_names() -> None:
 
 
 def test_service_request_doctype_is_configurable() -> None:
-    settings = Settings.from_env({"GCP_PROJECT": "p", "SERVICE_REQUEST_DOCTYPE": "Service Call"}, function="notifier")
+    settings = Settings.from_env(
+        {"GCP_PROJECT": "p", "SERVICE_REQUEST_DOCTYPE": "Service Call"}, function="notifier"
+    )
     assert topics_for(settings.routes, "Service Call", "after_insert") == (SERVICE_REQUESTS,)
     assert topics_for(settings.routes, "Issue", "after_insert") == ()
 
 
 def test_routes_json_replaces_the_table() -> None:
-    env = {"GCP_PROJECT": "p", "ROUTES_JSON": '[{"doctype": "Quotation", "event": "*", "topics": ["erp-invoices"]}]'}
+    env = {
+        "GCP_PROJECT": "p",
+        "ROUTES_JSON": '[{"doctype": "Quotation", "event": "*", "topics": ["erp-invoices"]}]',
+    }
     settings = Settings.from_env(env, function="erp_webhook_unused")
     assert topics_for(settings.routes, "Quotation", "on_update") == (INVOICES,)
     with pytest.raises(ConfigurationError, match="ROUTES_JSON"):
@@ -109,7 +121,17 @@ def test_unparseable_modified_is_invalid_payload() -> None:
         is_stale("yesterday", "2026-11-23 10:00:00")
 
 
-FORBIDDEN = ("google", "telegram", "twilio", "requests", "httpx", "shared.adapters", "flask", "os", "time")
+FORBIDDEN = (
+    "google",
+    "telegram",
+    "twilio",
+    "requests",
+    "httpx",
+    "shared.adapters",
+    "flask",
+    "os",
+    "time",
+)
 
 
 def test_core_imports_no_sdk_network_clock_or_environment() -> None:
@@ -124,4 +146,7 @@ def test_core_imports_no_sdk_network_clock_or_environment() -> None:
             elif isinstance(node, ast.ImportFrom):
                 names = [node.module or ""]
             for name in names:
-                assert not any(name == f or name.startswith(f + ".") for f in FORBIDDEN), (path, name)
+                assert not any(name == f or name.startswith(f + ".") for f in FORBIDDEN), (
+                    path,
+                    name,
+                )

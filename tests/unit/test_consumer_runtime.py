@@ -11,12 +11,19 @@ from shared.core.envelope import Envelope, build_envelope
 from shared.core.failures import ErrorStatus
 from shared.errors import ClaimHeld, MappingError, UpstreamUnavailable
 from shared.runtime import Consumer, Outcome, PubSubMessage
-from tests.fakes import InMemoryErrorLog, InMemoryIdempotencyStore, InMemoryVersionStore, RecordingEffect
+from tests.fakes import (
+    InMemoryErrorLog,
+    InMemoryIdempotencyStore,
+    InMemoryVersionStore,
+    RecordingEffect,
+)
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 
-def envelope(modified: str = "2026-11-23 10:00:00", name: str = "SINV-0001", event: str = "on_submit") -> Envelope:
+def envelope(
+    modified: str = "2026-11-23 10:00:00", name: str = "SINV-0001", event: str = "on_submit"
+) -> Envelope:
     doc = {"doctype": "Sales Invoice", "name": name, "modified": modified}
     return build_envelope(
         raw_body=json.dumps(doc).encode(), payload=doc, site="s", received_at=NOW, event_hint=event
@@ -27,7 +34,9 @@ def message(env: Envelope) -> PubSubMessage:
     return PubSubMessage(data=env.to_json(), attributes=env.attributes(), message_id="m1")
 
 
-def make_consumer(effect: RecordingEffect, owner: str = "a", now: datetime = NOW, **stores) -> Consumer:
+def make_consumer(
+    effect: RecordingEffect, owner: str = "a", now: datetime = NOW, **stores
+) -> Consumer:
     return Consumer(
         name="sheets_sync",
         effect=effect,
@@ -58,7 +67,9 @@ def test_older_version_is_acknowledged_not_applied_when_a_newer_one_was_applied(
 
 def test_permanent_error_becomes_a_pending_record_and_is_acknowledged() -> None:
     errors = InMemoryErrorLog()
-    consumer = make_consumer(RecordingEffect(fail_with=MappingError("no such column")), errors=errors)
+    consumer = make_consumer(
+        RecordingEffect(fail_with=MappingError("no such column")), errors=errors
+    )
     assert consumer.handle(message(envelope())) is Outcome.REJECTED
     (record,) = errors.records.values()
     assert record["status"] is ErrorStatus.PENDING
@@ -80,7 +91,9 @@ def test_retryable_error_raises_releases_the_claim_and_records_then_a_retry_reso
 
 def test_claim_held_is_retried_when_another_instance_holds_a_live_claim() -> None:
     claims = InMemoryIdempotencyStore()
-    claims.claim("sheets_sync", envelope().event_id, owner="crashed", now=NOW, lease=timedelta(seconds=60))
+    claims.claim(
+        "sheets_sync", envelope().event_id, owner="crashed", now=NOW, lease=timedelta(seconds=60)
+    )
     effect = RecordingEffect()
     with pytest.raises(ClaimHeld):
         make_consumer(effect, claims=claims).handle(message(envelope()))

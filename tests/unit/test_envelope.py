@@ -17,7 +17,11 @@ DOC = {"doctype": "Sales Invoice", "name": "SINV-0001", "modified": "2026-11-23 
 def build(payload: dict, event: str | None = "on_submit", raw: bytes | None = None) -> Envelope:
     raw_body = raw if raw is not None else json.dumps(payload).encode()
     return build_envelope(
-        raw_body=raw_body, payload=payload, site="erp.example.com", received_at=NOW, event_hint=event
+        raw_body=raw_body,
+        payload=payload,
+        site="erp.example.com",
+        received_at=NOW,
+        event_hint=event,
     )
 
 
@@ -52,8 +56,12 @@ def test_event_id_differs_when_any_identifying_field_differs(change: dict[str, s
 
 def test_event_id_falls_back_to_the_body_hash_when_modified_is_missing() -> None:
     args = {"site": "s", "doctype": "File", "name": "F1", "event": "after_insert", "modified": None}
-    assert derive_event_id(**args, raw_body=b'{"a":1}') == derive_event_id(**args, raw_body=b'{"a":1}')
-    assert derive_event_id(**args, raw_body=b'{"a":1}') != derive_event_id(**args, raw_body=b'{"a":2}')
+    assert derive_event_id(**args, raw_body=b'{"a":1}') == derive_event_id(
+        **args, raw_body=b'{"a":1}'
+    )
+    assert derive_event_id(**args, raw_body=b'{"a":1}') != derive_event_id(
+        **args, raw_body=b'{"a":2}'
+    )
 
 
 def test_event_type_is_dotted_and_snake_cased() -> None:
@@ -63,13 +71,21 @@ def test_event_type_is_dotted_and_snake_cased() -> None:
 
 def test_template_shape_carries_the_event_and_the_doc() -> None:
     envelope = build({"event": "on_cancel", "doc": DOC}, event=None)
-    assert (envelope.event, envelope.name, envelope.doc["doctype"]) == ("on_cancel", "SINV-0001", "Sales Invoice")
+    assert (envelope.event, envelope.name, envelope.doc["doctype"]) == (
+        "on_cancel",
+        "SINV-0001",
+        "Sales Invoice",
+    )
 
 
 def test_query_doctype_fills_in_when_the_fields_omit_it() -> None:
     envelope = build_envelope(
-        raw_body=b"{}", payload={"name": "ISS-1"}, site="s", received_at=NOW,
-        event_hint="after_insert", doctype_hint="Issue",
+        raw_body=b"{}",
+        payload={"name": "ISS-1"},
+        site="s",
+        received_at=NOW,
+        event_hint="after_insert",
+        doctype_hint="Issue",
     )
     assert envelope.doctype == "Issue"
 

@@ -13,7 +13,12 @@ from shared.core.signature import verify_frappe_signature
 from shared.errors import InvalidSignature
 
 SECRET = "s3cret-webhook-key"
-DOC = {"doctype": "Sales Invoice", "name": "SINV-0001", "grand_total": 5000.0, "modified": "2026-11-23 10:00:00.000001"}
+DOC = {
+    "doctype": "Sales Invoice",
+    "name": "SINV-0001",
+    "grand_total": 5000.0,
+    "modified": "2026-11-23 10:00:00.000001",
+}
 
 
 def frappe_v15_body(doc: dict[str, object]) -> bytes:
