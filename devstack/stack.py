@@ -6,6 +6,7 @@ each push endpoint carries its topic in the path, as Eventarc's CloudEvents name
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -16,6 +17,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from shared.adapters.firestore import FirestoreStores
 from shared.adapters.pubsub import ensure_push_subscription, ensure_topic
 
 from devstack.emulators import Emulators, running_emulators
@@ -72,9 +74,11 @@ class RunningFunction:
             self.process.wait(timeout=10)
 
 
-def launch_function(spec: FunctionSpec, env: Mapping[str, str], log_dir: Path) -> RunningFunction:
+def launch_function(
+    spec: FunctionSpec, env: Mapping[str, str], log_dir: Path, port: int | None = None
+) -> RunningFunction:
     """Start one function under functions-framework on a free port; `wait_serving` waits for it."""
-    port = free_port()
+    port = port or free_port()
     log_path = log_dir / f"{spec.target}.log"
     command = [
         sys.executable,
@@ -108,10 +112,6 @@ def wait_serving(running: RunningFunction) -> RunningFunction:
     return running
 
 
-def start_function(spec: FunctionSpec, env: Mapping[str, str], log_dir: Path) -> RunningFunction:
-    return wait_serving(launch_function(spec, env, log_dir))
-
-
 @dataclass
 class Devstack:
     """Everything running; `webhook_url` is where ERPNext (or its stand-in) sends webhooks."""
@@ -120,6 +120,7 @@ class Devstack:
     env: dict[str, str]
     log_dir: Path
     functions: dict[str, RunningFunction] = field(default_factory=dict)
+    _stores: FirestoreStores | None = None
 
     @property
     def project(self) -> str:
@@ -129,15 +130,36 @@ class Devstack:
     def webhook_url(self) -> str:
         return self.functions[WEBHOOK.target].url + "/"
 
+    def stores(self) -> FirestoreStores:
+        """This process's view of the Firestore records the functions write."""
+        if self._stores is None:
+            self._stores = FirestoreStores(self.project)
+        return self._stores
+
+    def outcomes(self) -> list[dict[str, object]]:
+        """Every consumer outcome the functions logged (their JSON log lines), in order."""
+        entries: list[dict[str, object]] = []
+        for running in self.functions.values():
+            if running.spec.target in (WEBHOOK.target, DEAD_LETTERS.target):
+                continue
+            for line in running.log_path.read_text(errors="replace").splitlines():
+                if not line.startswith("{"):
+                    continue
+                entry = json.loads(line)
+                if "outcome" in entry:
+                    entries.append(entry)
+        return sorted(entries, key=lambda entry: str(entry.get("time")))
+
     def restart(self, target: str) -> RunningFunction:
-        """Start a stopped or killed function again on a new port and re-point its subscriptions."""
+        """Start a stopped or killed function again on its port (push endpoints stay valid)."""
         old = self.functions[target]
         old.stop()
-        self.functions[target] = start_function(old.spec, self.env, self.log_dir)
-        self._subscribe()
+        self.functions[target] = wait_serving(
+            launch_function(old.spec, self.env, self.log_dir, port=old.port)
+        )
         return self.functions[target]
 
-    def _subscribe(self) -> None:
+    def subscribe(self) -> None:
         """Create (or re-point) every push subscription, dead-lettering to DEAD_LETTER."""
         attempts = int(self.env.get("MAX_DELIVERY_ATTEMPTS", "5"))
         for subscription in (*SUBSCRIPTIONS, DEAD_LETTER_SUBSCRIPTION):
@@ -168,11 +190,16 @@ def running_devstack(
     extra_env: Mapping[str, str] | None = None,
     project: str = "bridge-local",
     log_dir: Path | None = None,
+    emulators: Emulators | None = None,
 ) -> Iterator[Devstack]:
-    """Start emulators and all functions, wire topics and push subscriptions; stop all after."""
+    """Start emulators (unless given running ones) and all functions, wire topics and push
+    subscriptions under `project`; stop everything this call started."""
     log_dir = log_dir or Path(tempfile.mkdtemp(prefix="bridge-devstack-"))
     with ExitStack() as stack:
-        emulators = stack.enter_context(running_emulators(project, log_dir))
+        if emulators is None:
+            emulators = stack.enter_context(running_emulators(project, log_dir))
+        else:
+            emulators = Emulators(emulators.pubsub, emulators.firestore, project)
         env = {
             **emulators.env(),
             "ERP_SITE": site,
@@ -192,7 +219,7 @@ def running_devstack(
             devstack.functions[spec.target] = launch_function(spec, env, log_dir)
         for running in devstack.functions.values():
             wait_serving(running)
-        devstack._subscribe()
+        devstack.subscribe()
         yield devstack
 
 

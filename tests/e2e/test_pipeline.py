@@ -1,0 +1,194 @@
+"""End to end, as `make demo` runs it: the ERPNext stand-in's webhooks through every function.
+
+One devstack for the module (emulators, five functions, push subscriptions, dead-letter topic);
+each test uses its own documents, so their claims and records never meet.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import requests
+
+from devstack.emulators import Emulators
+from devstack.erpnext import ErpNextStandIn
+from devstack.stack import Devstack, running_devstack
+from shared.adapters.pubsub import PubSubPublisher
+from shared.core.claims import ClaimState
+
+SECRET = "e2e-webhook-secret"
+LEASE_S = 4
+
+
+def wait_until(check: Callable[[], bool], timeout: float = 30.0, every: float = 0.25) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(every)
+    return check()
+
+
+@pytest.fixture(scope="module")
+def stack(emulators: Emulators) -> Iterator[Devstack]:
+    extra = {"CLAIM_LEASE_SECONDS": str(LEASE_S), "MAX_DELIVERY_ATTEMPTS": "5"}
+    with running_devstack(
+        webhook_secret=SECRET, extra_env=extra, project="e2e-pipeline", emulators=emulators
+    ) as running:
+        yield running
+
+
+@pytest.fixture
+def erp(stack: Devstack) -> Iterator[ErpNextStandIn]:
+    with ErpNextStandIn() as erp:
+        erp.seed_demo_data()
+        for event in ("after_insert", "on_submit", "on_change", "on_cancel"):
+            for doctype in ("Sales Invoice", "Purchase Invoice"):
+                erp.add_webhook(doctype, event, f"{stack.webhook_url}?event={event}", SECRET)
+        erp.add_webhook("File", "after_insert", f"{stack.webhook_url}?event=after_insert", SECRET,
+                        era="develop", request_structure="form")
+        erp.add_webhook("Issue", "after_insert", f"{stack.webhook_url}?event=after_insert", SECRET)
+        yield erp
+
+
+def actions_for(stack: Devstack, name: str, consumer: str | None = None) -> list[dict[str, object]]:
+    return [a for a in stack.stores().actions.list_actions(consumer) if a["name"] == name]
+
+
+def new_invoice(erp: ErpNextStandIn, customer: str = "ACME Corp") -> str:
+    doc = erp.insert(
+        "Sales Invoice",
+        {"customer": customer, "project": "PROJ-0001", "grand_total": 5000, "currency": "USD",
+         "posting_date": "2026-11-23"},
+    )
+    return str(doc["name"])
+
+
+def test_stand_in_webhooks_verify_and_reach_every_consumer(stack: Devstack, erp: ErpNextStandIn) -> None:
+    name = new_invoice(erp)
+    assert erp.wait_for_deliveries(timeout=20)
+    (delivery,) = erp.deliveries(docname=name, event="after_insert")
+    assert delivery.state == "delivered"
+    assert wait_until(lambda: len(actions_for(stack, name)) == 2)
+    assert {a["consumer"] for a in actions_for(stack, name)} == {"sheets_sync", "notifier"}
+
+
+def test_one_effect_per_consumer_when_the_same_webhook_arrives_three_times(
+    stack: Devstack, erp: ErpNextStandIn
+) -> None:
+    name = new_invoice(erp)
+    erp.wait_for_deliveries(timeout=20)
+    (first,) = erp.deliveries(docname=name, event="after_insert")
+    erp.redeliver(first.id)
+    erp.redeliver(first.id)
+    erp.wait_for_deliveries(timeout=20)
+    deliveries = erp.deliveries(docname=name, event="after_insert")
+    assert [d.state for d in deliveries] == ["delivered"] * 3
+    assert wait_until(lambda: len(actions_for(stack, name)) >= 2)
+    time.sleep(3)  # room for a wrongly doubled effect to show up
+    effects = actions_for(stack, name)
+    assert sorted(str(a["consumer"]) for a in effects) == ["notifier", "sheets_sync"]
+    assert len({a["event_id"] for a in effects}) == 1
+    duplicates = [o for o in stack.outcomes() if o.get("name") == name and o["outcome"] == "duplicate"]
+    assert len(duplicates) == 4  # two redeliveries, each seen by both invoice consumers
+
+
+def test_older_version_is_acknowledged_not_applied_when_it_arrives_late(
+    stack: Devstack, erp: ErpNextStandIn
+) -> None:
+    name = new_invoice(erp)
+    erp.submit("Sales Invoice", name)
+    erp.wait_for_deliveries(timeout=20)
+    assert wait_until(lambda: len(actions_for(stack, name, "sheets_sync")) == 3)
+    (insert_delivery,) = erp.deliveries(docname=name, event="after_insert")
+    # The late copy: a v15 retry that reaches us after the newer versions were applied.
+    stale_body = json.loads(insert_delivery.body)
+    stale_body["customer"] = "Stale Copy Ltd"
+    body = json.dumps(stale_body).encode()
+    response = requests.post(
+        f"{stack.webhook_url}?event=on_update",
+        data=body,
+        headers={"X-Frappe-Webhook-Signature": sign(body)},
+        timeout=10,
+    )
+    assert response.status_code == 200
+    assert wait_until(
+        lambda: any(o.get("name") == name and o["outcome"] == "stale" for o in stack.outcomes())
+    )
+    assert all("Stale Copy" not in str(a["action"]) for a in actions_for(stack, name))
+
+
+def sign(body: bytes) -> str:
+    return base64.b64encode(hmac.new(SECRET.encode(), body, hashlib.sha256).digest()).decode()
+
+
+def test_crashed_claim_is_taken_over_after_its_lease_and_applied_once(
+    stack: Devstack, erp: ErpNextStandIn
+) -> None:
+    # What a crash leaves behind: a claim whose owner died before marking it done. We place it
+    # first, then let the webhook through, as if the crashed instance had got the event earlier.
+    erp.remove_webhooks()
+    issue = erp.insert("Issue", {"subject": "Pump broken", "priority": "High"})
+    body = json.dumps({**issue, "doctype": "Issue"}, default=str).encode()
+    from shared.core.envelope import build_envelope
+
+    envelope = build_envelope(
+        raw_body=body, payload=json.loads(body), site="erp.example.com",
+        received_at=datetime.now(UTC), event_hint="after_insert",
+    )
+    stack.stores().claims.claim(
+        "notifier", envelope.event_id, owner="crashed-instance",
+        now=datetime.now(UTC), lease=timedelta(seconds=LEASE_S),
+    )
+    response = requests.post(
+        f"{stack.webhook_url}?event=after_insert", data=body,
+        headers={"X-Frappe-Webhook-Signature": sign(body)}, timeout=10,
+    )
+    assert response.json()["event_id"] == envelope.event_id
+    assert wait_until(lambda: len(actions_for(stack, str(issue["name"]), "notifier")) == 1, timeout=40)
+    claim = stack.stores().claims.get("notifier", envelope.event_id)
+    assert claim is not None and claim.state is ClaimState.DONE
+    time.sleep(2)
+    assert len(actions_for(stack, str(issue["name"]), "notifier")) == 1
+
+
+def test_undecodable_message_becomes_an_error_record_and_is_acknowledged(stack: Devstack) -> None:
+    publisher = PubSubPublisher(stack.project)
+    publisher.publish_all(["erp-files"], b'{"schema": 1, "half": "an envelope"}', {"doctype": "File", "event_id": "bad-1"})
+    def record() -> dict[str, object] | None:
+        found = [r for r in stack.stores().errors.list_errors() if r.get("event_id") == "bad-1"]
+        return found[0] if found else None
+    assert wait_until(lambda: record() is not None)
+    time.sleep(3)  # an unacknowledged message would be redelivered about every second
+    found = record()
+    assert found is not None
+    assert found["status"] == "pending" and found["integration"] == "drive_upload"
+    assert found["attempts"] == 1
+
+
+def test_undeliverable_event_is_dead_lettered_into_a_pending_error_record(
+    stack: Devstack, erp: ErpNextStandIn
+) -> None:
+    stack.functions["upload_attachment"].kill()
+    try:
+        file_doc = erp.add_file("site-photo.jpg", b"\xff\xd8 jpeg bytes", attached_to_doctype="Issue",
+                                attached_to_name="ISS-1")
+        erp.wait_for_deliveries(timeout=20)
+        def dead_lettered() -> list[dict[str, object]]:
+            return [
+                r for r in stack.stores().errors.list_errors()
+                if r.get("entity_id") == file_doc["name"] and "gave up" in str(r.get("message"))
+            ]
+        assert wait_until(lambda: bool(dead_lettered()), timeout=90)
+        (record,) = dead_lettered()
+        assert record["integration"] == "drive_upload" and record["status"] == "pending"
+        assert json.loads(str(record["envelope"]))["name"] == file_doc["name"]
+    finally:
+        stack.restart("upload_attachment")
