@@ -63,8 +63,12 @@ def wire_webhooks(erp: ErpNextStandIn, url: str, secret: str) -> None:
         for event in ("after_insert", "on_submit", "on_change", "on_cancel"):
             erp.add_webhook(doctype, event, f"{url}?event={event}", secret, era="v15")
     erp.add_webhook(
-        "File", "after_insert", f"{url}?event=after_insert", secret,
-        era="develop", request_structure="form",
+        "File",
+        "after_insert",
+        f"{url}?event=after_insert",
+        secret,
+        era="develop",
+        request_structure="form",
     )
     erp.add_webhook("Issue", "after_insert", f"{url}?event=after_insert", secret, era="develop")
     erp.add_webhook("ToDo", "after_insert", f"{url}?event=after_insert", secret)
@@ -75,30 +79,61 @@ def play_the_day(stack: Devstack, erp: ErpNextStandIn, secret: str) -> dict[str,
     notes: dict[str, str] = {}
     projects = [p["name"] for p in erp.all("Project")]
     step("Ana raises a Sales Invoice for Acme Builders and submits it; the customer pays")
-    inv1 = erp.insert("Sales Invoice", {
-        "customer": "Acme Builders", "project": projects[0], "grand_total": 5000,
-        "currency": "USD", "posting_date": "2026-11-23", "status": "Draft",
-    }, user="ana.lopez@example.com")["name"]
+    inv1 = erp.insert(
+        "Sales Invoice",
+        {
+            "customer": "Acme Builders",
+            "project": projects[0],
+            "grand_total": 5000,
+            "currency": "USD",
+            "posting_date": "2026-11-23",
+            "status": "Draft",
+        },
+        user="ana.lopez@example.com",
+    )["name"]
     erp.submit("Sales Invoice", inv1, {"status": "Unpaid"})
     erp.db_set("Sales Invoice", inv1, {"status": "Paid", "outstanding_amount": 0})
     step("Ben books a subcontractor's Purchase Invoice")
-    pinv = erp.insert("Purchase Invoice", {
-        "supplier": "Delta Steel", "project": projects[1], "grand_total": 1250.5,
-        "currency": "EUR", "posting_date": "2026-11-23", "bill_no": "DS-778", "status": "Draft",
-    }, user="ben.okafor@example.com")["name"]
+    pinv = erp.insert(
+        "Purchase Invoice",
+        {
+            "supplier": "Delta Steel",
+            "project": projects[1],
+            "grand_total": 1250.5,
+            "currency": "EUR",
+            "posting_date": "2026-11-23",
+            "bill_no": "DS-778",
+            "status": "Draft",
+        },
+        user="ben.okafor@example.com",
+    )["name"]
     erp.submit("Purchase Invoice", pinv, {"status": "Unpaid"})
     step("A second invoice is submitted by mistake, then cancelled")
-    inv2 = erp.insert("Sales Invoice", {
-        "customer": "Cobalt Clinics", "project": projects[2], "grand_total": 780,
-        "currency": "USD", "posting_date": "2026-11-23", "status": "Draft",
-    }, user="chen.wei@example.com")["name"]
+    inv2 = erp.insert(
+        "Sales Invoice",
+        {
+            "customer": "Cobalt Clinics",
+            "project": projects[2],
+            "grand_total": 780,
+            "currency": "USD",
+            "posting_date": "2026-11-23",
+            "status": "Draft",
+        },
+        user="chen.wei@example.com",
+    )["name"]
     erp.submit("Sales Invoice", inv2, {"status": "Unpaid"})
     erp.cancel("Sales Invoice", inv2)
     step("A site photo is attached to the first invoice; a service request comes in")
-    erp.add_file("site-photo.jpg", b"\xff\xd8\xff demo jpeg", is_private=True,
-                 attached_to_doctype="Sales Invoice", attached_to_name=inv1)
-    issue = erp.insert("Issue", {"subject": "Cold room at 9 C", "priority": "High",
-                                 "customer": "Blue River Foods"})["name"]
+    erp.add_file(
+        "site-photo.jpg",
+        b"\xff\xd8\xff demo jpeg",
+        is_private=True,
+        attached_to_doctype="Sales Invoice",
+        attached_to_name=inv1,
+    )
+    issue = erp.insert(
+        "Issue", {"subject": "Cold room at 9 C", "priority": "High", "customer": "Blue River Foods"}
+    )["name"]
     erp.insert("ToDo", {"description": "call the client back"})
     erp.wait_for_deliveries(timeout=60)
     settled(stack)
@@ -107,26 +142,42 @@ def play_the_day(stack: Devstack, erp: ErpNextStandIn, secret: str) -> dict[str,
     (submitted,) = erp.deliveries(docname=inv1, event="on_submit")
     erp.redeliver(submitted.id)
     notes[inv1] = "duplicate on_submit delivery"
-    step("A late retry of the first invoice's insert arrives after newer versions (older `modified`)")
+    step(
+        "A late retry of the first invoice's insert arrives after newer versions (older `modified`)"
+    )
     (inserted,) = erp.deliveries(docname=inv1, event="after_insert")
-    requests.post(f"{stack.webhook_url}?event=on_update", data=inserted.body,
-                  headers=dict(inserted.headers), timeout=10)
+    requests.post(
+        f"{stack.webhook_url}?event=on_update",
+        data=inserted.body,
+        headers=dict(inserted.headers),
+        timeout=10,
+    )
     step("Someone posts a forged invoice to the webhook (wrong signature)")
     forged = json.dumps({"doctype": "Sales Invoice", "name": "FAKE-1", "grand_total": 1e6}).encode()
     bad_sig = base64.b64encode(hmac.new(b"guess", forged, hashlib.sha256).digest()).decode()
-    forged_answer = requests.post(f"{stack.webhook_url}?event=on_submit", data=forged,
-                                  headers={"X-Frappe-Webhook-Signature": bad_sig}, timeout=10)
+    forged_answer = requests.post(
+        f"{stack.webhook_url}?event=on_submit",
+        data=forged,
+        headers={"X-Frappe-Webhook-Signature": bad_sig},
+        timeout=10,
+    )
     notes["FAKE-1"] = f"forged: answered {forged_answer.status_code}, nothing published"
-    step("The nightly job marks the purchase invoice Overdue through db.set_value: no webhook fires")
+    step(
+        "The nightly job marks the purchase invoice Overdue through db.set_value: no webhook fires"
+    )
     erp.set_value_silently("Purchase Invoice", pinv, "status", "Overdue")
     notes[pinv] = "status changed to Overdue with no webhook: reconciliation's job"
     settled(stack)
     step("The notifier is down while a service request arrives; Pub/Sub retries, then dead-letters")
     stack.functions["send_alerts"].kill()
-    urgent = erp.insert("Issue", {"subject": "Freezer alarm", "priority": "Emergency",
-                                  "customer": "Blue River Foods"})["name"]
+    urgent = erp.insert(
+        "Issue",
+        {"subject": "Freezer alarm", "priority": "Emergency", "customer": "Blue River Foods"},
+    )["name"]
     erp.wait_for_deliveries(timeout=30)
-    wait_until(lambda: any(r.get("entity_id") == urgent for r in stack.stores().errors.list_errors()), 90)
+    wait_until(
+        lambda: any(r.get("entity_id") == urgent for r in stack.stores().errors.list_errors()), 90
+    )
     stack.restart("send_alerts")
     notes[urgent] = "notifier was down: dead-lettered into a pending error record"
     notes[issue] = "service request"
@@ -140,10 +191,17 @@ def drain(project: str) -> list[tuple[str, dict[str, object]]]:
     for topic in (*TOPICS, DEAD_LETTER):
         path = subscriber.subscription_path(project, f"demo-observe-{topic}")
         while True:
-            response = subscriber.pull(request={"subscription": path, "max_messages": 100}, timeout=10)
+            response = subscriber.pull(
+                request={"subscription": path, "max_messages": 100}, timeout=10
+            )
             if not response.received_messages:
                 break
-            subscriber.acknowledge(request={"subscription": path, "ack_ids": [m.ack_id for m in response.received_messages]})
+            subscriber.acknowledge(
+                request={
+                    "subscription": path,
+                    "ack_ids": [m.ack_id for m in response.received_messages],
+                }
+            )
             seen += [(topic, json.loads(m.message.data)) for m in response.received_messages]
     subscriber.close()
     return seen
@@ -155,8 +213,15 @@ def show(stack: Devstack, erp: ErpNextStandIn, notes: dict[str, str]) -> None:
         deliveries.add_column(column)
     for d in erp.deliveries():
         answer = d.attempts[-1].status_code if d.attempts else "-"
-        deliveries.add_row(str(d.id), d.doctype, d.docname, d.event, d.era, str(len(d.attempts)),
-                           f"{answer}{' (redelivery)' if d.redelivery_of else ''}")
+        deliveries.add_row(
+            str(d.id),
+            d.doctype,
+            d.docname,
+            d.event,
+            d.era,
+            str(len(d.attempts)),
+            f"{answer}{' (redelivery)' if d.redelivery_of else ''}",
+        )
     console.print(deliveries)
 
     published = Table(title="2. What erp_webhook published to Pub/Sub")
@@ -165,22 +230,42 @@ def show(stack: Devstack, erp: ErpNextStandIn, notes: dict[str, str]) -> None:
     for topic, envelope in drain(stack.project):
         if topic == DEAD_LETTER:
             continue
-        published.add_row(topic, str(envelope["event_type"]), str(envelope["name"]),
-                          str(envelope["modified"]), str(envelope["event_id"])[:12])
+        published.add_row(
+            topic,
+            str(envelope["event_type"]),
+            str(envelope["name"]),
+            str(envelope["modified"]),
+            str(envelope["event_id"])[:12],
+        )
     console.print(published)
 
     outcomes = Table(title="3. What each consumer did, and why")
     for column in ("consumer", "document", "event id", "outcome", "what it did"):
         outcomes.add_column(column)
-    actions = {(a["consumer"], a["event_id"]): a["action"] for a in stack.stores().actions.list_actions()}
-    why = {"duplicate": "already done: same event id seen before", "stale": "older than the version applied"}
+    actions = {
+        (a["consumer"], a["event_id"]): a["action"] for a in stack.stores().actions.list_actions()
+    }
+    why = {
+        "duplicate": "already done: same event id seen before",
+        "stale": "older than the version applied",
+    }
     counts: Counter[str] = Counter()
     for entry in stack.outcomes():
         outcome = str(entry["outcome"])
         consumer = str(entry.get("function"))
         counts[outcome] += 1
-        detail = actions.get((consumer, entry.get("event_id"))) if outcome == "applied" else why.get(outcome, "")
-        outcomes.add_row(consumer, str(entry.get("name")), str(entry.get("event_id"))[:12], outcome, str(detail or ""))
+        detail = (
+            actions.get((consumer, entry.get("event_id")))
+            if outcome == "applied"
+            else why.get(outcome, "")
+        )
+        outcomes.add_row(
+            consumer,
+            str(entry.get("name")),
+            str(entry.get("event_id"))[:12],
+            outcome,
+            str(detail or ""),
+        )
     console.print(outcomes)
     console.print("   totals: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
 
@@ -188,9 +273,14 @@ def show(stack: Devstack, erp: ErpNextStandIn, notes: dict[str, str]) -> None:
     for column in ("integration", "operation", "entity", "status", "attempts", "message"):
         errors.add_column(column)
     for record in stack.stores().errors.list_errors():
-        errors.add_row(str(record["integration"]), str(record["operation"]),
-                       f"{record['entity_type']} {record['entity_id']}", str(record["status"]),
-                       str(record["attempts"]), str(record["message"])[:70])
+        errors.add_row(
+            str(record["integration"]),
+            str(record["operation"]),
+            f"{record['entity_type']} {record['entity_id']}",
+            str(record["status"]),
+            str(record["attempts"]),
+            str(record["message"])[:70],
+        )
     console.print(errors)
 
     accidents = Table(title="5. The day's accidents, and what the bridge did about them")
@@ -206,10 +296,14 @@ def main() -> int:
     console.rule("[bold]ERPNext Bridge demo")
     step("starting the Pub/Sub and Firestore emulators and the five functions (about 20 s)")
     started = time.monotonic()
-    with running_devstack(webhook_secret=secret, site=SITE, extra_env={"MAX_DELIVERY_ATTEMPTS": "5"}) as stack:
+    with running_devstack(
+        webhook_secret=secret, site=SITE, extra_env={"MAX_DELIVERY_ATTEMPTS": "5"}
+    ) as stack:
         for topic in (*TOPICS, DEAD_LETTER):
             ensure_pull_subscription(stack.project, f"demo-observe-{topic}", topic)
-        console.print(f"   up in {time.monotonic() - started:.0f} s; webhook at {stack.webhook_url}; logs in {stack.log_dir}")
+        console.print(
+            f"   up in {time.monotonic() - started:.0f} s; webhook at {stack.webhook_url}; logs in {stack.log_dir}"
+        )
         with ErpNextStandIn() as erp:
             erp.seed_demo_data()
             wire_webhooks(erp, stack.webhook_url, secret)

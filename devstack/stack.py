@@ -17,11 +17,10 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from shared.adapters.firestore import FirestoreStores
-from shared.adapters.pubsub import ensure_push_subscription, ensure_topic
-
 from devstack.emulators import Emulators, running_emulators
 from devstack.ports import free_port, wait_for_port
+from shared.adapters.firestore import FirestoreStores
+from shared.adapters.pubsub import ensure_push_subscription, ensure_topic
 from shared.core.routing import DEAD_LETTER, DEAD_LETTER_SUBSCRIPTION, SUBSCRIPTIONS, TOPICS
 
 ROOT = Path(__file__).resolve().parent.parent

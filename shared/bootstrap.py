@@ -10,6 +10,7 @@ import os
 import socket
 import uuid
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from shared import logs, metrics
 from shared.config import SecretReader, Settings
@@ -17,6 +18,9 @@ from shared.core.envelope import Envelope
 from shared.core.plans import PLANS
 from shared.ingress import Ingress
 from shared.runtime import Consumer, DeadLetterRecorder, Effect
+
+if TYPE_CHECKING:
+    from shared.adapters.firestore import FirestoreStores
 
 
 def utc_now() -> datetime:

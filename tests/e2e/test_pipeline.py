@@ -52,8 +52,14 @@ def erp(stack: Devstack) -> Iterator[ErpNextStandIn]:
         for event in ("after_insert", "on_submit", "on_change", "on_cancel"):
             for doctype in ("Sales Invoice", "Purchase Invoice"):
                 erp.add_webhook(doctype, event, f"{stack.webhook_url}?event={event}", SECRET)
-        erp.add_webhook("File", "after_insert", f"{stack.webhook_url}?event=after_insert", SECRET,
-                        era="develop", request_structure="form")
+        erp.add_webhook(
+            "File",
+            "after_insert",
+            f"{stack.webhook_url}?event=after_insert",
+            SECRET,
+            era="develop",
+            request_structure="form",
+        )
         erp.add_webhook("Issue", "after_insert", f"{stack.webhook_url}?event=after_insert", SECRET)
         yield erp
 
@@ -65,13 +71,20 @@ def actions_for(stack: Devstack, name: str, consumer: str | None = None) -> list
 def new_invoice(erp: ErpNextStandIn, customer: str = "ACME Corp") -> str:
     doc = erp.insert(
         "Sales Invoice",
-        {"customer": customer, "project": "PROJ-0001", "grand_total": 5000, "currency": "USD",
-         "posting_date": "2026-11-23"},
+        {
+            "customer": customer,
+            "project": "PROJ-0001",
+            "grand_total": 5000,
+            "currency": "USD",
+            "posting_date": "2026-11-23",
+        },
     )
     return str(doc["name"])
 
 
-def test_stand_in_webhooks_verify_and_reach_every_consumer(stack: Devstack, erp: ErpNextStandIn) -> None:
+def test_stand_in_webhooks_verify_and_reach_every_consumer(
+    stack: Devstack, erp: ErpNextStandIn
+) -> None:
     name = new_invoice(erp)
     assert erp.wait_for_deliveries(timeout=20)
     (delivery,) = erp.deliveries(docname=name, event="after_insert")
@@ -96,7 +109,9 @@ def test_one_effect_per_consumer_when_the_same_webhook_arrives_three_times(
     effects = actions_for(stack, name)
     assert sorted(str(a["consumer"]) for a in effects) == ["notifier", "sheets_sync"]
     assert len({a["event_id"] for a in effects}) == 1
-    duplicates = [o for o in stack.outcomes() if o.get("name") == name and o["outcome"] == "duplicate"]
+    duplicates = [
+        o for o in stack.outcomes() if o.get("name") == name and o["outcome"] == "duplicate"
+    ]
     assert len(duplicates) == 4  # two redeliveries, each seen by both invoice consumers
 
 
@@ -140,19 +155,29 @@ def test_crashed_claim_is_taken_over_after_its_lease_and_applied_once(
     from shared.core.envelope import build_envelope
 
     envelope = build_envelope(
-        raw_body=body, payload=json.loads(body), site="erp.example.com",
-        received_at=datetime.now(UTC), event_hint="after_insert",
+        raw_body=body,
+        payload=json.loads(body),
+        site="erp.example.com",
+        received_at=datetime.now(UTC),
+        event_hint="after_insert",
     )
     stack.stores().claims.claim(
-        "notifier", envelope.event_id, owner="crashed-instance",
-        now=datetime.now(UTC), lease=timedelta(seconds=LEASE_S),
+        "notifier",
+        envelope.event_id,
+        owner="crashed-instance",
+        now=datetime.now(UTC),
+        lease=timedelta(seconds=LEASE_S),
     )
     response = requests.post(
-        f"{stack.webhook_url}?event=after_insert", data=body,
-        headers={"X-Frappe-Webhook-Signature": sign(body)}, timeout=10,
+        f"{stack.webhook_url}?event=after_insert",
+        data=body,
+        headers={"X-Frappe-Webhook-Signature": sign(body)},
+        timeout=10,
     )
     assert response.json()["event_id"] == envelope.event_id
-    assert wait_until(lambda: len(actions_for(stack, str(issue["name"]), "notifier")) == 1, timeout=40)
+    assert wait_until(
+        lambda: len(actions_for(stack, str(issue["name"]), "notifier")) == 1, timeout=40
+    )
     claim = stack.stores().claims.get("notifier", envelope.event_id)
     assert claim is not None and claim.state is ClaimState.DONE
     time.sleep(2)
@@ -161,10 +186,16 @@ def test_crashed_claim_is_taken_over_after_its_lease_and_applied_once(
 
 def test_undecodable_message_becomes_an_error_record_and_is_acknowledged(stack: Devstack) -> None:
     publisher = PubSubPublisher(stack.project)
-    publisher.publish_all(["erp-files"], b'{"schema": 1, "half": "an envelope"}', {"doctype": "File", "event_id": "bad-1"})
+    publisher.publish_all(
+        ["erp-files"],
+        b'{"schema": 1, "half": "an envelope"}',
+        {"doctype": "File", "event_id": "bad-1"},
+    )
+
     def record() -> dict[str, object] | None:
         found = [r for r in stack.stores().errors.list_errors() if r.get("event_id") == "bad-1"]
         return found[0] if found else None
+
     assert wait_until(lambda: record() is not None)
     time.sleep(3)  # an unacknowledged message would be redelivered about every second
     found = record()
@@ -178,14 +209,21 @@ def test_undeliverable_event_is_dead_lettered_into_a_pending_error_record(
 ) -> None:
     stack.functions["upload_attachment"].kill()
     try:
-        file_doc = erp.add_file("site-photo.jpg", b"\xff\xd8 jpeg bytes", attached_to_doctype="Issue",
-                                attached_to_name="ISS-1")
+        file_doc = erp.add_file(
+            "site-photo.jpg",
+            b"\xff\xd8 jpeg bytes",
+            attached_to_doctype="Issue",
+            attached_to_name="ISS-1",
+        )
         erp.wait_for_deliveries(timeout=20)
+
         def dead_lettered() -> list[dict[str, object]]:
             return [
-                r for r in stack.stores().errors.list_errors()
+                r
+                for r in stack.stores().errors.list_errors()
                 if r.get("entity_id") == file_doc["name"] and "gave up" in str(r.get("message"))
             ]
+
         assert wait_until(lambda: bool(dead_lettered()), timeout=90)
         (record,) = dead_lettered()
         assert record["integration"] == "drive_upload" and record["status"] == "pending"
