@@ -192,7 +192,8 @@ def drain(project: str) -> list[tuple[str, dict[str, object]]]:
         path = subscriber.subscription_path(project, f"demo-observe-{topic}")
         while True:
             response = subscriber.pull(
-                request={"subscription": path, "max_messages": 100}, timeout=10
+                request={"subscription": path, "max_messages": 100, "return_immediately": True},
+                timeout=10,
             )
             if not response.received_messages:
                 break

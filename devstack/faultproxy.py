@@ -45,7 +45,8 @@ class FaultProxy:
         self._up.clear()
         with self._lock:
             if self._listener is not None:
-                self._listener.close()
+                # close() alone leaves a thread blocked in accept() (Linux); shutdown wakes it.
+                _close(self._listener)
                 self._listener = None
             for sock in list(self._sockets):
                 _close(sock)
