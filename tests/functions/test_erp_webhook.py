@@ -13,11 +13,11 @@ import pytest
 from functions_framework import create_app
 from google.cloud import pubsub_v1
 from prometheus_client import REGISTRY
-from shared.adapters.pubsub import ensure_pull_subscription, ensure_topic
 
 from devstack.emulators import Emulators
 from devstack.faultproxy import FaultProxy
 from shared import bootstrap
+from shared.adapters.pubsub import ensure_pull_subscription, ensure_topic
 from shared.core.routing import DEAD_LETTER, TOPICS
 from shared.errors import ConfigurationError
 
