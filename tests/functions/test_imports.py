@@ -1,0 +1,57 @@
+"""Each function imports only what it needs: erp_webhook carries no Sheets, Drive, Telegram,
+Twilio or Firestore code, which keeps its cold start short. Checked in a fresh interpreter."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+FOREIGN = (
+    "telegram",
+    "twilio",
+    "googleapiclient",
+    "google.cloud.firestore",
+    "google.cloud.pubsub_v1",
+)
+
+PROBE = """
+import importlib.util, json, sys
+spec = importlib.util.spec_from_file_location("main", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def loaded_modules(main_py: Path) -> set[str]:
+    env = {
+        "GCP_PROJECT": "p",
+        "ERP_SITE": "erp.example.com",
+        "WEBHOOK_SECRET": "import-check-secret",
+        "PATH": "/usr/bin:/bin",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE, str(main_py)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        check=True,
+        timeout=60,
+    )
+    return set(json.loads(result.stdout.splitlines()[-1]))
+
+
+def test_erp_webhook_imports_no_consumer_sdk_at_start() -> None:
+    modules = loaded_modules(ROOT / "functions" / "erp_webhook" / "main.py")
+    assert "functions_framework" in modules
+    leaked = sorted(m for m in modules if any(m == f or m.startswith(f + ".") for f in FOREIGN))
+    assert leaked == []
+
+
+def test_consumers_build_no_client_at_import() -> None:
+    modules = loaded_modules(ROOT / "functions" / "sheets_sync" / "main.py")
+    assert "google.cloud.firestore" not in modules
