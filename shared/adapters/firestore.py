@@ -1,0 +1,487 @@
+"""Firestore: idempotency claims, applied versions, error records and the action log.
+
+One client, built on first use, serves every store of an instance; it honours
+FIRESTORE_EMULATOR_HOST by itself. No google exception leaves this module.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar, cast
+
+import grpc  # type: ignore[import-untyped]  # grpcio ships no type stubs; we only catch RpcError
+from google.api_core import exceptions as google_errors
+from google.api_core.retry import Retry, if_exception_type
+from google.auth import exceptions as auth_errors
+from google.cloud import firestore
+from google.cloud.firestore_v1.base_query import FieldFilter
+
+from shared.core.claims import (
+    Claim,
+    ClaimOutcome,
+    ClaimState,
+    can_take_over,
+    claim_key,
+    new_claim,
+)
+from shared.core.envelope import Envelope
+from shared.core.failures import ErrorStatus, FailureReport
+from shared.core.versions import parse_modified
+from shared.errors import ClaimHeld, UpstreamRejected, UpstreamUnavailable
+
+SERVICE = "firestore"
+CLAIMS = "idempotency"
+VERSIONS = "document_versions"
+ERRORS = "errors"
+ACTIONS = "actions"
+
+DEFAULT_TIMEOUT_S = 10.0
+DEFAULT_RETENTION = timedelta(days=7)
+"""How long a claim outlives its event: production's TTL policy on `expire_at` deletes it then."""
+
+# Racing writers of one document lose their precondition and look again; a handful of rounds
+# settles any real contention (each round, one writer wins).
+_SWAP_ROUNDS = 16
+
+_TRANSIENT = (
+    google_errors.Aborted,
+    google_errors.DeadlineExceeded,
+    google_errors.InternalServerError,
+    google_errors.ResourceExhausted,
+    google_errors.ServiceUnavailable,
+    google_errors.Unknown,
+)
+
+Record = dict[str, object]
+Snapshot = firestore.DocumentSnapshot[firestore.DocumentReference]
+R = TypeVar("R")
+
+
+class FirestoreConnection:
+    """The one Firestore client of an instance, built lazily and shared by every store.
+
+    Every call carries our retry and timeout, so an unreachable Firestore fails within
+    `timeout_s` instead of the SDK's default minute (or more, for reads).
+    """
+
+    def __init__(self, project: str, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+        self.project = project
+        self.timeout_s = timeout_s
+        self.retry = Retry(
+            predicate=if_exception_type(*_TRANSIENT),
+            initial=0.1,
+            maximum=1.0,
+            multiplier=2.0,
+            timeout=timeout_s,
+        )
+        self._client: firestore.Client | None = None
+        self._lock = threading.Lock()
+
+    def client(self) -> firestore.Client:
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    with translated("connect"):
+                        self._client = firestore.Client(project=self.project)
+        return self._client
+
+    def collection(self, name: str) -> firestore.CollectionReference:
+        return self.client().collection(name)
+
+    def read(self, document: firestore.DocumentReference) -> Snapshot:
+        return document.get(retry=self.retry, timeout=self.timeout_s)
+
+    def swap(
+        self,
+        document: firestore.DocumentReference,
+        decide: Callable[[Record | None], tuple[Change | None, R]],
+    ) -> R:
+        """Compare-and-set: read, let `decide` choose a change, write it only if nobody wrote since.
+
+        A write conditioned on the read's update time (or on absence, via create) is atomic
+        like a transaction, but every call stays under our timeout: the SDK's transactions
+        begin and commit with its own minute-long retries. `decide` may raise (ClaimHeld).
+        """
+        for _ in range(_SWAP_ROUNDS):
+            snapshot = self.read(document)
+            fields = _snapshot_fields(snapshot)
+            change, result = decide(fields)
+            if change is None or (fields is None and change.fields is None):
+                return result
+            try:
+                if fields is None:
+                    assert change.fields is not None
+                    document.create(change.fields, retry=self.retry, timeout=self.timeout_s)
+                    return result
+                unchanged = self.client().write_option(last_update_time=snapshot.update_time)
+                if change.fields is None:
+                    document.delete(option=unchanged, retry=self.retry, timeout=self.timeout_s)
+                else:
+                    document.update(
+                        change.fields, option=unchanged, retry=self.retry, timeout=self.timeout_s
+                    )
+                return result
+            except (google_errors.FailedPrecondition, google_errors.AlreadyExists):
+                continue  # another writer came first: look again
+        raise UpstreamUnavailable(
+            "firestore document kept changing under contention", service=SERVICE
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """What a swap writes: these fields (over the stored ones), or None to delete the document."""
+
+    fields: Record | None
+
+
+class FirestoreStores:
+    """Every Firestore-backed port of an instance, over one shared connection."""
+
+    def __init__(
+        self,
+        project: str,
+        *,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        retention: timedelta = DEFAULT_RETENTION,
+    ) -> None:
+        self.connection = FirestoreConnection(project, timeout_s=timeout_s)
+        self.claims = FirestoreIdempotencyStore(self.connection, retention=retention)
+        self.versions = FirestoreVersionStore(self.connection)
+        self.errors = FirestoreErrorLog(self.connection)
+        self.actions = FirestoreActionLog(self.connection)
+
+
+@contextmanager
+def translated(operation: str) -> Iterator[None]:
+    """Turn SDK, gRPC and auth failures into the error tree; the message names no data."""
+    try:
+        yield
+    except google_errors.InvalidArgument as exc:
+        # A request we built that Firestore calls malformed (e.g. a document over 1 MiB).
+        raise UpstreamRejected(
+            f"firestore refused {operation}: {_describe(exc)}", service=SERVICE
+        ) from None
+    except (google_errors.GoogleAPIError, grpc.RpcError, auth_errors.GoogleAuthError) as exc:
+        # Throttling, outages, timeouts, and also missing permissions or database: all are fixed
+        # outside the event, so retrying (and dead-lettering at last) is right; dropping is not.
+        raise UpstreamUnavailable(
+            f"firestore {operation} failed: {_describe(exc)}", service=SERVICE
+        ) from None
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, google_errors.GoogleAPICallError) and exc.grpc_status_code is not None:
+        return f"{type(exc).__name__} ({exc.grpc_status_code.name})"
+    return type(exc).__name__
+
+
+def _snapshot_fields(snapshot: Snapshot) -> Record | None:
+    fields = snapshot.to_dict() if snapshot.exists else None
+    return None if fields is None else cast(Record, fields)
+
+
+# ---- idempotency claims ---------------------------------------------------------------------
+
+
+class FirestoreIdempotencyStore:
+    """`idempotency/{consumer}:{event_id}`: create() is the claim; a lease allows a takeover."""
+
+    def __init__(
+        self, connection: FirestoreConnection, *, retention: timedelta = DEFAULT_RETENTION
+    ) -> None:
+        self._connection = connection
+        self._retention = retention
+
+    def _document(self, consumer: str, event_id: str) -> firestore.DocumentReference:
+        return self._connection.collection(CLAIMS).document(claim_key(consumer, event_id))
+
+    def claim(
+        self, consumer: str, event_id: str, *, owner: str, now: datetime, lease: timedelta
+    ) -> ClaimOutcome:
+        fresh = new_claim(consumer, event_id, owner, now, lease)
+        document = self._document(consumer, event_id)
+        connection = self._connection
+
+        def decide(fields: Record | None) -> tuple[Change | None, ClaimOutcome]:
+            current = _claim_of(fields)
+            if current is None:  # released since our create failed
+                return Change(self._claimed_fields(fresh, now, attempts=1)), ClaimOutcome.ACQUIRED
+            if current.state is ClaimState.CLAIMED and (current.owner, current.lease_until) == (
+                fresh.owner,
+                fresh.lease_until,
+            ):
+                # Our own write, whose answer was lost and which the retry then found.
+                ours = _int(fields, "attempts") > 1
+                return None, ClaimOutcome.TAKEN_OVER if ours else ClaimOutcome.ACQUIRED
+            if current.state is ClaimState.DONE:
+                return None, ClaimOutcome.ALREADY_DONE
+            if not can_take_over(current, now):
+                raise ClaimHeld("another instance holds the claim", event_id=event_id)
+            # The swap writes only if state, owner and lease are still what we just read.
+            taken = self._claimed_fields(fresh, now, attempts=_int(fields, "attempts") + 1)
+            return Change(taken), ClaimOutcome.TAKEN_OVER
+
+        with translated("claim"):
+            try:
+                document.create(
+                    self._claimed_fields(fresh, now, attempts=1),
+                    retry=connection.retry,
+                    timeout=connection.timeout_s,
+                )
+                return ClaimOutcome.ACQUIRED
+            except google_errors.AlreadyExists:
+                pass
+            return connection.swap(document, decide)
+
+    def _claimed_fields(self, claim: Claim, now: datetime, *, attempts: int) -> Record:
+        return {
+            "consumer": claim.consumer,
+            "event_id": claim.event_id,
+            "state": ClaimState.CLAIMED.value,
+            "owner": claim.owner,
+            "lease_until": claim.lease_until,
+            "claimed_at": now,
+            "attempts": attempts,
+            "outcome": None,
+            "completed_at": None,
+            "expire_at": now + self._retention,
+        }
+
+    def complete(self, consumer: str, event_id: str, *, outcome: str, now: datetime) -> None:
+        fields: Record = {
+            "consumer": consumer,
+            "event_id": event_id,
+            "state": ClaimState.DONE.value,
+            "outcome": outcome,
+            "completed_at": now,
+            "expire_at": now + self._retention,
+        }
+        with translated("complete"):
+            self._document(consumer, event_id).set(
+                fields, merge=True, retry=self._connection.retry, timeout=self._connection.timeout_s
+            )
+
+    def release(self, consumer: str, event_id: str, *, owner: str) -> None:
+        def decide(fields: Record | None) -> tuple[Change | None, None]:
+            current = _claim_of(fields)
+            mine = current is not None and current.owner == owner
+            if mine and current is not None and current.state is ClaimState.CLAIMED:
+                return Change(None), None
+            return None, None
+
+        with translated("release"):
+            self._connection.swap(self._document(consumer, event_id), decide)
+
+    def get(self, consumer: str, event_id: str) -> Claim | None:
+        """The stored claim, for tests and operators."""
+        with translated("read claim"):
+            snapshot = self._connection.read(self._document(consumer, event_id))
+        return _claim_of(_snapshot_fields(snapshot))
+
+
+def _claim_of(fields: Record | None) -> Claim | None:
+    if fields is None:
+        return None
+    lease_until = fields.get("lease_until")
+    outcome = fields.get("outcome")
+    return Claim(
+        consumer=str(fields.get("consumer", "")),
+        event_id=str(fields.get("event_id", "")),
+        state=ClaimState(str(fields.get("state"))),
+        owner=str(fields.get("owner", "")),
+        # A claim completed without ever being claimed here has no lease: it never expires.
+        lease_until=lease_until
+        if isinstance(lease_until, datetime)
+        else datetime.max.replace(tzinfo=UTC),
+        outcome=outcome if isinstance(outcome, str) else None,
+    )
+
+
+def _int(fields: Record | None, key: str) -> int:
+    value = (fields or {}).get(key)
+    return value if isinstance(value, int) else 0
+
+
+# ---- applied versions -------------------------------------------------------------------------
+
+
+class FirestoreVersionStore:
+    """`document_versions/{hash}`: the newest `modified` each consumer applied per document."""
+
+    def __init__(self, connection: FirestoreConnection) -> None:
+        self._connection = connection
+
+    def _document(self, consumer: str, doctype: str, name: str) -> firestore.DocumentReference:
+        # ERPNext names may contain '/', which Firestore ids cannot: hash the identity instead.
+        identity = "\x1f".join((consumer, doctype, name)).encode()
+        return self._connection.collection(VERSIONS).document(
+            hashlib.sha256(identity).hexdigest()[:40]
+        )
+
+    def last_applied(self, consumer: str, doctype: str, name: str) -> str | None:
+        with translated("read version"):
+            snapshot = self._connection.read(self._document(consumer, doctype, name))
+        modified = (_snapshot_fields(snapshot) or {}).get("modified")
+        return modified if isinstance(modified, str) else None
+
+    def record_applied(self, consumer: str, doctype: str, name: str, modified: str) -> None:
+        incoming = parse_modified(modified)
+
+        def decide(fields: Record | None) -> tuple[Change | None, None]:
+            current = (fields or {}).get("modified")
+            if isinstance(current, str) and parse_modified(current) >= incoming:
+                return None, None  # never move back, and nothing to do for the same stamp
+            applied: Record = {
+                "consumer": consumer,
+                "doctype": doctype,
+                "name": name,
+                "modified": modified,
+                "updated_at": firestore.SERVER_TIMESTAMP,
+            }
+            return Change(applied), None
+
+        with translated("record version"):
+            self._connection.swap(self._document(consumer, doctype, name), decide)
+
+
+# ---- error records ----------------------------------------------------------------------------
+
+
+class FirestoreErrorLog:
+    """`errors/{record_id}`: one record per failure, pending until resolved, with its envelope."""
+
+    def __init__(self, connection: FirestoreConnection) -> None:
+        self._connection = connection
+
+    def _document(self, record_id: str) -> firestore.DocumentReference:
+        return self._connection.collection(ERRORS).document(record_id)
+
+    def record_failure(self, report: FailureReport, *, now: datetime) -> str:
+        def decide(fields: Record | None) -> tuple[Change | None, None]:
+            previous = fields or {}
+            record: Record = {
+                "integration": report.integration,
+                "operation": report.operation,
+                "entity_type": report.entity_type,
+                "entity_id": report.entity_id,
+                "event_id": report.event_id,
+                "message": report.message,
+                "details": report.details,
+                # Every new failure needs a person again, even of a record resolved before.
+                "status": ErrorStatus.PENDING.value,
+                "attempts": _int(previous, "attempts") + 1,
+                "first_seen": previous.get("first_seen", now),
+                "last_seen": now,
+                "resolved_at": None,
+                "envelope": report.envelope
+                if report.envelope is not None
+                else previous.get("envelope"),
+            }
+            return Change(record), None
+
+        record_id = report.record_id()
+        with translated("record failure"):
+            self._connection.swap(self._document(record_id), decide)
+        return record_id
+
+    def resolve_event(self, integration: str, event_id: str, *, now: datetime) -> bool:
+        def decide(fields: Record | None) -> tuple[Change | None, bool]:
+            if (fields or {}).get("status") != ErrorStatus.PENDING.value:
+                return None, False  # resolved meanwhile, or deleted
+            return Change({"status": ErrorStatus.RESOLVED.value, "resolved_at": now}), True
+
+        query = (
+            self._connection.collection(ERRORS)
+            .where(filter=FieldFilter("integration", "==", integration))
+            .where(filter=FieldFilter("event_id", "==", event_id))
+            .where(filter=FieldFilter("status", "==", ErrorStatus.PENDING.value))
+        )
+        with translated("resolve errors"):
+            pending = [
+                snapshot.id
+                for snapshot in query.stream(
+                    retry=self._connection.retry, timeout=self._connection.timeout_s
+                )
+            ]
+            resolved = [self._connection.swap(self._document(rid), decide) for rid in pending]
+        return any(resolved)
+
+    def list_errors(self, status: str | None = None, limit: int = 100) -> list[Record]:
+        """Newest first (by last_seen); each record carries its `id`.
+
+        With a status filter, production needs the composite index (status, last_seen desc).
+        """
+        query: firestore.CollectionReference | firestore.Query = self._connection.collection(ERRORS)
+        if status is not None:
+            query = query.where(filter=FieldFilter("status", "==", status))
+        ordered = query.order_by("last_seen", direction=firestore.Query.DESCENDING).limit(limit)
+        with translated("list errors"):
+            return [
+                _with_id(snapshot)
+                for snapshot in ordered.stream(
+                    retry=self._connection.retry, timeout=self._connection.timeout_s
+                )
+            ]
+
+    def get(self, record_id: str) -> Record | None:
+        with translated("read error"):
+            snapshot = self._connection.read(self._document(record_id))
+        return _with_id(snapshot) if snapshot.exists else None
+
+
+def _with_id(snapshot: Snapshot) -> Record:
+    return {"id": snapshot.id, **(_snapshot_fields(snapshot) or {})}
+
+
+# ---- action log -------------------------------------------------------------------------------
+
+
+class FirestoreActionLog:
+    """`actions/{auto id}`: every side effect a consumer performed; duplicates stay visible."""
+
+    def __init__(self, connection: FirestoreConnection) -> None:
+        self._connection = connection
+
+    def record(self, consumer: str, envelope: Envelope, action: str, *, now: datetime) -> None:
+        fields: Record = {
+            "consumer": consumer,
+            "event_id": envelope.event_id,
+            "event_type": envelope.event_type,
+            "doctype": envelope.doctype,
+            "name": envelope.name,
+            "modified": envelope.modified,
+            "action": action,
+            "recorded_at": now,
+        }
+        with translated("record action"):
+            # add() on purpose, not a deterministic id: a duplicate effect must show as two rows.
+            self._connection.collection(ACTIONS).add(
+                fields, retry=self._connection.retry, timeout=self._connection.timeout_s
+            )
+
+    def list_actions(self, consumer: str | None = None) -> list[Record]:
+        """Oldest first; each action carries its `id`."""
+        query: firestore.CollectionReference | firestore.Query = self._connection.collection(
+            ACTIONS
+        )
+        if consumer is not None:
+            query = query.where(filter=FieldFilter("consumer", "==", consumer))
+        with translated("list actions"):
+            actions = [
+                _with_id(snapshot)
+                for snapshot in query.stream(
+                    retry=self._connection.retry, timeout=self._connection.timeout_s
+                )
+            ]
+        return sorted(actions, key=_recorded_at)
+
+
+def _recorded_at(action: Record) -> datetime:
+    recorded_at = action.get("recorded_at")
+    return recorded_at if isinstance(recorded_at, datetime) else datetime.min.replace(tzinfo=UTC)
