@@ -14,13 +14,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar, cast
 
-import grpc  # type: ignore[import-untyped]  # grpcio ships no type stubs; we only catch RpcError
 from google.api_core import exceptions as google_errors
 from google.api_core.retry import Retry, if_exception_type
-from google.auth import exceptions as auth_errors
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
+from shared.adapters.gcp_errors import GOOGLE_FAILURES, describe
 from shared.core.claims import (
     Claim,
     ClaimOutcome,
@@ -165,20 +164,14 @@ def translated(operation: str) -> Iterator[None]:
     except google_errors.InvalidArgument as exc:
         # A request we built that Firestore calls malformed (e.g. a document over 1 MiB).
         raise UpstreamRejected(
-            f"firestore refused {operation}: {_describe(exc)}", service=SERVICE
+            f"firestore refused {operation}: {describe(exc)}", service=SERVICE
         ) from None
-    except (google_errors.GoogleAPIError, grpc.RpcError, auth_errors.GoogleAuthError) as exc:
+    except GOOGLE_FAILURES as exc:
         # Throttling, outages, timeouts, and also missing permissions or database: all are fixed
         # outside the event, so retrying (and dead-lettering at last) is right; dropping is not.
         raise UpstreamUnavailable(
-            f"firestore {operation} failed: {_describe(exc)}", service=SERVICE
+            f"firestore {operation} failed: {describe(exc)}", service=SERVICE
         ) from None
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, google_errors.GoogleAPICallError) and exc.grpc_status_code is not None:
-        return f"{type(exc).__name__} ({exc.grpc_status_code.name})"
-    return type(exc).__name__
 
 
 def _snapshot_fields(snapshot: Snapshot) -> Record | None:

@@ -13,14 +13,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any, cast
 
-import grpc  # type: ignore[import-untyped]  # grpcio ships no type stubs; we only catch RpcError
 from google.api_core import exceptions as google_errors
 from google.api_core.retry import Retry, if_exception_type
-from google.auth import exceptions as auth_errors
 from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
 from google.cloud.pubsub_v1.publisher.exceptions import MessageTooLargeError
 from google.cloud.pubsub_v1.types import PublisherOptions
 
+from shared.adapters.gcp_errors import GOOGLE_FAILURES, describe
 from shared.errors import ConfigurationError, UpstreamRejected, UpstreamUnavailable
 
 log = logging.getLogger(__name__)
@@ -105,7 +104,7 @@ class PubSubPublisher:
             yield
         except (google_errors.InvalidArgument, MessageTooLargeError) as exc:
             raise UpstreamRejected(
-                f"pubsub refused the message for topic {topic}: {_describe(exc)}", service=SERVICE
+                f"pubsub refused the message for topic {topic}: {describe(exc)}", service=SERVICE
             ) from None
         except (
             google_errors.NotFound,
@@ -117,27 +116,20 @@ class PubSubPublisher:
                 "fix the infrastructure; ERPNext will retry",
                 topic,
                 self._project,
-                _describe(exc),
+                describe(exc),
             )
             raise UpstreamUnavailable(
-                f"pubsub topic {topic} is not publishable: {_describe(exc)}", service=SERVICE
+                f"pubsub topic {topic} is not publishable: {describe(exc)}", service=SERVICE
             ) from None
-        except (google_errors.GoogleAPIError, grpc.RpcError, auth_errors.GoogleAuthError) as exc:
+        except GOOGLE_FAILURES as exc:
             raise UpstreamUnavailable(
-                f"pubsub publish to {topic} failed: {_describe(exc)}", service=SERVICE
+                f"pubsub publish to {topic} failed: {describe(exc)}", service=SERVICE
             ) from None
         except TimeoutError:  # concurrent.futures.TimeoutError is this class since 3.11
             raise UpstreamUnavailable(
                 f"pubsub did not confirm the publish to {topic} within {self._timeout_s:g} s",
                 service=SERVICE,
             ) from None
-
-
-def _describe(exc: BaseException) -> str:
-    """A short, secret-free description: the error class and gRPC code, never request data."""
-    if isinstance(exc, google_errors.GoogleAPICallError) and exc.grpc_status_code is not None:
-        return f"{type(exc).__name__} ({exc.grpc_status_code.name})"
-    return type(exc).__name__
 
 
 # ---- admin: topics and subscriptions (devstack and tests; production uses Terraform) ----------

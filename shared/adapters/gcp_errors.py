@@ -1,0 +1,21 @@
+"""What the Google adapters share about SDK failures: which exceptions they are, and how to name one."""
+
+from __future__ import annotations
+
+import grpc  # type: ignore[import-untyped]  # grpcio ships no type stubs; we only catch RpcError
+from google.api_core import exceptions as google_errors
+from google.auth import exceptions as auth_errors
+
+GOOGLE_FAILURES: tuple[type[Exception], ...] = (
+    google_errors.GoogleAPIError,
+    grpc.RpcError,
+    auth_errors.GoogleAuthError,
+)
+"""Everything a Google client raises for a failed call: the adapters translate exactly these."""
+
+
+def describe(exc: BaseException) -> str:
+    """A short, secret-free description: the error class and gRPC code, never request data."""
+    if isinstance(exc, google_errors.GoogleAPICallError) and exc.grpc_status_code is not None:
+        return f"{type(exc).__name__} ({exc.grpc_status_code.name})"
+    return type(exc).__name__
