@@ -74,54 +74,58 @@ def wire_webhooks(erp: ErpNextStandIn, url: str, secret: str) -> None:
     erp.add_webhook("ToDo", "after_insert", f"{url}?event=after_insert", secret)
 
 
+def submitted_invoice(
+    erp: ErpNextStandIn, doctype: str, fields: dict[str, object], user: str
+) -> str:
+    """A draft invoice saved by `user`, then submitted (ERPNext sets it Unpaid on submit)."""
+    draft = {**fields, "posting_date": "2026-11-23", "status": "Draft"}
+    name = str(erp.insert(doctype, draft, user=user)["name"])
+    erp.submit(doctype, name, {"status": "Unpaid"})
+    return name
+
+
 def play_the_day(stack: Devstack, erp: ErpNextStandIn, secret: str) -> dict[str, str]:
     """The scripted activity; returns notes on the deliberate accidents, by document name."""
     notes: dict[str, str] = {}
     projects = [p["name"] for p in erp.all("Project")]
     step("Ana raises a Sales Invoice for Acme Builders and submits it; the customer pays")
-    inv1 = erp.insert(
+    inv1 = submitted_invoice(
+        erp,
         "Sales Invoice",
         {
             "customer": "Acme Builders",
             "project": projects[0],
             "grand_total": 5000,
             "currency": "USD",
-            "posting_date": "2026-11-23",
-            "status": "Draft",
         },
-        user="ana.lopez@example.com",
-    )["name"]
-    erp.submit("Sales Invoice", inv1, {"status": "Unpaid"})
+        "ana.lopez@example.com",
+    )
     erp.db_set("Sales Invoice", inv1, {"status": "Paid", "outstanding_amount": 0})
     step("Ben books a subcontractor's Purchase Invoice")
-    pinv = erp.insert(
+    pinv = submitted_invoice(
+        erp,
         "Purchase Invoice",
         {
             "supplier": "Delta Steel",
             "project": projects[1],
             "grand_total": 1250.5,
             "currency": "EUR",
-            "posting_date": "2026-11-23",
             "bill_no": "DS-778",
-            "status": "Draft",
         },
-        user="ben.okafor@example.com",
-    )["name"]
-    erp.submit("Purchase Invoice", pinv, {"status": "Unpaid"})
+        "ben.okafor@example.com",
+    )
     step("A second invoice is submitted by mistake, then cancelled")
-    inv2 = erp.insert(
+    inv2 = submitted_invoice(
+        erp,
         "Sales Invoice",
         {
             "customer": "Cobalt Clinics",
             "project": projects[2],
             "grand_total": 780,
             "currency": "USD",
-            "posting_date": "2026-11-23",
-            "status": "Draft",
         },
-        user="chen.wei@example.com",
-    )["name"]
-    erp.submit("Sales Invoice", inv2, {"status": "Unpaid"})
+        "chen.wei@example.com",
+    )
     erp.cancel("Sales Invoice", inv2)
     step("A site photo is attached to the first invoice; a service request comes in")
     erp.add_file(
