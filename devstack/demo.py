@@ -299,7 +299,7 @@ def show(stack: Devstack, erp: ErpNextStandIn, notes: dict[str, str]) -> None:
 def main() -> int:
     secret = secrets.token_urlsafe(24)
     console.rule("[bold]ERPNext Bridge demo")
-    step("starting the Pub/Sub and Firestore emulators and the five functions (about 20 s)")
+    step("starting the Pub/Sub and Firestore emulators and the five functions (a few seconds)")
     started = time.monotonic()
     with running_devstack(
         webhook_secret=secret, site=SITE, extra_env={"MAX_DELIVERY_ATTEMPTS": "5"}
