@@ -19,7 +19,7 @@ from google.api_core.retry import Retry, if_exception_type
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from shared.adapters.gcp_errors import GOOGLE_FAILURES, describe
+from shared.adapters.gcp_errors import GOOGLE_FAILURES, TRANSIENT, describe
 from shared.core.claims import (
     Claim,
     ClaimOutcome,
@@ -47,14 +47,6 @@ DEFAULT_RETENTION = timedelta(days=7)
 # settles any real contention (each round, one writer wins).
 _SWAP_ROUNDS = 16
 
-_TRANSIENT = (
-    google_errors.Aborted,
-    google_errors.DeadlineExceeded,
-    google_errors.InternalServerError,
-    google_errors.ResourceExhausted,
-    google_errors.ServiceUnavailable,
-    google_errors.Unknown,
-)
 
 Record = dict[str, object]
 Snapshot = firestore.DocumentSnapshot[firestore.DocumentReference]
@@ -72,7 +64,7 @@ class FirestoreConnection:
         self.project = project
         self.timeout_s = timeout_s
         self.retry = Retry(
-            predicate=if_exception_type(*_TRANSIENT),
+            predicate=if_exception_type(*TRANSIENT),
             initial=0.1,
             maximum=1.0,
             multiplier=2.0,

@@ -13,6 +13,17 @@ GOOGLE_FAILURES: tuple[type[Exception], ...] = (
 )
 """Everything a Google client raises for a failed call: the adapters translate exactly these."""
 
+TRANSIENT: tuple[type[Exception], ...] = (
+    google_errors.Aborted,
+    google_errors.Cancelled,
+    google_errors.DeadlineExceeded,
+    google_errors.InternalServerError,
+    google_errors.ResourceExhausted,
+    google_errors.ServiceUnavailable,
+    google_errors.Unknown,
+)
+"""Failures worth retrying inside one call, within the adapter's own deadline."""
+
 
 def describe(exc: BaseException) -> str:
     """A short, secret-free description: the error class and gRPC code, never request data."""

@@ -19,7 +19,7 @@ from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
 from google.cloud.pubsub_v1.publisher.exceptions import MessageTooLargeError
 from google.cloud.pubsub_v1.types import PublisherOptions
 
-from shared.adapters.gcp_errors import GOOGLE_FAILURES, describe
+from shared.adapters.gcp_errors import GOOGLE_FAILURES, TRANSIENT, describe
 from shared.errors import ConfigurationError, UpstreamRejected, UpstreamUnavailable
 
 log = logging.getLogger(__name__)
@@ -29,16 +29,6 @@ DEFAULT_TIMEOUT_S = 10.0
 
 # Pub/Sub's rule for topic and subscription ids (the emulator enforces it too, 3 chars at least).
 _RESOURCE_ID = re.compile(r"^[A-Za-z][A-Za-z0-9\-_.~+%]{2,254}$")
-
-_TRANSIENT = (
-    google_errors.Aborted,
-    google_errors.Cancelled,
-    google_errors.DeadlineExceeded,
-    google_errors.InternalServerError,
-    google_errors.ResourceExhausted,
-    google_errors.ServiceUnavailable,
-    google_errors.Unknown,
-)
 
 
 class PubSubPublisher:
@@ -67,7 +57,7 @@ class PubSubPublisher:
                     # so no publish keeps running in the background after we answered 503.
                     options = PublisherOptions(
                         retry=Retry(
-                            predicate=if_exception_type(*_TRANSIENT),
+                            predicate=if_exception_type(*TRANSIENT),
                             initial=0.1,
                             maximum=1.0,
                             multiplier=2.0,
