@@ -38,7 +38,11 @@ def _secret_reader(project: str) -> SecretReader | None:
         return None
     from shared.adapters.secrets import SecretManagerReader
 
-    return SecretManagerReader(project, os.environ.get("SECRETS_VERSION", "latest"))
+    return SecretManagerReader(
+        project,
+        os.environ.get("SECRETS_VERSION", "latest"),
+        endpoint=os.environ.get("SECRET_MANAGER_ENDPOINT") or None,
+    )
 
 
 @functools.cache

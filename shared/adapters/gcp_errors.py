@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import grpc  # type: ignore[import-untyped]  # grpcio ships no type stubs; we only catch RpcError
+import requests
 from google.api_core import exceptions as google_errors
 from google.auth import exceptions as auth_errors
 
@@ -10,6 +11,7 @@ GOOGLE_FAILURES: tuple[type[Exception], ...] = (
     google_errors.GoogleAPIError,
     grpc.RpcError,
     auth_errors.GoogleAuthError,
+    requests.RequestException,  # REST transports (Secret Manager's, googleapiclient's) use requests
 )
 """Everything a Google client raises for a failed call: the adapters translate exactly these."""
 
