@@ -274,6 +274,16 @@ def paid_date_for(
         return None
 
 
+def paid_date_from_cell(cell: CellValue) -> date | None:
+    """The paid date a row holds (ISO text, as `render_row` writes it); None when empty or edited away."""
+    if not isinstance(cell, str) or not cell.strip():
+        return None
+    try:
+        return date.fromisoformat(cell.strip()[:10])
+    except ValueError:
+        return None
+
+
 def erpnext_link(facts: InvoiceFacts, config: TrackerConfig) -> str:
     return (
         f"{config.site_url.rstrip('/')}/app/{_URL_SLUG[facts.doctype]}/{quote(facts.name, safe='')}"

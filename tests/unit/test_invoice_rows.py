@@ -23,6 +23,7 @@ from shared.core.invoice_rows import (
     mismatch_formula,
     mismatch_formula_for,
     paid_date_for,
+    paid_date_from_cell,
     parse_columns,
     plan_upsert,
     render_row,
@@ -314,6 +315,32 @@ def test_paid_date_is_the_first_day_seen_paid_and_cleared_when_no_longer_paid(
 def test_paid_date_cell_is_iso_text_when_given() -> None:
     facts = facts_of({**SALES, "status": "Paid"}, paid=date(2026, 11, 20))
     assert cells_of(facts)["paid_date"] == "2026-11-20"
+
+
+@pytest.mark.parametrize(
+    ("cell", "expected"),
+    [
+        ("2026-11-20", date(2026, 11, 20)),
+        (" 2026-11-20 ", date(2026, 11, 20)),
+        ("", None),
+        (None, None),
+        ("someday", None),
+        (46000, None),
+    ],
+)
+def test_paid_date_reads_back_from_the_cell_it_was_written_to(
+    cell: str | int | None, expected: date | None
+) -> None:
+    assert paid_date_from_cell(cell) == expected
+
+
+def test_paid_date_round_trips_through_the_row() -> None:
+    facts = facts_of({**SALES, "status": "Paid"}, paid=date(2026, 11, 20))
+    cell = cells_of(facts)["paid_date"]
+    assert isinstance(cell, str)
+    assert paid_date_for(
+        paid_date_from_cell(cell), {**SALES, "status": "Paid"}, stamp(9999)
+    ) == date(2026, 11, 20)
 
 
 # --- configuration -----------------------------------------------------------------------------
