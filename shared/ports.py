@@ -9,6 +9,7 @@ from typing import Protocol
 from shared.core.claims import ClaimOutcome
 from shared.core.envelope import Envelope
 from shared.core.failures import FailureReport
+from shared.core.invoice_rows import RowPlan, SheetIndex
 
 
 class Publisher(Protocol):
@@ -63,3 +64,49 @@ class ActionLog(Protocol):
     def record(self, consumer: str, envelope: Envelope, action: str, *, now: datetime) -> None:
         """Write down a side effect a consumer performed (until the real side effects exist)."""
         ...
+
+
+# ---- Invoice Tracker (sheets_sync) -----------------------------------------------------------
+
+
+class QueuedChange(Protocol):
+    """An outbox entry: the queued envelope (and the adapter's own version of it)."""
+
+    @property
+    def envelope(self) -> Envelope: ...
+
+
+class SheetOutbox(Protocol):
+    def put(self, envelope: Envelope, *, now: datetime) -> None:
+        """Queue the change unless a newer one of the same invoice is already queued."""
+        ...
+
+    def pending(self, limit: int) -> Sequence[QueuedChange]: ...
+
+    def remove(self, entries: Sequence[QueuedChange]) -> int:
+        """Drop written entries, sparing any rewritten since they were read."""
+        ...
+
+
+class Lease(Protocol):
+    def acquire(self, owner: str, *, now: datetime, ttl: timedelta) -> bool: ...
+
+    def release(self, owner: str) -> None: ...
+
+
+class InvoiceSheet(Protocol):
+    def read_index(self) -> SheetIndex:
+        """Where each invoice's row is now (people sort and insert) and its `modified`: one read."""
+        ...
+
+    def apply(self, plan: RowPlan) -> None:
+        """Write a plan in one batch request (updates, appends, then deletes bottom-up)."""
+        ...
+
+
+class InvoiceDirectory(Protocol):
+    """Names the sheet shows that the invoice does not carry, looked up in ERPNext (cached)."""
+
+    def user_full_name(self, user_id: str) -> str | None: ...
+
+    def project_manager(self, project: str) -> str | None: ...

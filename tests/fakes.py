@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from shared.core.claims import Claim, ClaimOutcome, ClaimState, can_take_over, claim_key, new_claim
 from shared.core.envelope import Envelope
 from shared.core.failures import ErrorStatus, FailureReport
+from shared.core.invoice_rows import CellValue, RowPlan, RowWrite, coalesce
 from shared.core.versions import parse_modified
 from shared.errors import ClaimHeld, UpstreamUnavailable
 
@@ -118,3 +119,101 @@ class RecordingEffect:
             raise self.fail_with
         self.applied.append(envelope)
         return f"recorded {envelope.name}"
+
+
+@dataclass(frozen=True)
+class QueuedEnvelope:
+    envelope: Envelope
+    version: int
+
+
+@dataclass
+class InMemorySheetOutbox:
+    entries: dict[tuple[str, str], QueuedEnvelope] = field(default_factory=dict)
+    writes: int = 0
+
+    def put(self, envelope: Envelope, *, now: datetime) -> None:
+        key = (envelope.doctype, envelope.name)
+        queued = self.entries.get(key)
+        if queued is not None:
+            newest = coalesce([queued.envelope, envelope])[envelope.name]
+            if newest.event_id == queued.envelope.event_id:
+                return
+        self.writes += 1
+        self.entries[key] = QueuedEnvelope(envelope, self.writes)
+
+    def pending(self, limit: int) -> list[QueuedEnvelope]:
+        return list(self.entries.values())[:limit]
+
+    def remove(self, entries: Sequence[QueuedEnvelope]) -> int:
+        removed = 0
+        for entry in entries:
+            key = (entry.envelope.doctype, entry.envelope.name)
+            if self.entries.get(key) == entry:
+                del self.entries[key]
+                removed += 1
+        return removed
+
+
+@dataclass
+class InMemoryLease:
+    holder: str | None = None
+    until: datetime | None = None
+
+    def acquire(self, owner: str, *, now: datetime, ttl: timedelta) -> bool:
+        if self.holder not in (None, owner) and self.until is not None and self.until > now:
+            return False
+        self.holder, self.until = owner, now + ttl
+        return True
+
+    def release(self, owner: str) -> None:
+        if self.holder == owner:
+            self.holder = self.until = None
+
+
+@dataclass
+class InMemoryInvoiceSheet:
+    """Rows in sheet order (row 2 is the first data row); counts reads and writes like Sheets."""
+
+    rows: list[tuple[str, tuple[CellValue, ...], str | None]] = field(default_factory=list)
+    reads: int = 0
+    writes: int = 0
+    fail_with: Exception | None = None
+    modified_column: int = 13
+
+    def read_index(self) -> dict[str, tuple[int, str | None]]:
+        self.reads += 1
+        return {
+            name: (number + 2, modified) for number, (name, _, modified) in enumerate(self.rows)
+        }
+
+    def apply(self, plan: RowPlan) -> None:
+        if self.fail_with is not None:
+            raise self.fail_with
+        self.writes += 1
+        for write in plan.updates:
+            assert write.row_number is not None
+            self.rows[write.row_number - 2] = (write.name, write.cells, self._modified(write))
+        for write in plan.appends:
+            self.rows.append((write.name, write.cells, self._modified(write)))
+        for delete in plan.deletes:
+            del self.rows[delete.row_number - 2]
+
+    def _modified(self, write: RowWrite) -> str | None:
+        value = write.cells[self.modified_column]
+        return str(value) if value not in (None, "") else None
+
+    def by_name(self) -> dict[str, tuple[CellValue, ...]]:
+        return {name: cells for name, cells, _ in self.rows}
+
+
+@dataclass
+class InMemoryInvoiceDirectory:
+    full_names: dict[str, str] = field(default_factory=dict)
+    managers: dict[str, str] = field(default_factory=dict)
+
+    def user_full_name(self, user_id: str) -> str | None:
+        return self.full_names.get(user_id)
+
+    def project_manager(self, project: str) -> str | None:
+        return self.managers.get(project)

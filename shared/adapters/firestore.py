@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -30,14 +30,18 @@ from shared.core.claims import (
 )
 from shared.core.envelope import Envelope
 from shared.core.failures import ErrorStatus, FailureReport
+from shared.core.invoice_rows import coalesce
 from shared.core.versions import parse_modified
 from shared.errors import ClaimHeld, UpstreamRejected, UpstreamUnavailable
+from shared.ports import Lease, QueuedChange, SheetOutbox
 
 SERVICE = "firestore"
 CLAIMS = "idempotency"
 VERSIONS = "document_versions"
 ERRORS = "errors"
 ACTIONS = "actions"
+SHEET_OUTBOX = "sheet_outbox"
+LEASES = "leases"
 
 DEFAULT_TIMEOUT_S = 10.0
 DEFAULT_RETENTION = timedelta(days=7)
@@ -146,6 +150,8 @@ class FirestoreStores:
         self.versions = FirestoreVersionStore(self.connection)
         self.errors = FirestoreErrorLog(self.connection)
         self.actions = FirestoreActionLog(self.connection)
+        self.sheet_outbox: SheetOutbox = FirestoreSheetOutbox(self.connection)
+        self.sheet_flush_lease: Lease = FirestoreLease(self.connection, "invoice-sheet-flush")
 
 
 @contextmanager
@@ -470,3 +476,117 @@ class FirestoreActionLog:
 def _recorded_at(action: Record) -> datetime:
     recorded_at = action.get("recorded_at")
     return recorded_at if isinstance(recorded_at, datetime) else datetime.min.replace(tzinfo=UTC)
+
+
+# ---- Invoice Tracker outbox and flush lease ---------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    """A queued invoice change; `token` is the stored version, so removal spares a newer put."""
+
+    envelope: Envelope
+    token: object
+
+
+class FirestoreSheetOutbox:
+    """`sheet_outbox/{hash}`: the newest unwritten change per invoice, waiting for a batch write.
+
+    Many events for one invoice collapse into one entry (newest wins, by `coalesce`'s rules), so a
+    burst becomes one row write per invoice, whatever the number of deliveries.
+    """
+
+    def __init__(self, connection: FirestoreConnection) -> None:
+        self._connection = connection
+
+    def _document(self, envelope: Envelope) -> firestore.DocumentReference:
+        identity = "\x1f".join((envelope.doctype, envelope.name)).encode()
+        key = hashlib.sha256(identity).hexdigest()[:40]
+        return self._connection.collection(SHEET_OUTBOX).document(key)
+
+    def put(self, envelope: Envelope, *, now: datetime) -> None:
+        def decide(fields: Record | None) -> tuple[Change | None, None]:
+            queued = _outbox_envelope(fields)
+            if queued is not None:
+                newest = coalesce([queued, envelope])[envelope.name]
+                if newest.event_id == queued.event_id:
+                    return None, None
+            entry: Record = {
+                "envelope": envelope.to_json().decode(),
+                "name": envelope.name,
+                "modified": envelope.modified,
+                "queued_at": now,
+            }
+            return Change(entry), None
+
+        with translated("queue sheet row"):
+            self._connection.swap(self._document(envelope), decide)
+
+    def pending(self, limit: int) -> list[OutboxEntry]:
+        """Oldest queued first, at most `limit` entries."""
+        query = self._connection.collection(SHEET_OUTBOX).order_by("queued_at").limit(limit)
+        with translated("read sheet outbox"):
+            snapshots = list(
+                query.stream(retry=self._connection.retry, timeout=self._connection.timeout_s)
+            )
+        entries = []
+        for snapshot in snapshots:
+            envelope = _outbox_envelope(_snapshot_fields(snapshot))
+            if envelope is not None:
+                entries.append(OutboxEntry(envelope, snapshot.update_time))
+        return entries
+
+    def remove(self, entries: Sequence[QueuedChange]) -> int:
+        """Delete entries not rewritten since they were read; return how many went."""
+        removed = 0
+        client = self._connection.client()
+        with translated("clear sheet outbox"):
+            for entry in entries:
+                if not isinstance(entry, OutboxEntry):
+                    raise TypeError("remove takes the entries this outbox's pending() returned")
+                unchanged = client.write_option(last_update_time=entry.token)
+                try:
+                    self._document(entry.envelope).delete(
+                        option=unchanged,
+                        retry=self._connection.retry,
+                        timeout=self._connection.timeout_s,
+                    )
+                    removed += 1
+                except google_errors.FailedPrecondition:
+                    pass  # a newer change arrived meanwhile: it stays for the next batch
+        return removed
+
+
+def _outbox_envelope(fields: Record | None) -> Envelope | None:
+    text = (fields or {}).get("envelope")
+    return Envelope.from_json(text.encode()) if isinstance(text, str) else None
+
+
+class FirestoreLease:
+    """`leases/{name}`: one holder at a time, taken over once its time runs out (a crashed holder)."""
+
+    def __init__(self, connection: FirestoreConnection, name: str) -> None:
+        self._connection = connection
+        self._name = name
+
+    def _document(self) -> firestore.DocumentReference:
+        return self._connection.collection(LEASES).document(self._name)
+
+    def acquire(self, owner: str, *, now: datetime, ttl: timedelta) -> bool:
+        def decide(fields: Record | None) -> tuple[Change | None, bool]:
+            until = (fields or {}).get("until")
+            if isinstance(until, datetime) and until > now and fields and fields["owner"] != owner:
+                return None, False
+            return Change({"owner": owner, "until": now + ttl}), True
+
+        with translated("acquire lease"):
+            return self._connection.swap(self._document(), decide)
+
+    def release(self, owner: str) -> None:
+        def decide(fields: Record | None) -> tuple[Change | None, None]:
+            if fields is None or fields.get("owner") != owner:
+                return None, None
+            return Change(None), None
+
+        with translated("release lease"):
+            self._connection.swap(self._document(), decide)

@@ -1,0 +1,153 @@
+"""Keeps the Invoice Tracker equal to ERPNext: queue each change, write the queue in batches.
+
+Each delivery only queues its invoice's newest version (an outbox in Firestore) and then tries
+to become the one flusher (a lease). The flusher gathers for a moment, reads the sheet's row
+index once, writes every queued invoice in one batch request, and repeats while changes wait.
+Release-then-recheck means a change queued while another instance flushes is never stranded.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from shared import logs
+from shared.core.envelope import Envelope
+from shared.core.failures import FailureReport
+from shared.core.invoice_rows import (
+    TRASH_EVENT,
+    InvoiceFacts,
+    TrackerConfig,
+    coalesce,
+    invoice_facts,
+    paid_date_for,
+    plan_upsert,
+)
+from shared.core.routing import OPERATIONS
+from shared.errors import MappingError
+from shared.ports import ErrorLog, InvoiceDirectory, InvoiceSheet, Lease, SheetOutbox
+
+log = logging.getLogger(__name__)
+CONSUMER = "sheets_sync"
+
+
+@dataclass(frozen=True, slots=True)
+class FlushReport:
+    rounds: int = 0
+    written: int = 0
+    stale: int = 0
+    failed: int = 0
+
+
+@dataclass(frozen=True)
+class InvoiceSheetSync:
+    """The sheets_sync service; `enqueue` is the consumer's side effect."""
+
+    outbox: SheetOutbox
+    lease: Lease
+    sheet: InvoiceSheet
+    directory: InvoiceDirectory
+    errors: ErrorLog
+    config: TrackerConfig
+    owner: str
+    clock: Callable[[], datetime]
+    lease_ttl: timedelta = timedelta(seconds=120)
+    gather_s: float = 1.0
+    batch_limit: int = 2000
+    sleep: Callable[[float], None] = time.sleep
+
+    def enqueue(self, envelope: Envelope) -> str:
+        self.outbox.put(envelope, now=self.clock())
+        report = self.flush_while_pending()
+        return (
+            f"queued {envelope.name}; this instance flushed {report.written} rows "
+            f"in {report.rounds} batches"
+        )
+
+    def flush_while_pending(self) -> FlushReport:
+        """Flush as the lease holder until nothing waits; return at once if another holds it."""
+        report = FlushReport()
+        while self.lease.acquire(self.owner, now=self.clock(), ttl=self.lease_ttl):
+            try:
+                if report.rounds == 0 and self.gather_s > 0:
+                    self.sleep(self.gather_s)  # let a burst's other deliveries queue first
+                report = _add(report, self.flush_once())
+            finally:
+                self.lease.release(self.owner)
+            # Checked after releasing: a change queued meanwhile either sees the lease free
+            # (and flushes itself) or is seen here.
+            if not self.outbox.pending(1):
+                break
+        return report
+
+    def flush_once(self) -> FlushReport:
+        """One batch: read the outbox and the sheet's index, write one plan, clear what it wrote."""
+        entries = list(self.outbox.pending(self.batch_limit))
+        if not entries:
+            return FlushReport()
+        newest = coalesce(entry.envelope for entry in entries)
+        index = self.sheet.read_index()
+        batch: list[InvoiceFacts] = []
+        failed = 0
+        for envelope in newest.values():
+            try:
+                batch.append(self._facts(envelope))
+            except MappingError as exc:
+                failed += 1
+                self._record(envelope, exc)
+        plan = plan_upsert(index, batch, self.config)
+        self.sheet.apply(plan)
+        self.outbox.remove(entries)
+        written = len(plan.updates) + len(plan.appends) + len(plan.deletes)
+        logs.log_event(
+            log,
+            logging.INFO,
+            "invoice sheet batch written",
+            invoices=len(newest),
+            written=written,
+            stale=len(plan.stale),
+            failed=failed,
+        )
+        return FlushReport(rounds=1, written=written, stale=len(plan.stale), failed=failed)
+
+    def _facts(self, envelope: Envelope) -> InvoiceFacts:
+        doc = envelope.doc
+        owner = doc.get("owner")
+        project = doc.get("project")
+        return invoice_facts(
+            doc,
+            doctype=envelope.doctype,
+            user_full_name=self.directory.user_full_name(owner) if isinstance(owner, str) else None,
+            project_manager=(
+                self.directory.project_manager(project)
+                if isinstance(project, str) and project
+                else None
+            ),
+            paid_date=paid_date_for(None, doc, envelope.modified),
+            deleted=envelope.event == TRASH_EVENT,
+        )
+
+    def _record(self, envelope: Envelope, exc: MappingError) -> None:
+        report = FailureReport(
+            integration=CONSUMER,
+            operation=OPERATIONS[CONSUMER],
+            entity_type=envelope.doctype,
+            entity_id=envelope.name,
+            event_id=envelope.event_id,
+            message=str(exc),
+            details=type(exc).__name__,
+            envelope=envelope.to_json().decode(),
+        )
+        self.errors.record_failure(report, now=self.clock())
+
+
+def _add(total: FlushReport, one: FlushReport) -> FlushReport:
+    return FlushReport(
+        rounds=total.rounds + one.rounds,
+        written=total.written + one.written,
+        stale=total.stale + one.stale,
+        failed=total.failed + one.failed,
+    )

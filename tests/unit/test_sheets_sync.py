@@ -1,0 +1,163 @@
+"""The Invoice Tracker service: queue per invoice, one read and one write per batch, newest wins."""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from shared.core.envelope import Envelope, build_envelope
+from shared.core.invoice_rows import TrackerConfig
+from shared.errors import UpstreamUnavailable
+from shared.sheets_sync import InvoiceSheetSync
+from tests.fakes import (
+    InMemoryErrorLog,
+    InMemoryInvoiceDirectory,
+    InMemoryInvoiceSheet,
+    InMemoryLease,
+    InMemorySheetOutbox,
+)
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+CONFIG = TrackerConfig(site_url="https://erp.example.com")
+STATUS = CONFIG.index_of("status")
+AMOUNT = CONFIG.index_of("amount")
+
+
+def invoice(
+    name: str, version: int, *, status: str = "Unpaid", event: str = "on_change", **extra
+) -> Envelope:
+    doc = {
+        "doctype": "Sales Invoice",
+        "name": name,
+        "customer": "Acme Builders",
+        "project": "PROJ-0001",
+        "posting_date": "2026-11-20",
+        "grand_total": 100.0 + version,
+        "currency": "USD",
+        "status": status,
+        "owner": "ana@example.com",
+        "modified": f"2026-11-23 10:{version // 60:02d}:{version % 60:02d}.000000",
+        **extra,
+    }
+    return build_envelope(
+        raw_body=json.dumps(doc).encode(),
+        payload=doc,
+        site="erp.example.com",
+        received_at=NOW,
+        event_hint=event,
+    )
+
+
+def make_sync(sheet: InMemoryInvoiceSheet | None = None, **parts) -> InvoiceSheetSync:
+    return InvoiceSheetSync(
+        outbox=parts.get("outbox") or InMemorySheetOutbox(),
+        lease=parts.get("lease") or InMemoryLease(),
+        sheet=sheet or InMemoryInvoiceSheet(),
+        directory=InMemoryInvoiceDirectory(
+            full_names={"ana@example.com": "Ana Lopez"}, managers={"PROJ-0001": "Ben Okafor"}
+        ),
+        errors=parts.get("errors") or InMemoryErrorLog(),
+        config=CONFIG,
+        owner=parts.get("owner", "instance-a"),
+        clock=lambda: NOW,
+        gather_s=0,
+    )
+
+
+def test_lone_event_is_written_at_once_with_looked_up_names() -> None:
+    sheet = InMemoryInvoiceSheet()
+    make_sync(sheet).enqueue(invoice("SINV-1", 1))
+    cells = sheet.by_name()["SINV-1"]
+    assert cells[CONFIG.index_of("entered_by")] == "Ana Lopez"
+    assert cells[CONFIG.index_of("project_manager")] == "Ben Okafor"
+    assert (sheet.reads, sheet.writes) == (1, 1)
+
+
+def test_burst_of_1000_shuffled_events_with_duplicates_and_stale_versions_is_one_read_one_write() -> (
+    None
+):
+    rng = random.Random(7)
+    events = [invoice(f"SINV-{n:04d}", version) for n in range(1000) for version in (1, 2, 3)]
+    events += events[:500]  # duplicate deliveries
+    rng.shuffle(events)
+    outbox, lease, sheet = InMemorySheetOutbox(), InMemoryLease(), InMemoryInvoiceSheet()
+    lease.acquire("busy-flusher", now=NOW, ttl=timedelta(minutes=1))  # another instance flushes
+    queued_by_others = make_sync(sheet, outbox=outbox, lease=lease)
+    for event in events:
+        queued_by_others.enqueue(event)
+    assert sheet.writes == 0 and len(outbox.entries) == 1000
+    lease.release("busy-flusher")
+    report = make_sync(sheet, outbox=outbox, lease=lease, owner="b").flush_while_pending()
+    assert (report.rounds, sheet.reads, sheet.writes) == (1, 1, 1)
+    rows = sheet.by_name()
+    assert len(rows) == 1000
+    assert {cells[AMOUNT] for cells in rows.values()} == {103.0}  # version 3, the newest
+    assert outbox.entries == {}
+
+
+def test_older_version_arriving_after_a_newer_one_leaves_the_row_alone() -> None:
+    sheet = InMemoryInvoiceSheet()
+    sync = make_sync(sheet)
+    sync.enqueue(invoice("SINV-1", 5, status="Paid"))
+    sync.enqueue(invoice("SINV-1", 4, status="Unpaid"))
+    assert sheet.by_name()["SINV-1"][STATUS] == "Paid"
+
+
+def test_cancelled_invoice_keeps_its_row_marked_and_deleted_one_is_removed() -> None:
+    sheet = InMemoryInvoiceSheet()
+    sync = make_sync(sheet)
+    sync.enqueue(invoice("SINV-1", 1))
+    sync.enqueue(invoice("SINV-2", 1))
+    sync.enqueue(invoice("SINV-1", 2, status="Cancelled", docstatus=2, event="on_cancel"))
+    sync.enqueue(invoice("SINV-2", 2, event="on_trash"))
+    rows = sheet.by_name()
+    assert rows["SINV-1"][STATUS] == CONFIG.cancelled_label
+    assert "SINV-2" not in rows
+
+
+def test_unmappable_invoice_becomes_an_error_record_and_the_rest_are_written() -> None:
+    errors, sheet = InMemoryErrorLog(), InMemoryInvoiceSheet()
+    outbox, lease = InMemorySheetOutbox(), InMemoryLease()
+    lease.acquire("busy-flusher", now=NOW, ttl=timedelta(minutes=1))
+    sync = make_sync(sheet, outbox=outbox, lease=lease, errors=errors)
+    sync.enqueue(invoice("SINV-1", 1))
+    sync.enqueue(invoice("SINV-2", 1, grand_total="lots"))
+    lease.release("busy-flusher")
+    sync.flush_while_pending()
+    assert set(sheet.by_name()) == {"SINV-1"}
+    (record,) = errors.records.values()
+    assert record["report"].entity_id == "SINV-2"  # type: ignore[union-attr]
+    assert outbox.entries == {}
+
+
+def test_sheet_throttling_keeps_the_queue_and_raises_for_a_retry() -> None:
+    sheet = InMemoryInvoiceSheet(fail_with=UpstreamUnavailable("429", service="sheets"))
+    outbox, lease = InMemorySheetOutbox(), InMemoryLease()
+    sync = make_sync(sheet, outbox=outbox, lease=lease)
+    with pytest.raises(UpstreamUnavailable):
+        sync.enqueue(invoice("SINV-1", 1))
+    assert len(outbox.entries) == 1 and lease.holder is None
+    sheet.fail_with = None
+    sync.enqueue(invoice("SINV-1", 1))
+    assert "SINV-1" in sheet.by_name() and outbox.entries == {}
+
+
+def test_change_queued_while_another_instance_flushes_is_written_by_that_flusher() -> None:
+    sheet, outbox, lease = InMemoryInvoiceSheet(), InMemorySheetOutbox(), InMemoryLease()
+    late = make_sync(sheet, outbox=outbox, lease=lease, owner="late")
+
+    class QueueDuringApply(InMemoryInvoiceSheet):
+        def read_index(self) -> dict[str, tuple[int, str | None]]:
+            return sheet.read_index()
+
+        def apply(self, plan) -> None:  # type: ignore[no-untyped-def]
+            sheet.apply(plan)
+            if len(sheet.rows) == 1:
+                late.enqueue(invoice("SINV-2", 1))  # finds the lease held and returns
+
+    flusher = make_sync(QueueDuringApply(), outbox=outbox, lease=lease, owner="flusher")
+    flusher.enqueue(invoice("SINV-1", 1))
+    assert set(sheet.by_name()) == {"SINV-1", "SINV-2"}
