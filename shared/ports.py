@@ -8,6 +8,7 @@ from typing import Protocol
 
 from shared.core.claims import ClaimOutcome
 from shared.core.envelope import Envelope
+from shared.core.executions import RunCounts, SyncExecution
 from shared.core.failures import FailureReport
 from shared.core.invoice_rows import RowPlan, SheetIndex
 
@@ -110,3 +111,26 @@ class InvoiceDirectory(Protocol):
     def user_full_name(self, user_id: str) -> str | None: ...
 
     def project_manager(self, project: str) -> str | None: ...
+
+
+# ---- scheduled jobs -----------------------------------------------------------------------------
+
+
+class SyncExecutionLog(Protocol):
+    def start(self, job: str, *, now: datetime) -> str:
+        """Write a running record and return its id."""
+        ...
+
+    def finish(
+        self, execution_id: str, counts: RunCounts, *, error: str | None, now: datetime
+    ) -> None: ...
+
+    def recent(self, job: str | None = None, limit: int = 50) -> list[SyncExecution]: ...
+
+
+class Watermarks(Protocol):
+    def get(self, key: str) -> str | None: ...
+
+    def advance(self, key: str, value: str) -> None:
+        """Store `value` unless an equal or later one is stored (Frappe `modified` order)."""
+        ...

@@ -29,11 +29,12 @@ from shared.core.claims import (
     new_claim,
 )
 from shared.core.envelope import Envelope
+from shared.core.executions import RunCounts, RunStatus, SyncExecution
 from shared.core.failures import ErrorStatus, FailureReport
 from shared.core.invoice_rows import coalesce
 from shared.core.versions import parse_modified
 from shared.errors import ClaimHeld, UpstreamRejected, UpstreamUnavailable
-from shared.ports import Lease, QueuedChange, SheetOutbox
+from shared.ports import Lease, QueuedChange, SheetOutbox, SyncExecutionLog, Watermarks
 
 SERVICE = "firestore"
 CLAIMS = "idempotency"
@@ -42,6 +43,8 @@ ERRORS = "errors"
 ACTIONS = "actions"
 SHEET_OUTBOX = "sheet_outbox"
 LEASES = "leases"
+SYNC_EXECUTIONS = "sync_executions"
+WATERMARKS = "watermarks"
 
 DEFAULT_TIMEOUT_S = 10.0
 DEFAULT_RETENTION = timedelta(days=7)
@@ -152,6 +155,8 @@ class FirestoreStores:
         self.actions = FirestoreActionLog(self.connection)
         self.sheet_outbox: SheetOutbox = FirestoreSheetOutbox(self.connection)
         self.sheet_flush_lease: Lease = FirestoreLease(self.connection, "invoice-sheet-flush")
+        self.executions: SyncExecutionLog = FirestoreSyncExecutionLog(self.connection)
+        self.watermarks: Watermarks = FirestoreWatermarks(self.connection)
 
 
 @contextmanager
@@ -590,3 +595,96 @@ class FirestoreLease:
 
         with translated("release lease"):
             self._connection.swap(self._document(), decide)
+
+
+# ---- sync executions and watermarks -----------------------------------------------------------
+
+
+class FirestoreSyncExecutionLog:
+    """`sync_executions/{auto id}`: one record per job run, running until finished."""
+
+    def __init__(self, connection: FirestoreConnection) -> None:
+        self._connection = connection
+
+    def start(self, job: str, *, now: datetime) -> str:
+        fields: Record = {"job": job, "status": RunStatus.RUNNING.value, "started_at": now}
+        with translated("start sync execution"):
+            _, document = self._connection.collection(SYNC_EXECUTIONS).add(fields)
+        return str(document.id)
+
+    def finish(
+        self, execution_id: str, counts: RunCounts, *, error: str | None, now: datetime
+    ) -> None:
+        status = RunStatus.FAILED if error else RunStatus.SUCCEEDED
+        fields: Record = {
+            "status": status.value,
+            "finished_at": now,
+            "seen": counts.seen,
+            "updated": counts.updated,
+            "skipped": counts.skipped,
+            "failed": counts.failed,
+            "error": error,
+        }
+        with translated("finish sync execution"):
+            self._connection.collection(SYNC_EXECUTIONS).document(execution_id).update(
+                fields, retry=self._connection.retry, timeout=self._connection.timeout_s
+            )
+
+    def recent(self, job: str | None = None, limit: int = 50) -> list[SyncExecution]:
+        """Newest first. With a job filter, production needs the index (job, started_at desc)."""
+        query: firestore.CollectionReference | firestore.Query = self._connection.collection(
+            SYNC_EXECUTIONS
+        )
+        if job is not None:
+            query = query.where(filter=FieldFilter("job", "==", job))
+        ordered = query.order_by("started_at", direction=firestore.Query.DESCENDING).limit(limit)
+        with translated("list sync executions"):
+            snapshots = list(
+                ordered.stream(retry=self._connection.retry, timeout=self._connection.timeout_s)
+            )
+        return [_execution_of(snapshot) for snapshot in snapshots]
+
+
+def _execution_of(snapshot: Snapshot) -> SyncExecution:
+    fields = _snapshot_fields(snapshot) or {}
+    finished = fields.get("finished_at")
+    error = fields.get("error")
+    return SyncExecution(
+        id=str(snapshot.id),
+        job=str(fields.get("job")),
+        status=RunStatus(str(fields.get("status"))),
+        started_at=cast(datetime, fields.get("started_at")),
+        finished_at=finished if isinstance(finished, datetime) else None,
+        counts=RunCounts(
+            seen=_int(fields, "seen"),
+            updated=_int(fields, "updated"),
+            skipped=_int(fields, "skipped"),
+            failed=_int(fields, "failed"),
+        ),
+        error=error if isinstance(error, str) else None,
+    )
+
+
+class FirestoreWatermarks:
+    """`watermarks/{key}`: how far a job has read ERPNext (a `modified` stamp), only moving forward."""
+
+    def __init__(self, connection: FirestoreConnection) -> None:
+        self._connection = connection
+
+    def get(self, key: str) -> str | None:
+        with translated("read watermark"):
+            snapshot = self._connection.read(self._connection.collection(WATERMARKS).document(key))
+        value = (_snapshot_fields(snapshot) or {}).get("value")
+        return value if isinstance(value, str) else None
+
+    def advance(self, key: str, value: str) -> None:
+        incoming = parse_modified(value)
+
+        def decide(fields: Record | None) -> tuple[Change | None, None]:
+            current = (fields or {}).get("value")
+            if isinstance(current, str) and parse_modified(current) >= incoming:
+                return None, None
+            return Change({"value": value, "updated_at": firestore.SERVER_TIMESTAMP}), None
+
+        with translated("advance watermark"):
+            self._connection.swap(self._connection.collection(WATERMARKS).document(key), decide)
