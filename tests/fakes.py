@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from shared.core.claims import Claim, ClaimOutcome, ClaimState, can_take_over, claim_key, new_claim
 from shared.core.envelope import Envelope
 from shared.core.failures import ErrorStatus, FailureReport
-from shared.core.invoice_rows import CellValue, RowPlan, RowWrite, coalesce
+from shared.core.invoice_rows import CellValue, RowPlan, coalesce
 from shared.core.versions import parse_modified
 from shared.errors import ClaimHeld, UpstreamUnavailable
 
@@ -179,7 +179,6 @@ class InMemoryInvoiceSheet:
     reads: int = 0
     writes: int = 0
     fail_with: Exception | None = None
-    modified_column: int = 13
 
     def read_index(self) -> dict[str, tuple[int, str | None]]:
         self.reads += 1
@@ -193,15 +192,11 @@ class InMemoryInvoiceSheet:
         self.writes += 1
         for write in plan.updates:
             assert write.row_number is not None
-            self.rows[write.row_number - 2] = (write.name, write.cells, self._modified(write))
+            self.rows[write.row_number - 2] = (write.name, write.cells, write.modified)
         for write in plan.appends:
-            self.rows.append((write.name, write.cells, self._modified(write)))
+            self.rows.append((write.name, write.cells, write.modified))
         for delete in plan.deletes:
             del self.rows[delete.row_number - 2]
-
-    def _modified(self, write: RowWrite) -> str | None:
-        value = write.cells[self.modified_column]
-        return str(value) if value not in (None, "") else None
 
     def by_name(self) -> dict[str, tuple[CellValue, ...]]:
         return {name: cells for name, cells, _ in self.rows}

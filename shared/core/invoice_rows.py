@@ -379,11 +379,15 @@ def coalesce(envelopes: Iterable[Envelope]) -> dict[str, Envelope]:
 
 @dataclass(frozen=True, slots=True)
 class RowWrite:
-    """Cells for one invoice: at `row_number` when updating in place, None when appending."""
+    """Cells for one invoice: at `row_number` when updating in place, None when appending.
+
+    `modified` is the version written, which the sheet keeps beside the row for stale checks.
+    """
 
     name: str
     row_number: int | None
     cells: tuple[CellValue, ...]
+    modified: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -440,9 +444,9 @@ def plan_upsert(sheet: SheetIndex, batch: Iterable[InvoiceFacts], config: Tracke
             continue
         cells = render_row(facts, config)
         if row is None:
-            appends.append(RowWrite(facts.name, None, cells))
+            appends.append(RowWrite(facts.name, None, cells, facts.modified))
         else:
-            updates.append(RowWrite(facts.name, row[0], cells))
+            updates.append(RowWrite(facts.name, row[0], cells, facts.modified))
     deletes.sort(key=lambda delete: delete.row_number, reverse=True)
     return RowPlan(tuple(updates), tuple(appends), tuple(deletes), tuple(stale), tuple(ignored))
 

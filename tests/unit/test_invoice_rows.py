@@ -566,9 +566,9 @@ def test_plan_updates_appends_skips_stale_and_handles_cancelled_and_deleted(
     assert [kind for kind, items in outcome.items() if items] == [expected]
     cells = render_row(facts, config)
     if expected == "update":
-        assert plan.updates == (RowWrite(facts.name, SHEET[facts.name][0], cells),)
+        assert plan.updates == (RowWrite(facts.name, SHEET[facts.name][0], cells, facts.modified),)
     elif expected == "append":
-        assert plan.appends == (RowWrite(facts.name, None, cells),)
+        assert plan.appends == (RowWrite(facts.name, None, cells, facts.modified),)
     elif expected == "delete":
         assert plan.deletes == (RowDelete(facts.name, SHEET[facts.name][0]),)
     else:
