@@ -1,0 +1,60 @@
+"""The cached ERPNext lookups behind the tracker's "entered by" and "project manager" columns."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from shared.core.envelope import Json
+from shared.directory import ErpNextDirectory
+from shared.errors import UpstreamRejected
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+@dataclass
+class InMemoryErpNext:
+    docs: dict[tuple[str, str], dict[str, Json]] = field(default_factory=dict)
+    reads: int = 0
+
+    def get_doc(self, doctype: str, name: str) -> Mapping[str, Json]:
+        self.reads += 1
+        if (doctype, name) not in self.docs:
+            raise UpstreamRejected(f"{doctype} {name} not found", service="erpnext")
+        return self.docs[(doctype, name)]
+
+
+def site() -> InMemoryErpNext:
+    return InMemoryErpNext(
+        {
+            ("User", "ana@example.com"): {"full_name": "Ana Lopez"},
+            ("User", "ben@example.com"): {"full_name": "Ben Okafor"},
+            ("Project", "PROJ-0001"): {"pm_user": "ben@example.com"},
+            ("Project", "PROJ-0002"): {},
+        }
+    )
+
+
+def test_manager_is_read_through_the_configured_field_and_shown_by_full_name() -> None:
+    directory = ErpNextDirectory(site(), clock=lambda: NOW, manager_field="pm_user")
+    assert directory.project_manager("PROJ-0001") == "Ben Okafor"
+    assert directory.project_manager("PROJ-0002") is None
+    assert directory.user_full_name("ana@example.com") == "Ana Lopez"
+
+
+def test_missing_user_or_project_reads_as_none() -> None:
+    directory = ErpNextDirectory(site(), clock=lambda: NOW, manager_field="pm_user")
+    assert directory.user_full_name("gone@example.com") is None
+    assert directory.project_manager("PROJ-9999") is None
+
+
+def test_lookups_are_cached_until_the_ttl_runs_out() -> None:
+    erp, now = site(), [NOW]
+    directory = ErpNextDirectory(erp, clock=lambda: now[0], ttl=timedelta(minutes=10))
+    for _ in range(100):
+        directory.user_full_name("ana@example.com")
+    assert erp.reads == 1
+    now[0] = NOW + timedelta(minutes=11)
+    directory.user_full_name("ana@example.com")
+    assert erp.reads == 2
