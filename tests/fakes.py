@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 
 from shared.core.claims import Claim, ClaimOutcome, ClaimState, can_take_over, claim_key, new_claim
 from shared.core.envelope import Envelope
+from shared.core.executions import RunCounts, RunStatus, SyncExecution
 from shared.core.failures import ErrorStatus, FailureReport
 from shared.core.invoice_rows import CellValue, RowPlan, coalesce
 from shared.core.versions import parse_modified
@@ -212,3 +213,38 @@ class InMemoryInvoiceDirectory:
 
     def project_manager(self, project: str) -> str | None:
         return self.managers.get(project)
+
+
+@dataclass
+class InMemoryWatermarks:
+    values: dict[str, str] = field(default_factory=dict)
+
+    def get(self, key: str) -> str | None:
+        return self.values.get(key)
+
+    def advance(self, key: str, value: str) -> None:
+        current = self.values.get(key)
+        if current is None or parse_modified(value) > parse_modified(current):
+            self.values[key] = value
+
+
+@dataclass
+class InMemorySyncExecutionLog:
+    runs: dict[str, SyncExecution] = field(default_factory=dict)
+
+    def start(self, job: str, *, now: datetime) -> str:
+        execution_id = f"run-{len(self.runs) + 1}"
+        self.runs[execution_id] = SyncExecution(execution_id, job, RunStatus.RUNNING, now)
+        return execution_id
+
+    def finish(
+        self, execution_id: str, counts: RunCounts, *, error: str | None, now: datetime
+    ) -> None:
+        status = RunStatus.FAILED if error else RunStatus.SUCCEEDED
+        self.runs[execution_id] = replace(
+            self.runs[execution_id], status=status, finished_at=now, counts=counts, error=error
+        )
+
+    def recent(self, job: str | None = None, limit: int = 50) -> list[SyncExecution]:
+        found = [run for run in self.runs.values() if job in (None, run.job)]
+        return list(reversed(found))[:limit]

@@ -1,0 +1,156 @@
+"""Reconciliation against an in-memory ERPNext: watermark, large pages, one run record per run."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import pytest
+
+from shared.core.envelope import Json
+from shared.core.executions import RunStatus
+from shared.core.invoice_rows import TrackerConfig
+from shared.core.versions import parse_modified
+from shared.errors import UpstreamUnavailable
+from shared.reconcile import InvoiceReconciliation
+from shared.sheets_sync import InvoiceSheetSync
+from tests.fakes import (
+    InMemoryErrorLog,
+    InMemoryInvoiceDirectory,
+    InMemoryInvoiceSheet,
+    InMemoryLease,
+    InMemorySheetOutbox,
+    InMemorySyncExecutionLog,
+    InMemoryWatermarks,
+)
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+CONFIG = TrackerConfig(site_url="https://erp.example.com")
+
+
+@dataclass
+class InMemoryInvoices:
+    """Lists like ERPNext's REST API: filters on `modified`, pages of `page_length`; counts calls."""
+
+    docs: dict[str, list[dict[str, Json]]] = field(default_factory=dict)
+    list_calls: int = 0
+    down: bool = False
+
+    def iter_docs(
+        self,
+        doctype: str,
+        *,
+        fields: Sequence[str],
+        filters: Sequence[tuple[str, str, object]] = (),
+        order_by: str = "modified asc",
+        page_length: int = 500,
+    ) -> Iterator[Mapping[str, Json]]:
+        rows = sorted(self.docs.get(doctype, []), key=lambda doc: str(doc["modified"]))
+        for field_name, operator, value in filters:
+            assert (field_name, operator) == ("modified", ">=")
+            rows = [
+                r for r in rows if parse_modified(str(r["modified"])) >= parse_modified(str(value))
+            ]
+        start = 0
+        while True:
+            if self.down:
+                raise UpstreamUnavailable("erpnext down", service="erpnext")
+            self.list_calls += 1
+            page = rows[start : start + page_length]
+            yield from ({k: doc.get(k) for k in fields} for doc in page)
+            if len(page) < page_length:
+                return
+            start += page_length
+
+
+def sales_invoice(n: int, second: int = 0, status: str = "Unpaid") -> dict[str, Json]:
+    return {
+        "name": f"ACC-SINV-2026-{n:05d}",
+        "customer": "Acme",
+        "project": "PROJ-0001",
+        "posting_date": "2026-11-01",
+        "grand_total": 10.0 * n,
+        "currency": "USD",
+        "status": status,
+        "outstanding_amount": 10.0 * n,
+        "owner": "ana@example.com",
+        "modified": f"2026-11-{1 + n // 5000:02d} 10:{(n // 60) % 60:02d}:{n % 60:02d}.{second:06d}",
+        "docstatus": 1,
+    }
+
+
+def reconciliation(
+    erp: InMemoryInvoices, sheet: InMemoryInvoiceSheet, **parts
+) -> InvoiceReconciliation:
+    outbox = parts.get("outbox") or InMemorySheetOutbox()
+    sync = InvoiceSheetSync(
+        outbox=outbox,
+        lease=InMemoryLease(),
+        sheet=sheet,
+        directory=InMemoryInvoiceDirectory(),
+        errors=InMemoryErrorLog(),
+        config=CONFIG,
+        owner="scheduler",
+        clock=lambda: NOW,
+        gather_s=0,
+    )
+    return InvoiceReconciliation(
+        erp=erp,
+        outbox=outbox,
+        sync=sync,
+        executions=parts.get("executions") or InMemorySyncExecutionLog(),
+        watermarks=parts.get("watermarks") or InMemoryWatermarks(),
+        site="erp.example.com",
+        clock=lambda: NOW,
+    )
+
+
+def test_10000_invoices_take_at_most_25_list_calls_and_batches_of_the_batch_limit() -> None:
+    erp = InMemoryInvoices({"Sales Invoice": [sales_invoice(n) for n in range(10_000)]})
+    sheet, executions = InMemoryInvoiceSheet(), InMemorySyncExecutionLog()
+    seen: list[int] = []
+    run_id, counts = reconciliation(erp, sheet, executions=executions).run(progress=seen.append)
+    assert erp.list_calls <= 25
+    assert (counts.seen, counts.updated, len(sheet.rows), len(seen)) == (
+        10_000,
+        10_000,
+        10_000,
+        10_000,
+    )
+    batches = -(-10_000 // InvoiceSheetSync.batch_limit)
+    assert (sheet.reads, sheet.writes) == (batches, batches)
+    assert executions.runs[run_id].status is RunStatus.SUCCEEDED
+
+
+def test_run_with_nothing_changed_makes_one_list_call_per_invoice_doctype() -> None:
+    erp = InMemoryInvoices({"Sales Invoice": [sales_invoice(n) for n in range(50)]})
+    sheet, marks = InMemoryInvoiceSheet(), InMemoryWatermarks()
+    reconciliation(erp, sheet, watermarks=marks).run()
+    erp.list_calls = 0
+    _, counts = reconciliation(erp, sheet, watermarks=marks).run()
+    assert erp.list_calls == 2  # Sales and Purchase Invoice: ERPNext lists one doctype per call
+    assert counts.updated <= 1  # only the invoice(s) at the watermark's own stamp come back
+
+
+def test_change_with_no_webhook_reaches_the_sheet_on_the_next_run() -> None:
+    docs = [sales_invoice(n) for n in range(5)]
+    erp, sheet, marks = (
+        InMemoryInvoices({"Sales Invoice": docs}),
+        InMemoryInvoiceSheet(),
+        InMemoryWatermarks(),
+    )
+    reconciliation(erp, sheet, watermarks=marks).run()
+    docs[2] = {**docs[2], "status": "Overdue", "modified": "2026-11-23 23:00:00"}  # the nightly job
+    reconciliation(erp, sheet, watermarks=marks).run()
+    status = CONFIG.index_of("status")
+    assert sheet.by_name()["ACC-SINV-2026-00002"][status] == "Overdue"
+
+
+def test_failed_run_is_recorded_with_its_error() -> None:
+    erp = InMemoryInvoices({"Sales Invoice": [sales_invoice(1)]}, down=True)
+    executions = InMemorySyncExecutionLog()
+    with pytest.raises(UpstreamUnavailable):
+        reconciliation(erp, InMemoryInvoiceSheet(), executions=executions).run()
+    (run,) = executions.runs.values()
+    assert run.status is RunStatus.FAILED and "erpnext down" in str(run.error)
