@@ -16,7 +16,6 @@ from datetime import datetime, timedelta
 
 from shared import logs
 from shared.core.envelope import Envelope
-from shared.core.failures import FailureReport
 from shared.core.invoice_rows import (
     TRASH_EVENT,
     InvoiceFacts,
@@ -29,6 +28,7 @@ from shared.core.invoice_rows import (
 from shared.core.routing import OPERATIONS
 from shared.errors import MappingError
 from shared.ports import ErrorLog, InvoiceDirectory, InvoiceSheet, Lease, SheetOutbox
+from shared.runtime import failure_report
 
 log = logging.getLogger(__name__)
 CONSUMER = "sheets_sync"
@@ -131,16 +131,7 @@ class InvoiceSheetSync:
         )
 
     def _record(self, envelope: Envelope, exc: MappingError) -> None:
-        report = FailureReport(
-            integration=CONSUMER,
-            operation=OPERATIONS[CONSUMER],
-            entity_type=envelope.doctype,
-            entity_id=envelope.name,
-            event_id=envelope.event_id,
-            message=str(exc),
-            details=type(exc).__name__,
-            envelope=envelope.to_json().decode(),
-        )
+        report = failure_report(CONSUMER, OPERATIONS[CONSUMER], exc, envelope=envelope)
         self.errors.record_failure(report, now=self.clock())
 
 
