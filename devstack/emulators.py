@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from devstack.ports import free_port, wait_for_port
+from devstack.ports import free_port
+from devstack.processes import ServerProcess, launch
 
 START_TIMEOUT_S = 90.0
 
@@ -45,58 +43,25 @@ def check_tools() -> None:
         raise MissingTool("missing: " + "; ".join(problems))
 
 
-@dataclass
-class Emulator:
-    """One running emulator process (its own process group, so stopping it stops its JVM)."""
-
-    name: str
-    host: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
-
-    def stop(self) -> None:
-        if self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=15)
-
-
-def launch_emulator(kind: str, log_dir: Path) -> Emulator:
-    """Start `pubsub` or `firestore` on a free port; `wait_ready` waits until it listens."""
+def launch_emulator(kind: str, log_dir: Path) -> ServerProcess:
+    """Start `pubsub` or `firestore` on a free port; `wait_listening` waits until it serves."""
     port = free_port()
     host = f"127.0.0.1:{port}"
     command = {
         "pubsub": ["gcloud", "beta", "emulators", "pubsub", "start", f"--host-port={host}"],
         "firestore": ["gcloud", "emulators", "firestore", "start", f"--host-port={host}"],
     }[kind]
-    log_path = log_dir / f"{kind}-emulator.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    return Emulator(kind, host, process, log_path)
-
-
-def wait_ready(emulator: Emulator) -> None:
-    port = int(emulator.host.rsplit(":", 1)[1])
-    if not wait_for_port(port, timeout=START_TIMEOUT_S) or emulator.process.poll() is not None:
-        emulator.stop()
-        tail = emulator.log_path.read_text(errors="replace")[-2000:]
-        raise RuntimeError(
-            f"the {emulator.name} emulator did not start on {emulator.host}:\n{tail}"
-        )
+    return launch(
+        f"the {kind} emulator", command, port=port, log_path=log_dir / f"{kind}-emulator.log"
+    )
 
 
 @dataclass(frozen=True)
 class Emulators:
     """Both emulators; `env()` gives the variables that point Google's clients at them."""
 
-    pubsub: Emulator
-    firestore: Emulator
+    pubsub: ServerProcess
+    firestore: ServerProcess
     project: str
 
     def env(self) -> dict[str, str]:
@@ -115,15 +80,15 @@ def running_emulators(
     """Start both emulators (in parallel: each takes seconds of JVM start) and stop them after."""
     check_tools()
     log_dir = log_dir or Path(tempfile.mkdtemp(prefix="bridge-emulators-"))
-    started: list[Emulator] = []
+    started: list[ServerProcess] = []
     try:
         # Each JVM takes seconds to start: launch both, then wait for both.
         pubsub = launch_emulator("pubsub", log_dir)
         started.append(pubsub)
         firestore = launch_emulator("firestore", log_dir)
         started.append(firestore)
-        wait_ready(pubsub)
-        wait_ready(firestore)
+        pubsub.wait_listening(START_TIMEOUT_S)
+        firestore.wait_listening(START_TIMEOUT_S)
         yield Emulators(pubsub, firestore, project)
     finally:
         for emulator in reversed(started):

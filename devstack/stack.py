@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -18,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from devstack.emulators import Emulators, running_emulators
-from devstack.ports import free_port, wait_for_port
+from devstack.ports import free_port
+from devstack.processes import ServerProcess, launch
 from shared.adapters.firestore import FirestoreStores
 from shared.adapters.pubsub import ensure_push_subscription, ensure_topic
 from shared.core.routing import DEAD_LETTER, DEAD_LETTER_SUBSCRIPTION, SUBSCRIPTIONS, TOPICS
@@ -45,32 +44,12 @@ CONSUMER_FUNCTIONS = {
 
 
 @dataclass
-class RunningFunction:
+class RunningFunction(ServerProcess):
     spec: FunctionSpec
-    port: int
-    process: subprocess.Popen[bytes]
-    log_path: Path
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        """Stop the process we started (its own group: the framework may fork workers)."""
-        if self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
-
-    def kill(self) -> None:
-        """kill -9, as a crash would."""
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
+        return f"http://{self.host}"
 
 
 def launch_function(
@@ -90,24 +69,12 @@ def launch_function(
     ]
     if spec.target != WEBHOOK.target:
         command.append("--signature-type=cloudevent")
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            command,
-            env={**os.environ, **env},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            cwd=ROOT,
-        )
-    return RunningFunction(spec, port, process, log_path)
+    server = launch(spec.target, command, port=port, log_path=log_path, env=env, cwd=ROOT)
+    return RunningFunction(server.name, server.port, server.process, server.log_path, spec)
 
 
 def wait_serving(running: RunningFunction) -> RunningFunction:
-    ready = wait_for_port(running.port, timeout=START_TIMEOUT_S)
-    if not ready or running.process.poll() is not None:
-        running.stop()
-        tail = running.log_path.read_text(errors="replace")[-3000:]
-        raise RuntimeError(f"{running.spec.target} did not start:\n{tail}")
+    running.wait_listening(START_TIMEOUT_S)
     return running
 
 
@@ -148,6 +115,10 @@ class Devstack:
                 if "outcome" in entry:
                     entries.append(entry)
         return sorted(entries, key=lambda entry: str(entry.get("time")))
+
+    def stop_functions(self) -> None:
+        for running in self.functions.values():
+            running.stop()
 
     def restart(self, target: str) -> RunningFunction:
         """Start a stopped or killed function again on its port (push endpoints stay valid)."""
@@ -212,7 +183,7 @@ def running_devstack(
         for topic in (*TOPICS, DEAD_LETTER):
             ensure_topic(project, topic)
         devstack = Devstack(emulators, env, log_dir)
-        stack.callback(lambda: [f.stop() for f in devstack.functions.values()])
+        stack.callback(devstack.stop_functions)
         specs = [WEBHOOK, DEAD_LETTERS, *CONSUMER_FUNCTIONS.values()]
         for spec in specs:  # launch all, then wait: each spends seconds importing
             devstack.functions[spec.target] = launch_function(spec, env, log_dir)

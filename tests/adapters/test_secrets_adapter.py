@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 
 import pytest
@@ -16,6 +13,7 @@ from shared import bootstrap
 from shared.adapters.pubsub import ensure_topic
 from shared.adapters.secrets import SecretManagerReader
 from shared.errors import ConfigurationError
+from tests.frappe import frappe_signature
 
 SECRET = "secret-from-secret-manager"
 
@@ -57,16 +55,14 @@ def test_webhook_reads_its_secret_from_secret_manager_when_env_has_none(
             body = json.dumps(
                 {"doctype": "Sales Invoice", "name": "SINV-1", "modified": "2026-11-23 10:00:00"}
             ).encode()
-            good = base64.b64encode(
-                hmac.new(SECRET.encode(), body, hashlib.sha256).digest()
-            ).decode()
+            good = frappe_signature(SECRET, body)
             assert (
                 client.post(
                     "/?event=on_submit", data=body, headers={"X-Frappe-Webhook-Signature": good}
                 ).status_code
                 == 200
             )
-            bad = base64.b64encode(hmac.new(b"other", body, hashlib.sha256).digest()).decode()
+            bad = frappe_signature("other", body)
             assert (
                 client.post(
                     "/?event=on_submit", data=body, headers={"X-Frappe-Webhook-Signature": bad}

@@ -6,9 +6,6 @@ each test uses its own documents, so their claims and records never meet.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -22,6 +19,7 @@ from devstack.erpnext import ErpNextStandIn
 from devstack.stack import Devstack, running_devstack
 from shared.adapters.pubsub import PubSubPublisher
 from shared.core.claims import ClaimState
+from tests.frappe import frappe_signature
 
 SECRET = "e2e-webhook-secret"
 LEASE_S = 4
@@ -143,7 +141,7 @@ def test_older_version_is_acknowledged_not_applied_when_it_arrives_late(
 
 
 def sign(body: bytes) -> str:
-    return base64.b64encode(hmac.new(SECRET.encode(), body, hashlib.sha256).digest()).decode()
+    return frappe_signature(SECRET, body)
 
 
 def test_crashed_claim_is_taken_over_after_its_lease_and_applied_once(

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -20,6 +17,7 @@ from shared import bootstrap
 from shared.adapters.pubsub import ensure_pull_subscription, ensure_topic
 from shared.core.routing import DEAD_LETTER, TOPICS
 from shared.errors import ConfigurationError
+from tests.frappe import develop_body, frappe_signature, hex_signature, v15_body
 
 SECRET = "webhook-secret-for-tests"
 SOURCE = "functions/erp_webhook/main.py"
@@ -32,16 +30,8 @@ INVOICE = {
 }
 
 
-def v15_body(doc: dict[str, object]) -> bytes:
-    return json.dumps(doc, default=str).encode()
-
-
-def develop_body(doc: dict[str, object]) -> bytes:
-    return json.dumps(doc, indent=1, sort_keys=True, default=str).encode()
-
-
 def signature(body: bytes, secret: str = SECRET) -> str:
-    return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
+    return frappe_signature(secret, body)
 
 
 @dataclass
@@ -149,7 +139,7 @@ def test_same_change_in_both_formats_has_one_event_id(webhook: Webhook) -> None:
         (v15_body(INVOICE), signature(v15_body(INVOICE), "wrong-secret"), "wrong secret"),
         (
             v15_body(INVOICE),
-            hmac.new(SECRET.encode(), v15_body(INVOICE), hashlib.sha256).hexdigest(),
+            hex_signature(SECRET, v15_body(INVOICE)),
             "hex",
         ),
         (v15_body(INVOICE), "", "missing"),

@@ -1,0 +1,28 @@
+"""What a Frappe site sends, computed independently of the code under test: bodies and signatures."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+
+
+def v15_body(doc: dict[str, object]) -> bytes:
+    """Frappe v15: `json.dumps(data, default=str)`, default separators, keys in order."""
+    return json.dumps(doc, default=str).encode()
+
+
+def develop_body(doc: dict[str, object]) -> bytes:
+    """Frappe develop (2026): `frappe.as_json`, indent 1 and sorted keys."""
+    return json.dumps(doc, indent=1, sort_keys=True, default=str).encode()
+
+
+def frappe_signature(secret: str, body: bytes) -> str:
+    """X-Frappe-Webhook-Signature: base64 of HMAC-SHA256 over the body bytes."""
+    return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
+
+
+def hex_signature(secret: str, body: bytes) -> str:
+    """The same HMAC in hex: what a wrong implementation would send (and must be refused)."""
+    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
