@@ -10,7 +10,8 @@ from shared.core.claims import ClaimOutcome
 from shared.core.envelope import Envelope
 from shared.core.executions import RunCounts, SyncExecution
 from shared.core.failures import FailureReport
-from shared.core.invoice_rows import RowPlan, SheetIndex
+from shared.core.invoice_rows import RowPlan, SheetIndex, TrackerConfig
+from shared.core.sheet_layout import LayoutState
 
 
 class Publisher(Protocol):
@@ -102,6 +103,14 @@ class InvoiceSheet(Protocol):
 
     def apply(self, plan: RowPlan) -> None:
         """Write a plan in one batch request (updates, appends, then deletes bottom-up)."""
+        ...
+
+
+class SheetLayout(Protocol):
+    def read_state(self, config: TrackerConfig) -> LayoutState: ...
+
+    def apply(self, requests: list[dict[str, object]]) -> None:
+        """Send layout requests in one batch."""
         ...
 
 

@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from shared import logs
 from shared.core.envelope import Envelope
@@ -26,8 +26,16 @@ from shared.core.invoice_rows import (
     plan_upsert,
 )
 from shared.core.routing import OPERATIONS
-from shared.errors import MappingError
-from shared.ports import ErrorLog, InvoiceDirectory, InvoiceSheet, Lease, SheetOutbox
+from shared.core.sheet_layout import layout_requests
+from shared.errors import ConfigurationError, MappingError
+from shared.ports import (
+    ErrorLog,
+    InvoiceDirectory,
+    InvoiceSheet,
+    Lease,
+    SheetLayout,
+    SheetOutbox,
+)
 from shared.runtime import failure_report
 
 log = logging.getLogger(__name__)
@@ -93,8 +101,9 @@ class InvoiceSheetSync:
         batch: list[InvoiceFacts] = []
         failed = 0
         for envelope in newest.values():
+            row = index.get(envelope.name)
             try:
-                batch.append(self._facts(envelope))
+                batch.append(self._facts(envelope, row.paid_date if row else None))
             except MappingError as exc:
                 failed += 1
                 self._record(envelope, exc)
@@ -113,7 +122,7 @@ class InvoiceSheetSync:
         )
         return FlushReport(rounds=1, written=written, stale=len(plan.stale), failed=failed)
 
-    def _facts(self, envelope: Envelope) -> InvoiceFacts:
+    def _facts(self, envelope: Envelope, paid_on_sheet: date | None) -> InvoiceFacts:
         doc = envelope.doc
         owner = doc.get("owner")
         project = doc.get("project")
@@ -126,13 +135,28 @@ class InvoiceSheetSync:
                 if isinstance(project, str) and project
                 else None
             ),
-            paid_date=paid_date_for(None, doc, envelope.modified),
+            paid_date=paid_date_for(paid_on_sheet, doc, envelope.modified),
             deleted=envelope.event == TRASH_EVENT,
         )
 
     def _record(self, envelope: Envelope, exc: MappingError) -> None:
         report = failure_report(CONSUMER, OPERATIONS[CONSUMER], exc, envelope=envelope)
         self.errors.record_failure(report, now=self.clock())
+
+
+def set_up_sheet(layout: SheetLayout, config: TrackerConfig) -> int:
+    """Bring the spreadsheet's layout up to `config`; the number of requests sent (0: it was).
+
+    Tabs come first, since the other requests need their ids; so it takes at most two rounds.
+    """
+    sent = 0
+    for _ in range(3):
+        requests = layout_requests(layout.read_state(config), config)
+        if not requests:
+            return sent
+        layout.apply(requests)
+        sent += len(requests)
+    raise ConfigurationError("the sheet layout did not settle after three rounds of setup")
 
 
 def _add(total: FlushReport, one: FlushReport) -> FlushReport:

@@ -11,7 +11,7 @@ from shared.core.claims import Claim, ClaimOutcome, ClaimState, can_take_over, c
 from shared.core.envelope import Envelope
 from shared.core.executions import RunCounts, RunStatus, SyncExecution
 from shared.core.failures import ErrorStatus, FailureReport
-from shared.core.invoice_rows import CellValue, RowPlan, coalesce
+from shared.core.invoice_rows import CellValue, IndexedRow, RowPlan, coalesce
 from shared.core.versions import parse_modified
 from shared.errors import ClaimHeld, UpstreamUnavailable
 
@@ -181,10 +181,11 @@ class InMemoryInvoiceSheet:
     writes: int = 0
     fail_with: Exception | None = None
 
-    def read_index(self) -> dict[str, tuple[int, str | None]]:
+    def read_index(self) -> dict[str, IndexedRow]:
         self.reads += 1
         return {
-            name: (number + 2, modified) for number, (name, _, modified) in enumerate(self.rows)
+            name: IndexedRow(number + 2, modified)
+            for number, (name, _, modified) in enumerate(self.rows)
         }
 
     def apply(self, plan: RowPlan) -> None:

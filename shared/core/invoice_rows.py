@@ -20,8 +20,6 @@ from shared.errors import InvalidPayload, MappingError
 CellValue: TypeAlias = str | float | int | bool | None
 InvoiceDoctype: TypeAlias = Literal["Sales Invoice", "Purchase Invoice"]
 DeletedPolicy: TypeAlias = Literal["remove", "mark"]
-SheetIndex: TypeAlias = Mapping[str, tuple[int, str | None]]
-"""What the sheet holds now: invoice name -> (1-based row number, its last-modified text)."""
 
 SALES_INVOICE: InvoiceDoctype = "Sales Invoice"
 PURCHASE_INVOICE: InvoiceDoctype = "Purchase Invoice"
@@ -42,6 +40,21 @@ _URL_SLUG: Mapping[InvoiceDoctype, str] = {
     SALES_INVOICE: "sales-invoice",
     PURCHASE_INVOICE: "purchase-invoice",
 }
+
+
+@dataclass(frozen=True, slots=True)
+class IndexedRow:
+    """Where an invoice's row is now (1-based; people sort and insert), and what it holds."""
+
+    row_number: int
+    modified: str | None
+    paid_date: date | None = None
+
+
+SheetIndex: TypeAlias = Mapping[str, IndexedRow]
+"""What the sheet holds now, by invoice name."""
+REQUIRED_COLUMNS = ("invoice", "status", "last_modified")
+"""The row's key, how removals show, and the version newest-wins compares."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,8 +118,9 @@ def parse_columns(text: str) -> tuple[str, ...]:
 class TrackerConfig:
     """How the Invoice Tracker looks: which columns in which order, and how removals show.
 
-    `status` must be one of the columns: cancelled (and, under "mark", deleted) invoices are told
-    apart only by their status cell.
+    The REQUIRED_COLUMNS must be among them: the invoice is the row's key, the last-modified
+    text is the version newest-wins compares, and cancelled (and, under "mark", deleted)
+    invoices are told apart only by their status cell.
     """
 
     site_url: str
@@ -118,8 +132,9 @@ class TrackerConfig:
 
     def __post_init__(self) -> None:
         _check_columns(self.columns)
-        if "status" not in self.columns:
-            raise ValueError("the Invoice Tracker columns must include status")
+        missing = [key for key in REQUIRED_COLUMNS if key not in self.columns]
+        if missing:
+            raise ValueError(f"the Invoice Tracker columns must include {', '.join(missing)}")
         if self.deleted_policy not in ("remove", "mark"):
             raise ValueError(f"deleted_policy must be remove or mark, not {self.deleted_policy!r}")
 
@@ -433,20 +448,20 @@ def plan_upsert(sheet: SheetIndex, batch: Iterable[InvoiceFacts], config: Tracke
             raise ValueError(f"invoice {facts.name} appears twice in one batch; coalesce first")
         seen.add(facts.name)
         row = sheet.get(facts.name)
-        if row is not None and _is_stale(facts.modified, row[1]):
+        if row is not None and _is_stale(facts.modified, row.modified):
             stale.append(facts.name)
             continue
         if facts.deleted and config.deleted_policy == "remove":
             if row is None:
                 ignored.append(facts.name)
             else:
-                deletes.append(RowDelete(facts.name, row[0]))
+                deletes.append(RowDelete(facts.name, row.row_number))
             continue
         cells = render_row(facts, config)
         if row is None:
             appends.append(RowWrite(facts.name, None, cells, facts.modified))
         else:
-            updates.append(RowWrite(facts.name, row[0], cells, facts.modified))
+            updates.append(RowWrite(facts.name, row.row_number, cells, facts.modified))
     deletes.sort(key=lambda delete: delete.row_number, reverse=True)
     return RowPlan(tuple(updates), tuple(appends), tuple(deletes), tuple(stale), tuple(ignored))
 

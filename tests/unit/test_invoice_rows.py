@@ -12,6 +12,7 @@ import pytest
 from shared.core.envelope import Envelope, Json
 from shared.core.invoice_rows import (
     DEFAULT_COLUMNS,
+    IndexedRow,
     InvoiceFacts,
     RowDelete,
     RowWrite,
@@ -378,21 +379,26 @@ def test_parse_columns_rejects_repeats_and_empty_lists(text: str, message: str) 
 
 
 def test_row_follows_the_configured_column_order() -> None:
-    config = TrackerConfig(site_url=SITE, columns=("status", "amount", "invoice", "currency"))
+    config = TrackerConfig(
+        site_url=SITE, columns=("status", "amount", "invoice", "currency", "last_modified")
+    )
     assert render_row(facts_of(SALES), config) == (
         "Partly Paid",
         1234.5,
         "ACC-SINV-2026-00001",
         "EUR",
+        SALES["modified"],
     )
-    assert header_row(config) == ("Status", "Amount", "Invoice", "Currency")
+    assert header_row(config) == ("Status", "Amount", "Invoice", "Currency", "Last modified")
 
 
 @pytest.mark.parametrize(
     "kwargs",
     [
         {"columns": ("invoice", "vat")},
-        {"columns": ("invoice", "amount")},
+        {"columns": ("invoice", "amount", "last_modified")},
+        {"columns": ("invoice", "status")},
+        {"columns": ("status", "last_modified")},
         {"deleted_policy": "archive"},
     ],
 )
@@ -525,10 +531,10 @@ def sales(name: str, modified: str, **changes: Json) -> InvoiceFacts:
 
 
 SHEET = {
-    "SINV-A": (2, stamp(10)),
-    "SINV-B": (3, stamp(10)),
-    "SINV-C": (7, stamp(10)),
-    "SINV-D": (5, None),
+    "SINV-A": IndexedRow(2, stamp(10)),
+    "SINV-B": IndexedRow(3, stamp(10)),
+    "SINV-C": IndexedRow(7, stamp(10)),
+    "SINV-D": IndexedRow(5, None),
 }
 
 
@@ -566,11 +572,13 @@ def test_plan_updates_appends_skips_stale_and_handles_cancelled_and_deleted(
     assert [kind for kind, items in outcome.items() if items] == [expected]
     cells = render_row(facts, config)
     if expected == "update":
-        assert plan.updates == (RowWrite(facts.name, SHEET[facts.name][0], cells, facts.modified),)
+        assert plan.updates == (
+            RowWrite(facts.name, SHEET[facts.name].row_number, cells, facts.modified),
+        )
     elif expected == "append":
         assert plan.appends == (RowWrite(facts.name, None, cells, facts.modified),)
     elif expected == "delete":
-        assert plan.deletes == (RowDelete(facts.name, SHEET[facts.name][0]),)
+        assert plan.deletes == (RowDelete(facts.name, SHEET[facts.name].row_number),)
     else:
         assert getattr(plan, expected) == (facts.name,)
 
@@ -677,8 +685,10 @@ def test_mismatch_formula_for_follows_the_configured_column_order() -> None:
         '=AND($H2<>"", $I2<>"", $H2<>$I2, COUNTIF(INDIRECT("Overhead!A:A"), $C2)=0)'
     )
     config = TrackerConfig(
-        site_url=SITE, columns=("project_manager", "status", "project", "entered_by")
+        site_url=SITE,
+        columns=("project_manager", "status", "project", "entered_by", "invoice", "last_modified"),
     )
     assert mismatch_formula_for(config, None) == '=AND($D2<>"", $A2<>"", $D2<>$A2)'
+    bare = TrackerConfig(site_url=SITE, columns=("invoice", "status", "last_modified"))
     with pytest.raises(ValueError, match="entered_by"):
-        mismatch_formula_for(TrackerConfig(site_url=SITE, columns=("status",)), None)
+        mismatch_formula_for(bare, None)

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from shared.core.envelope import Envelope, build_envelope
-from shared.core.invoice_rows import TrackerConfig
+from shared.core.invoice_rows import SheetIndex, TrackerConfig
 from shared.errors import UpstreamUnavailable
 from shared.sheets_sync import InvoiceSheetSync
 from tests.fakes import (
@@ -150,7 +150,7 @@ def test_change_queued_while_another_instance_flushes_is_written_by_that_flusher
     late = make_sync(sheet, outbox=outbox, lease=lease, owner="late")
 
     class QueueDuringApply(InMemoryInvoiceSheet):
-        def read_index(self) -> dict[str, tuple[int, str | None]]:
+        def read_index(self) -> SheetIndex:
             return sheet.read_index()
 
         def apply(self, plan) -> None:  # type: ignore[no-untyped-def]
