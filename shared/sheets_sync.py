@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from shared import logs
+from shared.backoff import Backoff
 from shared.core.envelope import Envelope
 from shared.core.invoice_rows import (
     TRASH_EVENT,
     InvoiceFacts,
+    RowPlan,
     TrackerConfig,
     coalesce,
     invoice_facts,
@@ -62,10 +64,12 @@ class InvoiceSheetSync:
     config: TrackerConfig
     owner: str
     clock: Callable[[], datetime]
-    lease_ttl: timedelta = timedelta(seconds=120)
+    lease_ttl: timedelta = timedelta(seconds=300)
+    """Outlasts a batch's retries (backoff.budget_s) plus its last calls: one flusher at a time."""
     gather_s: float = 1.0
     batch_limit: int = 1500  # about 1.1 KB a row in a batchUpdate: stays under Sheets' 2 MB advice
     sleep: Callable[[float], None] = time.sleep
+    backoff: Backoff = field(default_factory=Backoff)
 
     def enqueue(self, envelope: Envelope) -> str:
         self.outbox.put(envelope, now=self.clock())
@@ -97,20 +101,14 @@ class InvoiceSheetSync:
         if not entries:
             return FlushReport()
         newest = coalesce(entry.envelope for entry in entries)
-        index = self.sheet.read_index()
-        batch: list[InvoiceFacts] = []
-        failed = 0
-        for envelope in newest.values():
-            row = index.get(envelope.name)
-            try:
-                batch.append(self._facts(envelope, row.paid_date if row else None))
-            except MappingError as exc:
-                failed += 1
-                self._record(envelope, exc)
-        plan = plan_upsert(index, batch, self.config)
-        self.sheet.apply(plan)
+        plan, unmappable = self.backoff.run(
+            lambda: self._write(newest.values()), what="write the invoice sheet"
+        )
+        for envelope, exc in unmappable:
+            self._record(envelope, exc)
         self.outbox.remove(entries)
         written = len(plan.updates) + len(plan.appends) + len(plan.deletes)
+        failed = len(unmappable)
         logs.log_event(
             log,
             logging.INFO,
@@ -121,6 +119,25 @@ class InvoiceSheetSync:
             failed=failed,
         )
         return FlushReport(rounds=1, written=written, stale=len(plan.stale), failed=failed)
+
+    def _write(
+        self, envelopes: Iterable[Envelope]
+    ) -> tuple[RowPlan, list[tuple[Envelope, MappingError]]]:
+        """Read where rows are now and write the batch there. Retried whole after a transient
+        failure: a write whose answer was lost may have landed, and only a fresh index says so.
+        """
+        index = self.sheet.read_index()
+        batch: list[InvoiceFacts] = []
+        unmappable: list[tuple[Envelope, MappingError]] = []
+        for envelope in envelopes:
+            row = index.get(envelope.name)
+            try:
+                batch.append(self._facts(envelope, row.paid_date if row else None))
+            except MappingError as exc:
+                unmappable.append((envelope, exc))
+        plan = plan_upsert(index, batch, self.config)
+        self.sheet.apply(plan)
+        return plan, unmappable
 
     def _facts(self, envelope: Envelope, paid_on_sheet: date | None) -> InvoiceFacts:
         doc = envelope.doc

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from shared.backoff import Backoff
 from shared.core.envelope import Json
 from shared.core.executions import RunStatus
 from shared.core.invoice_rows import TrackerConfig
@@ -94,6 +95,7 @@ def reconciliation(
         owner="scheduler",
         clock=lambda: NOW,
         gather_s=0,
+        backoff=Backoff(budget_s=0),
     )
     return InvoiceReconciliation(
         erp=erp,

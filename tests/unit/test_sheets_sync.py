@@ -8,8 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from shared.backoff import Backoff
 from shared.core.envelope import Envelope, build_envelope
-from shared.core.invoice_rows import SheetIndex, TrackerConfig
+from shared.core.invoice_rows import RowPlan, SheetIndex, TrackerConfig
 from shared.errors import UpstreamUnavailable
 from shared.sheets_sync import InvoiceSheetSync
 from tests.fakes import (
@@ -64,7 +65,24 @@ def make_sync(sheet: InMemoryInvoiceSheet | None = None, **parts) -> InvoiceShee
         owner=parts.get("owner", "instance-a"),
         clock=lambda: NOW,
         gather_s=0,
+        backoff=parts.get("backoff") or Backoff(budget_s=0),
     )
+
+
+class PatientClock:
+    """A monotonic clock that only moves when the code under test sleeps."""
+
+    def __init__(self) -> None:
+        self.now, self.sleeps = 0.0, list[float]()
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+    def backoff(self, budget_s: float) -> Backoff:
+        return Backoff(
+            budget_s=budget_s, sleep=self.sleep, clock=lambda: self.now, jitter=lambda: 0
+        )
 
 
 def test_lone_event_is_written_at_once_with_looked_up_names() -> None:
@@ -133,16 +151,34 @@ def test_unmappable_invoice_becomes_an_error_record_and_the_rest_are_written() -
     assert outbox.entries == {}
 
 
-def test_sheet_throttling_keeps_the_queue_and_raises_for_a_retry() -> None:
+def test_sheet_throttling_backs_off_then_keeps_the_queue_and_raises_for_a_retry() -> None:
     sheet = InMemoryInvoiceSheet(fail_with=UpstreamUnavailable("429", service="sheets"))
-    outbox, lease = InMemorySheetOutbox(), InMemoryLease()
-    sync = make_sync(sheet, outbox=outbox, lease=lease)
+    outbox, lease, clock = InMemorySheetOutbox(), InMemoryLease(), PatientClock()
+    sync = make_sync(sheet, outbox=outbox, lease=lease, backoff=clock.backoff(budget_s=180))
     with pytest.raises(UpstreamUnavailable):
         sync.enqueue(invoice("SINV-1", 1))
+    # Google's advice for 429: 1, 2, 4, ... s, capped at 64 s, until the budget is spent.
+    assert clock.sleeps == [1, 2, 4, 8, 16, 32, 64]
+    assert sheet.reads == 8  # every attempt re-reads where the rows are
     assert len(outbox.entries) == 1 and lease.holder is None
     sheet.fail_with = None
     sync.enqueue(invoice("SINV-1", 1))
     assert "SINV-1" in sheet.by_name() and outbox.entries == {}
+
+
+def test_a_transient_failure_is_retried_within_the_invocation() -> None:
+    class FailsOnce(InMemoryInvoiceSheet):
+        def apply(self, plan: RowPlan) -> None:
+            self.fail_with, failure = None, self.fail_with
+            if failure is not None:
+                raise failure
+            super().apply(plan)
+
+    sheet = FailsOnce(fail_with=UpstreamUnavailable("503", service="sheets"))
+    clock = PatientClock()
+    sync = make_sync(sheet, backoff=clock.backoff(budget_s=180))
+    sync.enqueue(invoice("SINV-1", 1))
+    assert clock.sleeps == [1] and list(sheet.by_name()) == ["SINV-1"]
 
 
 def test_change_queued_while_another_instance_flushes_is_written_by_that_flusher() -> None:
