@@ -365,6 +365,7 @@ class DocumentStore:
                 fields.pop(key, None)
             doc.update(fields)
             doc["doctype"] = doctype
+            _set_invoice_status(doctype, doc)
             _name_child_rows(doc)
             self.table(doctype)[name] = doc
             return doc
@@ -377,6 +378,30 @@ class DocumentStore:
     def all(self, doctype: str) -> list[Doc]:
         with self.lock:
             return [copy.deepcopy(doc) for doc in self._docs.get(doctype, {}).values()]
+
+
+INVOICE_DOCTYPES = ("Sales Invoice", "Purchase Invoice")
+
+
+def _set_invoice_status(doctype: str, doc: Doc) -> None:
+    """What an invoice's `set_status` does on save (erpnext/controllers/status_updater.py),
+    without returns and due dates: Draft, Unpaid, Partly Paid, Paid, Cancelled."""
+    if doctype not in INVOICE_DOCTYPES:
+        return
+    total = float(doc.get("grand_total") or 0)
+    if doc.get("outstanding_amount") is None:
+        doc["outstanding_amount"] = total
+    outstanding = float(doc["outstanding_amount"])
+    if doc["docstatus"] == 0:
+        doc["status"] = "Draft"
+    elif doc["docstatus"] == 2:
+        doc["status"] = "Cancelled"
+    elif outstanding <= 0:
+        doc["status"] = "Paid"
+    elif outstanding < total:
+        doc["status"] = "Partly Paid"
+    else:
+        doc["status"] = "Unpaid"
 
 
 def _name_child_rows(doc: Doc) -> None:
@@ -1007,6 +1032,7 @@ class ErpNextStandIn:
             doc["docstatus"] = target
             if "on_cancel" in events and "status" in doc:
                 doc["status"] = "Cancelled"
+            _set_invoice_status(doctype, doc)
             doc["modified"] = self.store.tick()
             doc["modified_by"] = user or self.user
             _name_child_rows(doc)

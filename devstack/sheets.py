@@ -538,11 +538,21 @@ class SheetsStandIn:
             self._books[spreadsheet_id] = Spreadsheet(spreadsheet_id, title, sheets)
             return spreadsheet_id
 
-    def values(self, spreadsheet_id: str, tab: str) -> list[list[Scalar]]:
-        """The tab's entered values, trailing empty rows and cells trimmed."""
+    def values(self, spreadsheet_id: str, tab: str, render: str = "FORMULA") -> list[list[Scalar]]:
+        """The tab's values as values.get renders them (FORMULA: formulas as typed, values raw;
+        FORMATTED_VALUE: as a person sees them), trailing empty rows and cells trimmed."""
         with self._lock:
-            sheet = self._book(spreadsheet_id).sheet_titled(tab)
-            return _trimmed([[entered(cell) for cell in row.cells] for row in sheet.rows])
+            book = self._book(spreadsheet_id)
+            sheet = book.sheet_titled(tab)
+            return _trimmed(
+                [
+                    [
+                        _rendered(book, sheet, index, column, render)
+                        for column in range(len(row.cells))
+                    ]
+                    for index, row in enumerate(sheet.rows)
+                ]
+            )
 
     def cell(self, spreadsheet_id: str, tab: str, row: int, column: int) -> Cell:
         """CellData at 0-based (row, column)."""

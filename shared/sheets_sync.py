@@ -47,6 +47,7 @@ CONSUMER = "sheets_sync"
 @dataclass(frozen=True, slots=True)
 class FlushReport:
     rounds: int = 0
+    queued: int = 0
     written: int = 0
     stale: int = 0
     failed: int = 0
@@ -67,6 +68,7 @@ class InvoiceSheetSync:
     lease_ttl: timedelta = timedelta(seconds=300)
     """Outlasts a batch's retries (backoff.budget_s) plus its last calls: one flusher at a time."""
     gather_s: float = 1.0
+    round_interval_s: float = 4.0
     batch_limit: int = 1500  # about 1.1 KB a row in a batchUpdate: stays under Sheets' 2 MB advice
     sleep: Callable[[float], None] = time.sleep
     backoff: Backoff = field(default_factory=Backoff)
@@ -81,12 +83,16 @@ class InvoiceSheetSync:
 
     def flush_while_pending(self) -> FlushReport:
         """Flush as the lease holder until nothing waits; return at once if another holds it."""
-        report = FlushReport()
+        report, pause = FlushReport(), self.gather_s
         while self.lease.acquire(self.owner, now=self.clock(), ttl=self.lease_ttl):
             try:
-                if report.rounds == 0 and self.gather_s > 0:
-                    self.sleep(self.gather_s)  # let a burst's other deliveries queue first
-                report = _add(report, self.flush_once())
+                if pause > 0:
+                    self.sleep(pause)  # let the rest of a burst queue, so it shares the batch
+                one = self.flush_once()
+                report = _add(report, one)
+                # Sheets allows 60 writes a minute: later rounds of a long burst wait longer
+                # and so write more at a time, unless a full batch is already waiting.
+                pause = 0 if one.queued >= self.batch_limit else self.round_interval_s
             finally:
                 self.lease.release(self.owner)
             # Checked after releasing: a change queued meanwhile either sees the lease free
@@ -118,7 +124,9 @@ class InvoiceSheetSync:
             stale=len(plan.stale),
             failed=failed,
         )
-        return FlushReport(rounds=1, written=written, stale=len(plan.stale), failed=failed)
+        return FlushReport(
+            rounds=1, queued=len(entries), written=written, stale=len(plan.stale), failed=failed
+        )
 
     def _write(
         self, envelopes: Iterable[Envelope]
@@ -179,6 +187,7 @@ def set_up_sheet(layout: SheetLayout, config: TrackerConfig) -> int:
 def _add(total: FlushReport, one: FlushReport) -> FlushReport:
     return FlushReport(
         rounds=total.rounds + one.rounds,
+        queued=total.queued + one.queued,
         written=total.written + one.written,
         stale=total.stale + one.stale,
         failed=total.failed + one.failed,

@@ -138,6 +138,17 @@ def _signature(secret: str, body: bytes) -> str:
     return base64.b64encode(digest).decode()
 
 
+def test_invoice_status_follows_docstatus_and_outstanding_amount(erp: ErpNextStandIn) -> None:
+    doc = _invoice(erp, grand_total=100.0)
+    assert (doc["status"], doc["outstanding_amount"]) == ("Draft", 100.0)
+    assert erp.submit("Sales Invoice", doc["name"])["status"] == "Unpaid"
+    partly = erp.update_after_submit("Sales Invoice", doc["name"], {"outstanding_amount": 40.0})
+    assert partly["status"] == "Partly Paid"
+    assert erp.cancel("Sales Invoice", doc["name"])["status"] == "Cancelled"
+    paid = _invoice(erp, grand_total=10.0, docstatus=1, outstanding_amount=0)
+    assert paid["status"] == "Paid"
+
+
 def _invoice(erp: ErpNextStandIn, **values: Any) -> dict[str, Any]:
     return erp.insert(
         "Sales Invoice",
@@ -186,7 +197,8 @@ def test_list_returns_20_newest_names_when_no_params_are_given(erp: ErpNextStand
 
 def test_list_applies_fields_filters_order_and_paging_when_given(erp: ErpNextStandIn) -> None:
     for total in (10, 50, 20, 40, 30):
-        _invoice(erp, grand_total=total, status="Unpaid" if total > 15 else "Paid")
+        # Submitted; status follows the outstanding amount, as ERPNext's set_status decides it.
+        _invoice(erp, grand_total=total, docstatus=1, outstanding_amount=total if total > 15 else 0)
 
     response = _get(
         erp,

@@ -95,6 +95,7 @@ def reconciliation(
         owner="scheduler",
         clock=lambda: NOW,
         gather_s=0,
+        round_interval_s=0,
         backoff=Backoff(budget_s=0),
     )
     return InvoiceReconciliation(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -65,6 +66,7 @@ def make_sync(sheet: InMemoryInvoiceSheet | None = None, **parts) -> InvoiceShee
         owner=parts.get("owner", "instance-a"),
         clock=lambda: NOW,
         gather_s=0,
+        round_interval_s=0,
         backoff=parts.get("backoff") or Backoff(budget_s=0),
     )
 
@@ -197,3 +199,21 @@ def test_change_queued_while_another_instance_flushes_is_written_by_that_flusher
     flusher = make_sync(QueueDuringApply(), outbox=outbox, lease=lease, owner="flusher")
     flusher.enqueue(invoice("SINV-1", 1))
     assert set(sheet.by_name()) == {"SINV-1", "SINV-2"}
+
+
+def test_a_long_burst_pauses_between_rounds_so_each_write_carries_more() -> None:
+    clock, outbox = PatientClock(), InMemorySheetOutbox()
+
+    class MoreArriveDuringTheWrite(InMemoryInvoiceSheet):
+        def apply(self, plan: RowPlan) -> None:
+            super().apply(plan)
+            if self.writes == 1:
+                outbox.put(invoice("SINV-2", 1), now=NOW)
+
+    sheet = MoreArriveDuringTheWrite()
+    sync = replace(
+        make_sync(sheet, outbox=outbox), gather_s=1, round_interval_s=4, sleep=clock.sleep
+    )
+    sync.enqueue(invoice("SINV-1", 1))
+    assert clock.sleeps == [1, 4]  # gather for a lone event, then the quota-friendly pause
+    assert sheet.writes == 2 and sorted(sheet.by_name()) == ["SINV-1", "SINV-2"]
