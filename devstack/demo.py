@@ -26,6 +26,7 @@ from devstack.erpnext import ErpNextStandIn
 from devstack.stack import Devstack, running_devstack
 from shared.adapters.pubsub import ensure_pull_subscription
 from shared.core.routing import DEAD_LETTER, TOPICS
+from shared.core.sheet_layout import TRACKER_TAB
 
 console = Console(width=150)
 SITE = "erp.example.com"
@@ -78,9 +79,8 @@ def submitted_invoice(
     erp: ErpNextStandIn, doctype: str, fields: dict[str, object], user: str
 ) -> str:
     """A draft invoice saved by `user`, then submitted (ERPNext sets it Unpaid on submit)."""
-    draft = {**fields, "posting_date": "2026-11-23", "status": "Draft"}
-    name = str(erp.insert(doctype, draft, user=user)["name"])
-    erp.submit(doctype, name, {"status": "Unpaid"})
+    name = str(erp.insert(doctype, {**fields, "posting_date": "2026-11-23"}, user=user)["name"])
+    erp.submit(doctype, name)
     return name
 
 
@@ -172,6 +172,12 @@ def play_the_day(stack: Devstack, erp: ErpNextStandIn, secret: str) -> dict[str,
     erp.set_value_silently("Purchase Invoice", pinv, "status", "Overdue")
     notes[pinv] = "status changed to Overdue with no webhook: reconciliation's job"
     settled(stack)
+    step("Cloud Scheduler runs the reconciliation: it finds the silent change")
+    answer = stack.reconcile()
+    notes["reconciliation"] = (
+        f"read {answer.get('seen')} invoices changed since its watermark, "
+        f"wrote {answer.get('updated')} rows"
+    )
     step("The notifier is down while a service request arrives; Pub/Sub retries, then dead-letters")
     stack.functions["send_alerts"].kill()
     urgent = erp.insert(
@@ -247,9 +253,7 @@ def show(stack: Devstack, erp: ErpNextStandIn, notes: dict[str, str]) -> None:
     outcomes = Table(title="3. What each consumer did, and why")
     for column in ("consumer", "document", "event id", "outcome", "what it did"):
         outcomes.add_column(column)
-    actions = {
-        (a["consumer"], a["event_id"]): a["action"] for a in stack.stores().actions.list_actions()
-    }
+    actions = stack.actions()
     why = {
         "duplicate": "already done: same event id seen before",
         "stale": "older than the version applied",
@@ -260,7 +264,7 @@ def show(stack: Devstack, erp: ErpNextStandIn, notes: dict[str, str]) -> None:
         consumer = str(entry.get("function"))
         counts[outcome] += 1
         detail = (
-            actions.get((consumer, entry.get("event_id")))
+            actions.get((consumer, str(entry.get("event_id"))))
             if outcome == "applied"
             else why.get(outcome, "")
         )
@@ -274,7 +278,7 @@ def show(stack: Devstack, erp: ErpNextStandIn, notes: dict[str, str]) -> None:
     console.print(outcomes)
     console.print("   totals: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
 
-    errors = Table(title="4. Error records (Firestore `errors`: for a person to triage and replay)")
+    errors = Table(title="5. Error records (Firestore `errors`: for a person to triage and replay)")
     for column in ("integration", "operation", "entity", "status", "attempts", "message"):
         errors.add_column(column)
     for record in stack.stores().errors.list_errors():
@@ -288,7 +292,9 @@ def show(stack: Devstack, erp: ErpNextStandIn, notes: dict[str, str]) -> None:
         )
     console.print(errors)
 
-    accidents = Table(title="5. The day's accidents, and what the bridge did about them")
+    show_tracker(stack)
+
+    accidents = Table(title="6. The day's accidents, and what the bridge did about them")
     accidents.add_column("document")
     accidents.add_column("what happened")
     for name, note in notes.items():
@@ -296,10 +302,32 @@ def show(stack: Devstack, erp: ErpNextStandIn, notes: dict[str, str]) -> None:
     console.print(accidents)
 
 
+def show_tracker(stack: Devstack) -> None:
+    """The Invoice Tracker as a person sees it in Google Sheets (the stand-in's cells)."""
+    header, *rows = stack.tracker_rows()
+    highlighted = set(stack.sheets.highlighted_rows(stack.spreadsheet_id, TRACKER_TAB))
+    shown = [column for column in header if column not in ("ERPNext link", "Last modified")]
+    sheet = Table(
+        title="4. The Invoice Tracker sheet (red: entered by someone other than the project manager)"
+    )
+    for column in shown:
+        sheet.add_column(str(column))
+    for number, row in enumerate(rows, start=2):
+        cells = dict(zip(header, [*row, *[""] * (len(header) - len(row))], strict=True))
+        sheet.add_row(
+            *(str(cells[column]) for column in shown),
+            style="red" if number in highlighted else None,
+        )
+    console.print(sheet)
+
+
 def main() -> int:
     secret = secrets.token_urlsafe(24)
     console.rule("[bold]ERPNext Bridge demo")
-    step("starting the Pub/Sub and Firestore emulators and the five functions (a few seconds)")
+    step(
+        "starting the Pub/Sub and Firestore emulators, the ERPNext and Google Sheets stand-ins, "
+        "and the six functions (a few seconds)"
+    )
     started = time.monotonic()
     with running_devstack(
         webhook_secret=secret, site=SITE, extra_env={"MAX_DELIVERY_ATTEMPTS": "5"}
@@ -309,11 +337,10 @@ def main() -> int:
         console.print(
             f"   up in {time.monotonic() - started:.0f} s; webhook at {stack.webhook_url}; logs in {stack.log_dir}"
         )
-        with ErpNextStandIn() as erp:
-            erp.seed_demo_data()
-            wire_webhooks(erp, stack.webhook_url, secret)
-            notes = play_the_day(stack, erp, secret)
-            show(stack, erp, notes)
+        erp = stack.erpnext
+        wire_webhooks(erp, stack.webhook_url, secret)
+        notes = play_the_day(stack, erp, secret)
+        show(stack, erp, notes)
     step("stopped everything the demo started")
     return 0
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import sys
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -15,12 +16,20 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import requests
+
 from devstack.emulators import Emulators, running_emulators
+from devstack.erpnext import ErpNextStandIn
 from devstack.ports import free_port
 from devstack.processes import ServerProcess, launch
+from devstack.sheets import SheetsStandIn
 from shared.adapters.firestore import FirestoreStores
 from shared.adapters.pubsub import ensure_push_subscription, ensure_topic
+from shared.adapters.sheets import GoogleSheetLayout, sheets_client
+from shared.config import Settings
 from shared.core.routing import DEAD_LETTER, DEAD_LETTER_SUBSCRIPTION, SUBSCRIPTIONS, TOPICS
+from shared.core.sheet_layout import TRACKER_TAB
+from shared.sheets_sync import set_up_sheet
 
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT_S = 60.0
@@ -36,6 +45,8 @@ class FunctionSpec:
 
 WEBHOOK = FunctionSpec("erp_webhook", "receive_erp_webhook")
 DEAD_LETTERS = FunctionSpec("erp_webhook", "record_dead_letter")
+RECONCILE = FunctionSpec("sheets_sync", "reconcile_invoices")
+HTTP_TARGETS = {WEBHOOK.target, RECONCILE.target}
 CONSUMER_FUNCTIONS = {
     "sheets_sync": FunctionSpec("sheets_sync", "sync_invoice_sheet"),
     "drive_upload": FunctionSpec("drive_upload", "upload_attachment"),
@@ -67,7 +78,7 @@ def launch_function(
         f"--port={port}",
         "--host=127.0.0.1",
     ]
-    if spec.target != WEBHOOK.target:
+    if spec.target not in HTTP_TARGETS:
         command.append("--signature-type=cloudevent")
     server = launch(spec.target, command, port=port, log_path=log_path, env=env, cwd=ROOT)
     return RunningFunction(server.name, server.port, server.process, server.log_path, spec)
@@ -85,8 +96,23 @@ class Devstack:
     emulators: Emulators
     env: dict[str, str]
     log_dir: Path
+    erpnext: ErpNextStandIn
+    sheets: SheetsStandIn
+    spreadsheet_id: str
     functions: dict[str, RunningFunction] = field(default_factory=dict)
     _stores: FirestoreStores | None = None
+
+    def tracker_rows(self) -> list[list[object]]:
+        """The Invoice Tracker as a person sees it: header first."""
+        return list(self.sheets.values(self.spreadsheet_id, TRACKER_TAB, "FORMATTED_VALUE"))
+
+    def tracker_row(self, invoice: str) -> dict[str, object] | None:
+        """One invoice's row as {header: value}; None when the sheet has no row for it."""
+        header, *rows = self.tracker_rows() or [[]]
+        for row in rows:
+            if row and row[0] == invoice:
+                return dict(zip(header, [*row, *[""] * (len(header) - len(row))], strict=True))
+        return None
 
     @property
     def project(self) -> str:
@@ -102,19 +128,33 @@ class Devstack:
             self._stores = FirestoreStores(self.project)
         return self._stores
 
-    def outcomes(self) -> list[dict[str, object]]:
-        """Every consumer outcome the functions logged (their JSON log lines), in order."""
+    def consumer_log(self) -> list[dict[str, object]]:
+        """Every JSON log line the consumer functions wrote, in time order."""
         entries: list[dict[str, object]] = []
-        for running in self.functions.values():
-            if running.spec.target in (WEBHOOK.target, DEAD_LETTERS.target):
-                continue
-            for line in running.log_path.read_text(errors="replace").splitlines():
-                if not line.startswith("{"):
-                    continue
-                entry = json.loads(line)
-                if "outcome" in entry:
-                    entries.append(entry)
+        for target in (spec.target for spec in CONSUMER_FUNCTIONS.values()):
+            log_path = self.functions[target].log_path
+            for line in log_path.read_text(errors="replace").splitlines():
+                if line.startswith("{"):
+                    entries.append(json.loads(line))
         return sorted(entries, key=lambda entry: str(entry.get("time")))
+
+    def outcomes(self) -> list[dict[str, object]]:
+        """Every consumer outcome the functions logged, in order."""
+        return [entry for entry in self.consumer_log() if "outcome" in entry]
+
+    def actions(self) -> dict[tuple[str, str], str]:
+        """What each consumer did for an event it applied: (function, event id) -> action."""
+        return {
+            (str(entry.get("function")), str(entry.get("event_id"))): str(entry["action"])
+            for entry in self.consumer_log()
+            if "action" in entry
+        }
+
+    def reconcile(self) -> dict[str, object]:
+        """What Cloud Scheduler does: call the reconciliation function; its JSON answer."""
+        response = requests.post(self.functions[RECONCILE.target].url + "/", timeout=300)
+        answer: dict[str, object] = response.json()
+        return answer
 
     def stop_functions(self) -> None:
         for running in self.functions.values():
@@ -170,27 +210,48 @@ def running_devstack(
             emulators = stack.enter_context(running_emulators(project, log_dir))
         else:
             emulators = Emulators(emulators.pubsub, emulators.firestore, project)
+        api_secret = secrets.token_hex(16)
+        erpnext = stack.enter_context(ErpNextStandIn(api_key="devstack", api_secret=api_secret))
+        erpnext.seed_demo_data()
+        sheets = stack.enter_context(SheetsStandIn())
+        spreadsheet_id = sheets.create_spreadsheet("Invoice Tracker")
         env = {
             **emulators.env(),
             "ERP_SITE": site,
             "WEBHOOK_SECRET": webhook_secret,
             "LOG_LEVEL": "INFO",
+            "ERPNEXT_URL": erpnext.url,
+            "ERPNEXT_API_KEY": erpnext.api_key,
+            "ERPNEXT_API_SECRET": api_secret,
+            "SHEETS_ENDPOINT": sheets.url,
+            "SHEETS_SPREADSHEET_ID": spreadsheet_id,
+            "SHEETS_GATHER_SECONDS": "0.5",
+            "TRACKER_OVERHEAD_PROJECTS": "Overhead",
             **(extra_env or {}),
         }
+        set_up_tracker(env)
         saved = {key: os.environ.get(key) for key in emulators.env()}
         os.environ.update(emulators.env())  # this process's admin clients talk to the emulators
         stack.callback(_restore_env, saved)
         for topic in (*TOPICS, DEAD_LETTER):
             ensure_topic(project, topic)
-        devstack = Devstack(emulators, env, log_dir)
+        devstack = Devstack(emulators, env, log_dir, erpnext, sheets, spreadsheet_id)
         stack.callback(devstack.stop_functions)
-        specs = [WEBHOOK, DEAD_LETTERS, *CONSUMER_FUNCTIONS.values()]
+        specs = [WEBHOOK, DEAD_LETTERS, RECONCILE, *CONSUMER_FUNCTIONS.values()]
         for spec in specs:  # launch all, then wait: each spends seconds importing
             devstack.functions[spec.target] = launch_function(spec, env, log_dir)
         for running in devstack.functions.values():
             wait_serving(running)
         devstack.subscribe()
         yield devstack
+
+
+def set_up_tracker(env: Mapping[str, str]) -> int:
+    """What an operator's `bridge sheet-setup` does, with the devstack's settings."""
+    config = Settings.from_env(env, function="sheets_sync")
+    assert config.tracker is not None
+    service = sheets_client(endpoint=config.sheets_endpoint, timeout_s=config.sheets_timeout_s)
+    return set_up_sheet(GoogleSheetLayout(service, config.spreadsheet_id), config.tracker)
 
 
 def _restore_env(saved: Mapping[str, str | None]) -> None:

@@ -9,18 +9,24 @@ import functools
 import os
 import socket
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from shared import logs, metrics
 from shared.config import SecretReader, Settings
 from shared.core.envelope import Envelope
+from shared.core.invoice_rows import TrackerConfig
 from shared.core.plans import PLANS
+from shared.errors import ConfigurationError
 from shared.ingress import Ingress
 from shared.runtime import Consumer, DeadLetterRecorder, Effect
 
 if TYPE_CHECKING:
+    from shared.adapters.erpnext import ErpNextClient
     from shared.adapters.firestore import FirestoreStores
+    from shared.reconcile import InvoiceReconciliation
+    from shared.sheets_sync import InvoiceSheetSync
 
 
 def utc_now() -> datetime:
@@ -91,12 +97,88 @@ def recorded_effect(consumer: str, project: str) -> Effect:
 
 
 @functools.cache
+def erpnext(function: str) -> ErpNextClient:
+    """The ERPNext REST client with the function's credentials (checked by its settings)."""
+    from shared.adapters.erpnext import ErpNextClient
+
+    config = settings(function)
+    if not (config.erpnext_url and config.erpnext_api_key and config.erpnext_api_secret):
+        raise ConfigurationError(f"{function} has no ERPNext address or API credentials")
+    return ErpNextClient(
+        config.erpnext_url,
+        config.erpnext_api_key,
+        config.erpnext_api_secret,
+        timeout_s=config.erpnext_timeout_s,
+    )
+
+
+def _tracker() -> tuple[Settings, TrackerConfig]:
+    config = settings("sheets_sync")
+    if config.tracker is None:
+        raise ConfigurationError("sheets_sync has no Invoice Tracker configuration")
+    return config, config.tracker
+
+
+def sheets_service() -> Callable[[], Any]:
+    from shared.adapters.sheets import sheets_client
+
+    config = settings("sheets_sync")
+    return sheets_client(endpoint=config.sheets_endpoint, timeout_s=config.sheets_timeout_s)
+
+
+@functools.cache
+def invoice_sheet_sync() -> InvoiceSheetSync:
+    from shared.adapters.sheets import GoogleInvoiceSheet
+    from shared.directory import ErpNextDirectory
+    from shared.sheets_sync import InvoiceSheetSync
+
+    config, tracker = _tracker()
+    stores = _firestore(config.project)
+    return InvoiceSheetSync(
+        outbox=stores.sheet_outbox,
+        lease=stores.sheet_flush_lease,
+        sheet=GoogleInvoiceSheet(sheets_service(), config.spreadsheet_id, tracker),
+        directory=ErpNextDirectory(
+            erpnext("sheets_sync"), utc_now, manager_field=config.project_manager_field
+        ),
+        errors=stores.errors,
+        config=tracker,
+        owner=instance_id(),
+        clock=utc_now,
+        gather_s=config.sheets_gather_s,
+    )
+
+
+@functools.cache
+def invoice_reconciliation() -> InvoiceReconciliation:
+    from shared.reconcile import InvoiceReconciliation
+
+    config, _ = _tracker()
+    stores = _firestore(config.project)
+    return InvoiceReconciliation(
+        erp=erpnext("sheets_sync"),
+        outbox=stores.sheet_outbox,
+        sync=invoice_sheet_sync(),
+        executions=stores.executions,
+        watermarks=stores.watermarks,
+        site=config.site or config.erpnext_url or "",
+        clock=utc_now,
+    )
+
+
+def _effect(name: str, project: str) -> Effect:
+    if name == "sheets_sync":
+        return invoice_sheet_sync().enqueue
+    return recorded_effect(name, project)
+
+
+@functools.cache
 def consumer(name: str) -> Consumer:
     config = settings(name)
     stores = _firestore(config.project)
     return Consumer(
         name=name,
-        effect=recorded_effect(name, config.project),
+        effect=_effect(name, config.project),
         claims=stores.claims,
         versions=stores.versions,
         errors=stores.errors,
@@ -115,5 +197,16 @@ def dead_letter_recorder() -> DeadLetterRecorder:
 
 def reset() -> None:
     """Forget every built service, so the next call reads the environment again (tests, reloads)."""
-    for builder in (instance_id, settings, ingress, _firestore, consumer, dead_letter_recorder):
+    builders = (
+        instance_id,
+        settings,
+        ingress,
+        _firestore,
+        erpnext,
+        invoice_sheet_sync,
+        invoice_reconciliation,
+        consumer,
+        dead_letter_recorder,
+    )
+    for builder in builders:
         builder.cache_clear()

@@ -9,8 +9,9 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TypeAlias
+from typing import TypeAlias, cast
 
+from shared.core.invoice_rows import DEFAULT_COLUMNS, DeletedPolicy, TrackerConfig, parse_columns
 from shared.core.routing import RouteTable, default_routes
 from shared.errors import ConfigurationError
 
@@ -38,6 +39,14 @@ class Settings:
     erpnext_url: str | None = None
     erpnext_api_key: str | None = field(default=None, repr=False)
     erpnext_api_secret: str | None = field(default=None, repr=False)
+    erpnext_timeout_s: float = 30.0
+    spreadsheet_id: str = ""
+    sheets_endpoint: str | None = None
+    """A local Sheets stand-in's address; unset in the cloud (Google's own endpoint)."""
+    sheets_timeout_s: float = 30.0
+    sheets_gather_s: float = 1.0
+    tracker: TrackerConfig | None = None
+    project_manager_field: str = "project_manager"
 
     @classmethod
     def from_env(
@@ -102,6 +111,23 @@ class Settings:
                     f"without signatures set {INSECURE_FLAG}={INSECURE_VALUE}"
                 )
 
+        erpnext_url = env.get("ERPNEXT_URL", "").strip().rstrip("/") or None
+        erpnext_key = secret("ERPNEXT_API_KEY", "erpnext-api-key")
+        erpnext_secret = secret("ERPNEXT_API_SECRET", "erpnext-api-secret")
+        spreadsheet_id = env.get("SHEETS_SPREADSHEET_ID", "").strip()
+        tracker: TrackerConfig | None = None
+        if function == "sheets_sync":
+            if not spreadsheet_id:
+                problems.append(
+                    "SHEETS_SPREADSHEET_ID (the Invoice Tracker spreadsheet) is not set"
+                )
+            if not (erpnext_url and erpnext_key and erpnext_secret):
+                problems.append(
+                    "ERPNEXT_URL, ERPNEXT_API_KEY and ERPNEXT_API_SECRET (or secrets "
+                    "'erpnext-api-key', 'erpnext-api-secret') are all needed to read ERPNext"
+                )
+            tracker = _tracker_config(env, erpnext_url, problems)
+
         settings = cls(
             project=project,
             site=site,
@@ -113,15 +139,42 @@ class Settings:
             claim_lease=timedelta(seconds=number("CLAIM_LEASE_SECONDS", 120)),
             max_event_age=timedelta(hours=number("MAX_EVENT_AGE_HOURS", 24 * 7)),
             publish_timeout_s=number("PUBLISH_TIMEOUT_SECONDS", 10.0),
-            erpnext_url=env.get("ERPNEXT_URL") or None,
-            erpnext_api_key=secret("ERPNEXT_API_KEY", "erpnext-api-key"),
-            erpnext_api_secret=secret("ERPNEXT_API_SECRET", "erpnext-api-secret"),
+            erpnext_url=erpnext_url,
+            erpnext_api_key=erpnext_key,
+            erpnext_api_secret=erpnext_secret,
+            erpnext_timeout_s=number("ERPNEXT_TIMEOUT_SECONDS", 30.0),
+            spreadsheet_id=spreadsheet_id,
+            sheets_endpoint=env.get("SHEETS_ENDPOINT") or None,
+            sheets_timeout_s=number("SHEETS_TIMEOUT_SECONDS", 30.0),
+            sheets_gather_s=number("SHEETS_GATHER_SECONDS", 1.0),
+            tracker=tracker,
+            project_manager_field=env.get("PROJECT_MANAGER_FIELD", "project_manager").strip()
+            or "project_manager",
         )
         if problems:
             raise ConfigurationError(
                 f"{function} cannot start; fix these settings:\n- " + "\n- ".join(problems)
             )
         return settings
+
+
+def _tracker_config(
+    env: Mapping[str, str], erpnext_url: str | None, problems: list[str]
+) -> TrackerConfig | None:
+    try:
+        return TrackerConfig(
+            site_url=env.get("ERPNEXT_PUBLIC_URL") or erpnext_url or "",
+            columns=parse_columns(env.get("TRACKER_COLUMNS") or ",".join(DEFAULT_COLUMNS)),
+            deleted_policy=cast(DeletedPolicy, env.get("TRACKER_DELETED", "remove")),
+            overhead_projects=frozenset(
+                name.strip()
+                for name in env.get("TRACKER_OVERHEAD_PROJECTS", "").split(",")
+                if name.strip()
+            ),
+        )
+    except ValueError as exc:
+        problems.append(f"TRACKER_COLUMNS / TRACKER_DELETED: {exc}")
+        return None
 
 
 def parse_routes(text: str) -> RouteTable:

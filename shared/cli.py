@@ -1,0 +1,75 @@
+"""Operator commands, configured by the same environment as the functions.
+
+bridge sheet-setup   # header, frozen row, formats, Summary, Overhead, highlight rule (idempotent)
+bridge reconcile     # bring the Invoice Tracker up to date with ERPNext now, with progress
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from shared import bootstrap
+from shared.errors import BridgeError, ConfigurationError
+
+
+def sheet_setup() -> int:
+    from shared.adapters.sheets import GoogleSheetLayout
+    from shared.sheets_sync import set_up_sheet
+
+    config = bootstrap.settings("sheets_sync")
+    assert config.tracker is not None  # settings refuse to load without it
+    layout = GoogleSheetLayout(bootstrap.sheets_service(), config.spreadsheet_id)
+    sent = set_up_sheet(layout, config.tracker)
+    print(
+        f"sheet {config.spreadsheet_id}: "
+        + (f"set up with {sent} changes" if sent else "already set up, nothing changed")
+    )
+    return 0
+
+
+def reconcile() -> int:
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    console = Console(stderr=True)
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]reconciling[/] {task.completed} invoices read from ERPNext"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("reconcile", total=None)
+        execution, counts = bootstrap.invoice_reconciliation().run(
+            lambda seen: progress.advance(task, seen)
+        )
+    table = Table(title=f"reconciliation {execution}")
+    for column in ("seen", "updated", "skipped (stale)", "failed"):
+        table.add_column(column, justify="right")
+    table.add_row(*(str(n) for n in (counts.seen, counts.updated, counts.skipped, counts.failed)))
+    Console().print(table)
+    return 1 if counts.failed else 0
+
+
+COMMANDS = {"sheet-setup": sheet_setup, "reconcile": reconcile}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bridge", description=__doc__.split("\n\n")[0])
+    parser.add_argument("command", choices=sorted(COMMANDS))
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command]()
+    except ConfigurationError as exc:
+        print(f"bridge {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except BridgeError as exc:
+        print(f"bridge {args.command} failed: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
