@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit tools venv clean
+.PHONY: demo test lint typecheck unit tools venv clean bench-sheets
 
 venv: $(STAMP)
 
@@ -33,6 +33,9 @@ test: tools lint typecheck
 
 demo: tools
 	$(BIN)/python -m devstack.demo
+
+bench-sheets: tools
+	$(BIN)/python -m bench.sheets_bench
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -84,7 +85,9 @@ class InvoiceSheetSync:
     def flush_while_pending(self) -> FlushReport:
         """Flush as the lease holder until nothing waits; return at once if another holds it."""
         report, pause = FlushReport(), self.gather_s
-        while self.lease.acquire(self.owner, now=self.clock(), ttl=self.lease_ttl):
+        # One holder per call, not per instance: an instance serves many deliveries at once.
+        holder = f"{self.owner}:{uuid.uuid4().hex[:8]}"
+        while self.lease.acquire(holder, now=self.clock(), ttl=self.lease_ttl):
             try:
                 if pause > 0:
                     self.sleep(pause)  # let the rest of a burst queue, so it shares the batch
@@ -94,7 +97,7 @@ class InvoiceSheetSync:
                 # and so write more at a time, unless a full batch is already waiting.
                 pause = 0 if one.queued >= self.batch_limit else self.round_interval_s
             finally:
-                self.lease.release(self.owner)
+                self.lease.release(holder)
             # Checked after releasing: a change queued meanwhile either sees the lease free
             # (and flushes itself) or is seen here.
             if not self.outbox.pending(1):

@@ -217,3 +217,20 @@ def test_a_long_burst_pauses_between_rounds_so_each_write_carries_more() -> None
     sync.enqueue(invoice("SINV-1", 1))
     assert clock.sleeps == [1, 4]  # gather for a lone event, then the quota-friendly pause
     assert sheet.writes == 2 and sorted(sheet.by_name()) == ["SINV-1", "SINV-2"]
+
+
+def test_deliveries_served_at_once_by_one_instance_still_have_one_flusher() -> None:
+    outbox, lease = InMemorySheetOutbox(), InMemoryLease()
+    inner_reports: list[str] = []
+
+    class AnotherDeliveryMeanwhile(InMemoryInvoiceSheet):
+        def apply(self, plan: RowPlan) -> None:
+            super().apply(plan)
+            if self.writes == 1:  # the same instance takes another delivery in another thread
+                inner_reports.append(sync.enqueue(invoice("SINV-2", 1)))
+
+    sheet = AnotherDeliveryMeanwhile()
+    sync = make_sync(sheet, outbox=outbox, lease=lease)
+    sync.enqueue(invoice("SINV-1", 1))
+    assert inner_reports == ["queued SINV-2; this instance flushed 0 rows in 0 batches"]
+    assert sheet.writes == 2 and sorted(sheet.by_name()) == ["SINV-1", "SINV-2"]
