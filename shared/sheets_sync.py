@@ -70,6 +70,7 @@ class InvoiceSheetSync:
     """Outlasts a batch's retries (backoff.budget_s) plus its last calls: one flusher at a time."""
     gather_s: float = 1.0
     round_interval_s: float = 4.0
+    round_interval_max_s: float = 16.0
     batch_limit: int = 1500  # about 1.1 KB a row in a batchUpdate: stays under Sheets' 2 MB advice
     sleep: Callable[[float], None] = time.sleep
     backoff: Backoff = field(default_factory=Backoff)
@@ -93,9 +94,11 @@ class InvoiceSheetSync:
                     self.sleep(pause)  # let the rest of a burst queue, so it shares the batch
                 one = self.flush_once()
                 report = _add(report, one)
-                # Sheets allows 60 writes a minute: later rounds of a long burst wait longer
-                # and so write more at a time, unless a full batch is already waiting.
-                pause = 0 if one.queued >= self.batch_limit else self.round_interval_s
+                # Sheets allows 60 writes a minute: each later round of a long burst waits
+                # twice as long (up to round_interval_max_s) and so writes more at a time,
+                # unless a full batch is already waiting.
+                longer = min(max(pause * 2, self.round_interval_s), self.round_interval_max_s)
+                pause = 0 if one.queued >= self.batch_limit else longer
             finally:
                 self.lease.release(holder)
             # Checked after releasing: a change queued meanwhile either sees the lease free

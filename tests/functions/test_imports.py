@@ -31,6 +31,10 @@ def loaded_modules(main_py: Path) -> set[str]:
         "GCP_PROJECT": "p",
         "ERP_SITE": "erp.example.com",
         "WEBHOOK_SECRET": "import-check-secret",
+        "SHEETS_SPREADSHEET_ID": "import-check-sheet",
+        "ERPNEXT_URL": "http://erp.invalid",
+        "ERPNEXT_API_KEY": "import-check-key",
+        "ERPNEXT_API_SECRET": "import-check-secret",
         "PATH": "/usr/bin:/bin",
     }
     result = subprocess.run(
@@ -55,3 +59,4 @@ def test_erp_webhook_imports_no_consumer_sdk_at_start() -> None:
 def test_consumers_build_no_client_at_import() -> None:
     modules = loaded_modules(ROOT / "functions" / "sheets_sync" / "main.py")
     assert "google.cloud.firestore" not in modules
+    assert "googleapiclient" not in modules and "requests" not in modules
