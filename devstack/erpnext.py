@@ -20,17 +20,17 @@ import secrets
 import signal
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import requests
+
+from devstack.httpserver import LoopbackServer, Reply
 
 Doc = dict[str, Any]
 Era = Literal["v15", "develop"]
@@ -53,7 +53,6 @@ DEVELOP_RETRY_DELAYS = (
     timedelta(hours=10),
     timedelta(hours=10),
 )
-FILE_CHUNK_BYTES = 64 * 1024
 STANDARD_FIELDS = ("name", "owner", "creation", "modified", "modified_by", "docstatus", "idx")
 
 # Stock ERPNext naming series; `.YYYY.` is the year, `#` one digit of the per-prefix counter.
@@ -133,6 +132,10 @@ def as_json(obj: Any, indent: int | None = 1) -> str:
         )
     except TypeError:
         return json.dumps(obj, indent=indent, default=_json_handler, separators=(",", ": "))
+
+
+def _reply(status: int, payload: Any, headers: Sequence[tuple[str, str]] = ()) -> Reply:
+    return Reply.json(status, payload, headers, default=_json_handler)
 
 
 def _json_handler(obj: Any) -> Any:
@@ -760,25 +763,6 @@ class FaultInjector:
         return None
 
 
-@dataclass(frozen=True)
-class Reply:
-    """An HTTP answer; `body` is written in chunks of FILE_CHUNK_BYTES."""
-
-    status: int
-    body: bytes = b""
-    headers: tuple[tuple[str, str], ...] = ()
-
-    @classmethod
-    def json(cls, status: int, payload: Any, headers: Sequence[tuple[str, str]] = ()) -> Reply:
-        content = (("Content-Type", "application/json"), *headers)
-        return cls(status, json.dumps(payload, default=_json_handler).encode(), content)
-
-    def chunks(self) -> Iterator[memoryview]:
-        view = memoryview(self.body)
-        for start in range(0, len(view), FILE_CHUNK_BYTES):
-            yield view[start : start + FILE_CHUNK_BYTES]
-
-
 _FORBIDDEN_HTML = (
     b"<!doctype html>\n<html lang=en>\n<title>403 Forbidden</title>\n<h1>Forbidden</h1>\n"
     b"<p>You don't have permission to access this file</p>\n"
@@ -789,7 +773,7 @@ _FORBIDDEN_HTML = (
 # ---------------------------------------------------------------------------------------------
 
 
-class ErpNextStandIn:
+class ErpNextStandIn(LoopbackServer):
     """An ERPNext site on 127.0.0.1 (port chosen by the OS) with webhooks and lifecycle helpers.
 
     Document events fired (checked in frappe/model/document.py and webhook/__init__.py):
@@ -813,11 +797,10 @@ class ErpNextStandIn:
         sleep: Callable[[float], None] | None = None,
         delivery_workers: int = 1,
     ) -> None:
+        super().__init__(port=port)
         self.api_key = api_key
         self._api_secret = api_secret
         self.user = user
-        self._port = port
-        self._stopping = threading.Event()
         self._clock = clock or (lambda: datetime.now(UTC))
         self.store = DocumentStore(self._clock)
         self.sender = WebhookSender(
@@ -828,54 +811,21 @@ class ErpNextStandIn:
         self._files: dict[str, bytes] = {}
         self._counts: Counter[str] = Counter()
         self._counts_lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     def __repr__(self) -> str:
         return f"ErpNextStandIn(url={self.url if self._server else None!r}, user={self.user!r})"
 
     # -- lifecycle of the server --------------------------------------------------------------
-    def start(self) -> ErpNextStandIn:
-        server = ThreadingHTTPServer(("127.0.0.1", self._port), _Handler)
-        server.daemon_threads = True
-        server.standin = self  # type: ignore[attr-defined]
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, args=(0.05,), name="erpnext-stand-in", daemon=True
-        )
-        self._thread.start()
-        return self
+    name = "erpnext-stand-in"
 
     def stop(self) -> None:
         """Stop serving, cancel queued deliveries and join every thread we started."""
         self.sender.refuse_new_work()
-        self._stopping.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        super().stop()
         self.sender.close()
 
-    def __enter__(self) -> ErpNextStandIn:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     def _interruptible_sleep(self, seconds: float) -> None:
-        self._stopping.wait(seconds)
-
-    @property
-    def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("the stand-in is not started")
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        self.stopping.wait(seconds)
 
     @property
     def auth_header(self) -> dict[str, str]:
@@ -1246,7 +1196,7 @@ class ErpNextStandIn:
             raise FrappeError(404, "DoesNotExistError", f"Page {path} not found")
         except FrappeError as error:
             extra = (("Retry-After", str(error.retry_after)),) if error.retry_after else ()
-            return Reply.json(error.status, error.body(), extra)
+            return _reply(error.status, error.body(), extra)
 
     def _authenticate(self, headers: Mapping[str, str]) -> str | None:
         """The user for this request; None is Guest (no Authorization header).
@@ -1287,31 +1237,31 @@ class ErpNextStandIn:
     ) -> Reply:
         if path.startswith("/api/method/"):
             if path.rstrip("/") == "/api/method/frappe.auth.get_logged_user":
-                return Reply.json(200, {"message": user})
+                return _reply(200, {"message": user})
             raise FrappeError(404, "DoesNotExistError", f"Method {path[12:]} not found")
         if not path.startswith("/api/resource/"):
             raise FrappeError(404, "DoesNotExistError", f"Page {path} not found")
         doctype, _, name = path[len("/api/resource/") :].rstrip("/").partition("/")
         if not name:
             if method == "GET":
-                return Reply.json(200, {"data": self._list(doctype, query)})
+                return _reply(200, {"data": self._list(doctype, query)})
             if method == "POST":
                 values = _request_data(body, query)
                 values.pop("doctype", None)
-                return Reply.json(200, {"data": self.insert(doctype, values, user=user)})
+                return _reply(200, {"data": self.insert(doctype, values, user=user)})
         elif method == "GET":
-            return Reply.json(200, {"data": self.get(doctype, name)})
+            return _reply(200, {"data": self.get(doctype, name)})
         elif method == "PUT":
             changes = _request_data(body, query)
             changes.pop("flags", None)
             expected = changes.pop("modified", None)
-            return Reply.json(
+            return _reply(
                 200,
                 {"data": self.save(doctype, name, changes, user=user, expected_modified=expected)},
             )
         elif method == "DELETE":
             self.delete(doctype, name)
-            return Reply.json(202, {"message": "ok"})
+            return _reply(202, {"message": "ok"})
         raise FrappeError(405, "MethodNotAllowed", f"{method} not allowed on {path}")
 
     def _list(self, doctype: str, query: Mapping[str, str]) -> list[Doc]:
@@ -1394,32 +1344,6 @@ def _request_data(body: bytes, query: Mapping[str, str]) -> Doc:
     if not isinstance(parsed, dict):
         raise _validation("The request body must be a JSON object")
     return parsed
-
-
-class _Handler(BaseHTTPRequestHandler):
-    """Adapts http.server to ErpNextStandIn.handle."""
-
-    protocol_version = "HTTP/1.1"
-    server_version = "ErpNextStandIn"
-
-    def _serve(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        standin: ErpNextStandIn = self.server.standin  # type: ignore[attr-defined]
-        reply = standin.handle(self.command, self.path, self.headers, body)  # type: ignore[arg-type]
-        self.send_response(reply.status)
-        for name, value in reply.headers:
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(reply.body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            for chunk in reply.chunks():
-                self.wfile.write(chunk)
-
-    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _serve
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silent: request lines carry nothing useful here, and headers may carry tokens."""
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -7,11 +7,10 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 FILE_CHUNK_BYTES = 64 * 1024
-
-Handle = Callable[[str, str, Mapping[str, str], bytes], "Reply"]
 
 
 @dataclass(frozen=True)
@@ -71,15 +70,21 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class LoopbackServer:
-    """Serves `handle` on 127.0.0.1 (port chosen by the OS unless given) in a daemon thread."""
+    """Serves `self.handle` on 127.0.0.1 (port chosen by the OS unless given) in a daemon thread.
 
-    def __init__(self, handle: Handle, *, name: str, port: int = 0) -> None:
-        self.handle = handle
-        self.name = name
+    Stand-ins subclass it and implement `handle`; `with StandIn() as s:` starts and stops it.
+    """
+
+    name = "stand-in"
+
+    def __init__(self, *, port: int = 0) -> None:
         self.stopping = threading.Event()
         self._port = port
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+
+    def handle(self, method: str, raw_path: str, headers: Mapping[str, str], body: bytes) -> Reply:
+        raise NotImplementedError
 
     @property
     def url(self) -> str:
@@ -87,7 +92,7 @@ class LoopbackServer:
             raise RuntimeError(f"the {self.name} is not started")
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
-    def start(self) -> None:
+    def start(self) -> Self:
         server = ThreadingHTTPServer(("127.0.0.1", self._port), _Handler)
         server.daemon_threads = True
         server.owner = self  # type: ignore[attr-defined]
@@ -96,6 +101,7 @@ class LoopbackServer:
             target=server.serve_forever, args=(0.05,), name=self.name, daemon=True
         )
         self._thread.start()
+        return self
 
     def stop(self) -> None:
         self.stopping.set()
@@ -104,3 +110,14 @@ class LoopbackServer:
             self._server.server_close()
         if self._thread is not None:
             self._thread.join(timeout=10)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()

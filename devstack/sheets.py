@@ -30,11 +30,11 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from devstack.httpserver import LoopbackServer, Reply
+from shared.adapters.sheets import cell
 
 DEFAULT_ROWS = 1000
 DEFAULT_COLUMNS = 26
@@ -486,8 +486,11 @@ _ROUTES: tuple[tuple[str, re.Pattern[str], str, Kind], ...] = (
 )
 
 
-class SheetsStandIn:
-    """Google Sheets on 127.0.0.1; `calls` counts what clients asked, by kind and by method."""
+class SheetsStandIn(LoopbackServer):
+    """Google Sheets on 127.0.0.1 (`url` is the client's `api_endpoint`); `calls` counts what
+    clients asked, by kind and by method."""
+
+    name = "sheets-stand-in"
 
     def __init__(
         self,
@@ -497,6 +500,7 @@ class SheetsStandIn:
         clock: Callable[[], float] = time.monotonic,
         faults: Faults | None = None,
     ) -> None:
+        super().__init__()
         self.reads = Quota(quota_per_minute, quota_window_s)
         self.writes = Quota(quota_per_minute, quota_window_s)
         self.faults = faults or Faults()
@@ -505,25 +509,6 @@ class SheetsStandIn:
         self._books: dict[str, Spreadsheet] = {}
         self._lock = threading.RLock()
         self._ids = itertools.count(1)
-        self._server = LoopbackServer(self.handle, name="sheets-stand-in")
-
-    # -- lifecycle ----------------------------------------------------------------------------
-    def __enter__(self) -> SheetsStandIn:
-        self._server.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self._server.stop()
-
-    @property
-    def url(self) -> str:
-        """The `api_endpoint` for google-api-python-client."""
-        return self._server.url + "/"
 
     # -- what a test or the demo sets up and looks at ----------------------------------------
     def create_spreadsheet(
@@ -707,7 +692,7 @@ class SheetsStandIn:
             "spreadsheetId": book.spreadsheet_id,
             "properties": {"title": book.title},
             "sheets": sheets,
-            "spreadsheetUrl": f"{self._server.url}/spreadsheets/d/{book.spreadsheet_id}/edit",
+            "spreadsheetUrl": f"{self.url}/spreadsheets/d/{book.spreadsheet_id}/edit",
         }
         if "fields" in query:
             result = selected(result, _parse_selection(query["fields"][0]))
@@ -1200,13 +1185,8 @@ def _grid_data(span: Span) -> Json:
 
 
 def _typed(value: Scalar) -> Cell:
-    """What a person typing `value` enters (a leading "=" makes a formula, as in the browser)."""
-    if value is None or value == "":
-        return {}
-    if isinstance(value, bool):
-        return {"userEnteredValue": {"boolValue": value}}
-    if isinstance(value, int | float):
-        return {"userEnteredValue": {"numberValue": value}}
-    if value.startswith("="):
+    """What a person typing `value` enters: as the API writes it raw, except that a leading "="
+    makes a formula, as in the browser."""
+    if isinstance(value, str) and value.startswith("="):
         return {"userEnteredValue": {"formulaValue": value}}
-    return {"userEnteredValue": {"stringValue": value}}
+    return cell(value)

@@ -23,11 +23,11 @@ import requests
 
 from devstack.erpnext import (
     DEVELOP_RETRY_DELAYS,
-    FILE_CHUNK_BYTES,
     ErpNextStandIn,
     FieldFilter,
     matches,
 )
+from devstack.httpserver import FILE_CHUNK_BYTES
 
 API_KEY = "test-key"
 API_SECRET = "test-secret"
