@@ -114,19 +114,20 @@ def play_the_day(stack: Devstack, erp: ErpNextStandIn, secret: str) -> dict[str,
         },
         "ben.okafor@example.com",
     )
-    step("A second invoice is submitted by mistake, then cancelled")
+    step("Chen submits an invoice on Ana's project by mistake, then cancels it")
     inv2 = submitted_invoice(
         erp,
         "Sales Invoice",
         {
             "customer": "Cobalt Clinics",
-            "project": projects[2],
+            "project": projects[0],
             "grand_total": 780,
             "currency": "USD",
         },
         "chen.wei@example.com",
     )
     erp.cancel("Sales Invoice", inv2)
+    notes[inv2] = "entered by Chen on Ana's project, then cancelled: the sheet highlights the row"
     step("A site photo is attached to the first invoice; a service request comes in")
     erp.add_file(
         "site-photo.jpg",
@@ -311,7 +312,7 @@ def show_tracker(stack: Devstack) -> None:
         title="4. The Invoice Tracker sheet (red: entered by someone other than the project manager)"
     )
     for column in shown:
-        sheet.add_column(str(column))
+        sheet.add_column(str(column), no_wrap=column == "Invoice")
     for number, row in enumerate(rows, start=2):
         cells = dict(zip(header, [*row, *[""] * (len(header) - len(row))], strict=True))
         sheet.add_row(

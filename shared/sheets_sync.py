@@ -78,10 +78,9 @@ class InvoiceSheetSync:
     def enqueue(self, envelope: Envelope) -> str:
         self.outbox.put(envelope, now=self.clock())
         report = self.flush_while_pending()
-        return (
-            f"queued {envelope.name}; this instance flushed {report.written} rows "
-            f"in {report.rounds} batches"
-        )
+        if report.rounds == 0:
+            return f"queued {envelope.name}; the delivery holding the flush lease writes it"
+        return f"queued {envelope.name}; wrote {report.written} rows in {report.rounds} batches"
 
     def flush_while_pending(self) -> FlushReport:
         """Flush as the lease holder until nothing waits; return at once if another holds it."""
