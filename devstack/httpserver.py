@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import ssl
+import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
@@ -77,9 +82,13 @@ class LoopbackServer:
 
     name = "stand-in"
 
-    def __init__(self, *, port: int = 0) -> None:
+    def __init__(self, *, port: int = 0, tls: bool = False) -> None:
         self.stopping = threading.Event()
         self._port = port
+        self._tls = tls
+        self.ca_file: str | None = None
+        """With `tls`, the PEM certificate a client must trust (it is its own authority)."""
+        self._certificate_dir: tempfile.TemporaryDirectory[str] | None = None
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -90,11 +99,18 @@ class LoopbackServer:
     def url(self) -> str:
         if self._server is None:
             raise RuntimeError(f"the {self.name} is not started")
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        scheme = "https" if self._tls else "http"
+        return f"{scheme}://127.0.0.1:{self._server.server_address[1]}"
 
     def start(self) -> Self:
         server = ThreadingHTTPServer(("127.0.0.1", self._port), _Handler)
         server.daemon_threads = True
+        if self._tls:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            self._certificate_dir = tempfile.TemporaryDirectory(prefix="stand-in-tls-")
+            self.ca_file, key_file = self_signed_certificate(Path(self._certificate_dir.name))
+            context.load_cert_chain(self.ca_file, key_file)
+            server.socket = context.wrap_socket(server.socket, server_side=True)
         server.owner = self  # type: ignore[attr-defined]
         self._server = server
         self._thread = threading.Thread(
@@ -110,6 +126,8 @@ class LoopbackServer:
             self._server.server_close()
         if self._thread is not None:
             self._thread.join(timeout=10)
+        if self._certificate_dir is not None:
+            self._certificate_dir.cleanup()
 
     def __enter__(self) -> Self:
         return self.start()
@@ -121,3 +139,42 @@ class LoopbackServer:
         traceback: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def self_signed_certificate(directory: Path) -> tuple[str, str]:
+    """A certificate for 127.0.0.1 and localhost, valid for a day; (certificate, key) paths."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "devstack stand-in")])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return str(cert_path), str(key_path)

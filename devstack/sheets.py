@@ -23,7 +23,6 @@ from __future__ import annotations
 import copy
 import itertools
 import json
-import random
 import re
 import threading
 import time
@@ -33,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from devstack.google_api import ApiError, Faults, parse_fields, selected
 from devstack.httpserver import LoopbackServer, Reply
 from shared.adapters.sheets import cell
 
@@ -44,19 +44,6 @@ USER_HEADER = "Authorization"
 Cell = dict[str, Any]
 Json = dict[str, Any]
 Kind = Literal["read", "write"]
-FaultKind = Literal["429", "500", "503", "timeout", "timeout_after_apply"]
-
-
-class ApiError(Exception):
-    """An error answer in Google's JSON shape."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-
-    def reply(self) -> Reply:
-        body = {"error": {"code": self.status, "message": self.message, "status": self.code}}
-        return Reply.json(self.status, body)
 
 
 def _invalid(message: str) -> ApiError:
@@ -349,86 +336,9 @@ def masked(target: Json, source: Mapping[str, Any], fields: str) -> Json:
     return target
 
 
-def _parse_selection(text: str) -> dict[str, Any]:
-    """A partial-response `fields` selection as nested dicts; True marks a whole value."""
-    selection: dict[str, Any] = {}
-    tokens = re.findall(r"[A-Za-z0-9_*]+|[(),./]", text)
-    position = 0
-
-    def parse_list() -> dict[str, Any]:
-        nonlocal position
-        chosen: dict[str, Any] = {}
-        while position < len(tokens) and tokens[position] != ")":
-            path = [tokens[position]]
-            position += 1
-            while position < len(tokens) and tokens[position] in "./":
-                path.append(tokens[position + 1])
-                position += 2
-            leaf: Any = True
-            if position < len(tokens) and tokens[position] == "(":
-                position += 1
-                leaf = parse_list()
-                position += 1
-            node = chosen
-            for name in path[:-1]:
-                existing = node.get(name)
-                node = node.setdefault(name, {}) if existing is not True else {}
-            node[path[-1]] = leaf
-            if position < len(tokens) and tokens[position] == ",":
-                position += 1
-        return chosen
-
-    selection = parse_list()
-    return selection
-
-
-def selected(value: Any, selection: dict[str, Any] | Literal[True]) -> Any:
-    if selection is True or "*" in selection:
-        return value
-    if isinstance(value, list):
-        return [selected(item, selection) for item in value]
-    if isinstance(value, dict):
-        return {key: selected(value[key], sub) for key, sub in selection.items() if key in value}
-    return value
-
-
 # ---------------------------------------------------------------------------------------------
 # Faults and quotas.
 # ---------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Faults:
-    """Injected failures: the next few (`fail_next`) and/or a random share of calls (`rate`)."""
-
-    rate: float = 0.0
-    kinds: tuple[FaultKind, ...] = ("429", "500", "timeout")
-    seed: int = 0
-    queued: list[FaultKind] = field(default_factory=list)
-    timeout_s: float = 35.0
-    """How long a timed-out call hangs: longer than the client's own timeout."""
-
-    def __post_init__(self) -> None:
-        self._random = random.Random(self.seed)
-        self._lock = threading.Lock()
-
-    def fail_next(self, *kinds: FaultKind) -> None:
-        with self._lock:
-            self.queued.extend(kinds)
-
-    def set_rate(self, rate: float, *, seed: int | None = None) -> None:
-        with self._lock:
-            self.rate = rate
-            if seed is not None:
-                self._random = random.Random(seed)
-
-    def take(self) -> FaultKind | None:
-        with self._lock:
-            if self.queued:
-                return self.queued.pop(0)
-            if self.rate and self._random.random() < self.rate:
-                return self._random.choice(self.kinds)
-        return None
 
 
 @dataclass
@@ -633,16 +543,11 @@ class SheetsStandIn(LoopbackServer):
             fault = self.faults.take()
             if fault is not None:
                 self.calls[f"fault:{fault}"] += 1
-            if fault in ("429", "500", "503"):
-                status = int(str(fault))
-                code = {429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}[status]
-                return ApiError(status, code, "injected fault").reply()
-            if fault == "timeout" or (fault and kind == "read"):
-                return Reply(503, delay_s=self.faults.timeout_s)  # the client gives up first
+                refusal = self.faults.refusal(fault, changes=kind == "write")
+                if refusal is not None:
+                    return refusal
             reply = self._answer(name, kind, match, parse_qs(url.query), body)
-            if fault == "timeout_after_apply":  # done, but the answer never arrives in time
-                return Reply(reply.status, reply.body, reply.headers, self.faults.timeout_s)
-            return reply
+            return self.faults.delivered(fault, reply)
 
     def _answer(
         self, name: str, kind: Kind, match: re.Match[str], query: Json, body: bytes
@@ -695,7 +600,7 @@ class SheetsStandIn(LoopbackServer):
             "spreadsheetUrl": f"{self.url}/spreadsheets/d/{book.spreadsheet_id}/edit",
         }
         if "fields" in query:
-            result = selected(result, _parse_selection(query["fields"][0]))
+            result = selected(result, parse_fields(query["fields"][0]))
         return result
 
     def _getValues(

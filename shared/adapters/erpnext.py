@@ -1,17 +1,23 @@
-"""ERPNext's REST API v1 (Frappe), through requests: documents, keyset-stable lists, files.
+"""ERPNext's REST API v1 (Frappe) through requests: documents, optimistic saves, keyset-stable lists
+and streamed files, with every failure translated into the bridge's error tree.
 
-Token authentication (`Authorization: token KEY:SECRET`); the secret never appears in a message,
-a log line or repr. Failures join the error tree: no answer, 429 and 5xx may pass
-(UpstreamUnavailable); 401/403 are a configuration problem; 404 is NotFound; 417 is a
-validation refusal, with TimestampMismatchError as DocumentChanged (someone saved it first).
+    no answer, timeout, 429, 5xx  -> UpstreamUnavailable (retry later)
+    401 (key or secret wrong)     -> ConfigurationError (the instance is misconfigured, not the event)
+    403                           -> PermissionDenied(UpstreamRejected): the API user may not read it
+    404                           -> NotFound(UpstreamRejected)
+    417 TimestampMismatchError    -> DocumentChanged(UpstreamRejected): someone saved it first
+    any other 4xx                 -> UpstreamRejected with Frappe's exc_type and first message
+
+Messages name the operation, the status and Frappe's exception type; never a header or the secret.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, cast
+from typing import cast
 from urllib.parse import quote
 
 import requests
@@ -21,18 +27,30 @@ from shared.errors import ConfigurationError, UpstreamRejected, UpstreamUnavaila
 
 SERVICE = "erpnext"
 PAGE_LENGTH = 500
+FILE_CHUNK_BYTES = 1024 * 1024
+MESSAGE_CHARS = 300
+KEYSET_ORDER = "modified asc, name asc"
 Filter = tuple[str, str, object]
+
+_TAGS = re.compile(r"<[^>]+>")
 
 
 class NotFound(UpstreamRejected):
-    """The document or file does not exist (any more)."""
+    """The document, file or method does not exist (any more): HTTP 404."""
+
+
+class PermissionDenied(UpstreamRejected):
+    """The API user is authenticated but may not read or write this: HTTP 403."""
 
 
 class DocumentChanged(UpstreamRejected):
-    """Optimistic locking refused a save: the document was modified after it was read."""
+    """Optimistic locking refused a save: the document was modified after it was read (417)."""
 
 
 class ErpNextClient:
+    """One ERPNext site. Build it once per instance; it is safe to share between threads as far as
+    its `requests.Session` is (one connection pool, no per-call state)."""
+
     def __init__(
         self,
         url: str,
@@ -43,28 +61,31 @@ class ErpNextClient:
         session: requests.Session | None = None,
     ) -> None:
         self.url = url.rstrip("/")
+        self._api_key = api_key
+        self._api_secret = api_secret
         self._timeout_s = timeout_s
         self._session = session or requests.Session()
-        self._auth = {
-            "Authorization": f"token {api_key}:{api_secret}",
-            "Accept": "application/json",
-        }
 
     def __repr__(self) -> str:
-        return f"ErpNextClient(url={self.url!r})"
+        return f"ErpNextClient(url={self.url!r}, api_key={self._api_key!r})"
 
     # -- documents ------------------------------------------------------------------------------
     def get_doc(self, doctype: str, name: str) -> Mapping[str, Json]:
-        return cast(Mapping[str, Json], self._call("GET", _resource(doctype, name))["data"])
+        """The whole document, child tables included (NotFound when there is none)."""
+        return _document(self._call("GET", _resource(doctype, name)))
 
     def update(
         self, doctype: str, name: str, values: Mapping[str, Json], *, modified: str | None
     ) -> Mapping[str, Json]:
-        """Save `values`; with `modified`, only if nobody saved the document since (else DocumentChanged)."""
-        body = dict(values) if modified is None else {**values, "modified": modified}
-        answer = self._call("PUT", _resource(doctype, name), json_body=body)
-        return cast(Mapping[str, Json], answer["data"])
+        """Save `values` and return the saved document.
 
+        With `modified` (the stamp read earlier) Frappe saves only if nobody saved the document
+        since; otherwise DocumentChanged. `None` saves unconditionally.
+        """
+        body = dict(values) if modified is None else {**values, "modified": modified}
+        return _document(self._call("PUT", _resource(doctype, name), json_body=body))
+
+    # -- lists ----------------------------------------------------------------------------------
     def iter_docs(
         self,
         doctype: str,
@@ -74,48 +95,93 @@ class ErpNextClient:
         order_by: str = "modified asc",
         page_length: int = PAGE_LENGTH,
     ) -> Iterator[Mapping[str, Json]]:
-        """Every matching document, `fields` only, in pages of `page_length`.
+        """Every matching document, with `fields` plus `name` and `modified`, page by page.
 
-        Ordered by `modified asc`, pages are keyset pages (`modified >= the last stamp seen`,
-        skipping the rows already read at that stamp), which stay right while documents change:
-        an offset page skips a row whenever an earlier one is modified mid-run and moves to the
-        end. (Frappe stamps `modified` to the microsecond, so rows rarely share one; when a row
-        read at the boundary stamp changes mid-run while others share that stamp, one of those
-        may be missed, a case this cannot see.) Any other order pages by offset.
+        Ordered by `modified asc` the pages are keyset pages, right while documents change: an
+        offset page would skip a row whenever an earlier one is saved mid-run (it moves to the
+        end). Each next page asks for `modified >= the last stamp yielded` and drops the rows
+        already yielded at that stamp; it asks for that many rows more than `page_length`, so a
+        page still brings `page_length` new rows and a run where nothing changed costs one call.
+        A document saved mid-run is yielded again at its new place. Any other order pages by
+        offset (`limit_start`), which is only right while nothing changes.
         """
+        if page_length < 1:
+            raise ValueError("page_length must be at least 1 (Frappe reads 0 as 'every row')")
         wanted = list(dict.fromkeys([*fields, "name", "modified"]))
-        if order_by.strip().lower() != "modified asc":
-            yield from self._pages(doctype, wanted, list(filters), order_by, page_length)
-            return
-        others = [f for f in filters if f[:2] != ("modified", ">=")]
-        since = next((str(f[2]) for f in filters if f[:2] == ("modified", ">=")), None)
-        read_at_since: set[str] = set()
+        if " ".join(order_by.lower().split()) == "modified asc":
+            yield from self._keyset_pages(doctype, wanted, filters, page_length)
+        else:
+            yield from self._offset_pages(doctype, wanted, filters, order_by, page_length)
+
+    def _keyset_pages(
+        self, doctype: str, fields: list[str], filters: Sequence[Filter], page_length: int
+    ) -> Iterator[Mapping[str, Json]]:
+        is_floor = [field == "modified" and op == ">=" for field, op, _ in filters]
+        others = [f for f, floor in zip(filters, is_floor, strict=True) if not floor]
+        # The caller's own `modified >=` filters: the largest one holds; ours replaces it.
+        floor = max(
+            (str(f[2]) for f, floor in zip(filters, is_floor, strict=True) if floor), default=None
+        )
+        since = floor  # the stamp of the last row yielded (or the caller's floor)
+        yielded_at_since: set[str] = set()
+        past_since = False  # True once every row at `since` was read: ask for `modified > since`
         while True:
-            window = [*others, ("modified", ">=", since)] if since else others
+            if since is None:
+                window = others
+            else:
+                window = [*others, ("modified", ">" if past_since else ">=", since)]
+            limit = page_length + len(yielded_at_since)
             page = self._list(
-                doctype,
-                wanted,
-                window,
-                order_by="modified asc, name asc",
-                start=len(read_at_since),
-                page_length=page_length,
+                doctype, fields, window, order_by=KEYSET_ORDER, start=0, page_length=limit
             )
             for row in page:
-                stamp, name = str(row["modified"]), str(row["name"])
-                if stamp == since and name in read_at_since:
-                    continue
+                stamp, name = str(row.get("modified")), str(row.get("name"))
                 if stamp != since:
-                    since, read_at_since = stamp, set()
-                read_at_since.add(name)
+                    since, yielded_at_since, past_since = stamp, set(), False
+                elif name in yielded_at_since:
+                    continue  # read on the page before; the next page starts at its stamp
+                yielded_at_since.add(name)
                 yield row
-            if len(page) < page_length:
+            if len(page) < limit:
                 return
+            if str(page[0].get("modified")) == since:
+                # A full page at one stamp: `>=` would bring it back again, so read the rest of
+                # that stamp by name, then carry on after it.
+                yield from self._ties(
+                    doctype,
+                    fields,
+                    others,
+                    stamp=since,
+                    after=str(page[-1].get("name")),
+                    page_length=page_length,
+                )
+                yielded_at_since, past_since = set(), True
 
-    def _pages(
+    def _ties(
         self,
         doctype: str,
         fields: list[str],
-        filters: list[Filter],
+        others: Sequence[Filter],
+        *,
+        stamp: str,
+        after: str,
+        page_length: int,
+    ) -> Iterator[Mapping[str, Json]]:
+        while True:
+            window = [*others, ("modified", "=", stamp), ("name", ">", after)]
+            ties = self._list(
+                doctype, fields, window, order_by="name asc", start=0, page_length=page_length
+            )
+            yield from ties
+            if len(ties) < page_length:
+                return
+            after = str(ties[-1].get("name"))
+
+    def _offset_pages(
+        self,
+        doctype: str,
+        fields: list[str],
+        filters: Sequence[Filter],
         order_by: str,
         page_length: int,
     ) -> Iterator[Mapping[str, Json]]:
@@ -142,32 +208,57 @@ class ErpNextClient:
         params = {
             "fields": json.dumps(fields),
             "filters": json.dumps(
-                [[doctype, f, op, value] for f, op, value in filters], default=str
+                [[doctype, field, op, value] for field, op, value in filters], default=str
             ),
             "order_by": order_by,
             "limit_start": str(start),
             "limit_page_length": str(page_length),
         }
-        answer = self._call("GET", _resource(doctype), params=params)
-        return cast(list[Mapping[str, Json]], answer["data"])
+        data = self._call("GET", _resource(doctype), params=params).get("data")
+        if not isinstance(data, list) or not all(isinstance(row, dict) for row in data):
+            raise UpstreamUnavailable(
+                f"erpnext list {doctype}: the answer has no list of rows", service=SERVICE
+            )
+        return cast(list[Mapping[str, Json]], data)
 
     # -- files ----------------------------------------------------------------------------------
     @contextmanager
     def stream_file(
-        self, file_url: str, chunk_size: int = 1024 * 1024
+        self, file_url: str, chunk_size: int = FILE_CHUNK_BYTES
     ) -> Iterator[Iterator[bytes]]:
-        """The file's bytes in chunks, never all in memory; private files with our credentials."""
+        """The bytes of a File's `file_url` (/files/... or /private/files/...) in chunks of at most
+        `chunk_size`, never all in memory; the connection closes when the block ends."""
         if not file_url.startswith(("/files/", "/private/files/")):
-            raise UpstreamRejected(f"not an ERPNext file URL: {file_url[:100]}", service=SERVICE)
-        with _translated(f"download {file_url[:100]}"):
-            response = self._session.get(
-                self.url + quote(file_url), headers=self._auth, stream=True, timeout=self._timeout_s
+            raise UpstreamRejected(
+                f"erpnext download: not an ERPNext file URL: {file_url[:100]}", service=SERVICE
             )
-            with response:
-                _raise_for(response, f"download {file_url[:100]}")
-                yield response.iter_content(chunk_size)
+        what = f"download {file_url[:120]}"
+        with self._translated(what):
+            response = self._session.get(
+                self.url + quote(file_url, safe="/"),
+                headers=self._headers(),
+                stream=True,
+                timeout=self._timeout_s,
+            )
+        with response:
+            with self._translated(what):
+                response.raise_for_status()
+            yield self._chunks(response, chunk_size, what)
+
+    def _chunks(self, response: requests.Response, chunk_size: int, what: str) -> Iterator[bytes]:
+        # Translated here, not around the caller's block: a cut-off download is ours to report,
+        # an error in what the caller does with the bytes is not.
+        with self._translated(what):
+            yield from response.iter_content(chunk_size)
 
     # -- plumbing -------------------------------------------------------------------------------
+    def _headers(self) -> dict[str, str]:
+        # Per request, not on the session: a session handed in may be shared with other services.
+        return {
+            "Authorization": f"token {self._api_key}:{self._api_secret}",
+            "Accept": "application/json",
+        }
+
     def _call(
         self,
         method: str,
@@ -175,22 +266,41 @@ class ErpNextClient:
         *,
         params: Mapping[str, str] | None = None,
         json_body: Mapping[str, Json] | None = None,
-    ) -> dict[str, Any]:
+    ) -> dict[str, Json]:
         what = f"{method} {path[:120]}"
-        with _translated(what):
+        with self._translated(what):
             response = self._session.request(
                 method,
                 self.url + path,
                 params=params,
                 json=json_body,
-                headers=self._auth,
+                headers=self._headers(),
                 timeout=self._timeout_s,
             )
-            _raise_for(response, what)
+            response.raise_for_status()
             answer = response.json()
         if not isinstance(answer, dict):
-            raise UpstreamRejected(f"erpnext {what}: answer is not a JSON object", service=SERVICE)
-        return answer
+            raise UpstreamUnavailable(
+                f"erpnext {what}: the answer is not a JSON object", service=SERVICE
+            )
+        return cast(dict[str, Json], answer)
+
+    @contextmanager
+    def _translated(self, what: str) -> Iterator[None]:
+        """requests' failures into the error tree, with the secret scrubbed from every message."""
+        try:
+            yield
+        except requests.HTTPError as exc:
+            error = _status_error(what, exc.response, self._scrub)
+        except requests.RequestException as exc:  # no answer, a cut-off one, or one not JSON
+            error = UpstreamUnavailable(f"erpnext {what}: {type(exc).__name__}", service=SERVICE)
+        else:
+            return
+        raise error from None  # the request (and its Authorization header) stays behind
+
+    def _scrub(self, text: str) -> str:
+        # Frappe does not echo credentials, but a proxy's error page might.
+        return text.replace(self._api_secret, "***") if self._api_secret else text
 
 
 def _resource(doctype: str, name: str | None = None) -> str:
@@ -198,51 +308,58 @@ def _resource(doctype: str, name: str | None = None) -> str:
     return path if name is None else path + "/" + quote(name, safe="")
 
 
-@contextmanager
-def _translated(what: str) -> Iterator[None]:
-    try:
-        yield
-    except requests.RequestException as exc:  # no answer, or a cut-off one
-        raise UpstreamUnavailable(
-            f"erpnext {what}: {type(exc).__name__}", service=SERVICE
-        ) from None
-    except ValueError:  # an answer that is not JSON (a proxy's error page)
-        raise UpstreamUnavailable(f"erpnext {what}: answer is not JSON", service=SERVICE) from None
+def _document(answer: Mapping[str, Json]) -> Mapping[str, Json]:
+    data = answer.get("data")
+    if not isinstance(data, dict):
+        raise UpstreamUnavailable("erpnext: the answer has no document", service=SERVICE)
+    return data
 
 
-def _raise_for(response: requests.Response, what: str) -> None:
-    status = response.status_code
-    if status < 400:
-        return
-    exc_type, message = _frappe_error(response)
-    text = f"erpnext {what}: HTTP {status} {exc_type} {message}".strip()
-    if status == 429 or status >= 500:
-        raise UpstreamUnavailable(text, service=SERVICE)
-    if status in (401, 403):
-        raise ConfigurationError(
-            f"erpnext {what}: HTTP {status}: the API key and secret are wrong or lack permission"
+def _status_error(
+    what: str, response: requests.Response | None, scrub: Callable[[str], str]
+) -> Exception:
+    status = response.status_code if response is not None else 0
+    exc_type, message = (scrub(part) for part in _frappe_error(response))
+    text = " ".join(part for part in (f"erpnext {what}: HTTP {status}", exc_type, message) if part)
+    if status == 429 or status >= 500 or status == 0:
+        return UpstreamUnavailable(text, service=SERVICE)
+    if status == 401:
+        # ConfigurationError on purpose: no event is at fault, and the runtime retries surprises,
+        # so events wait for the credentials to be fixed instead of becoming error records.
+        return ConfigurationError(
+            f"erpnext {what}: HTTP 401 {exc_type}: the API key or secret is wrong".strip()
         )
+    if status == 403:
+        return PermissionDenied(text, service=SERVICE)
     if status == 404:
-        raise NotFound(text, service=SERVICE)
+        return NotFound(text, service=SERVICE)
     if exc_type == "TimestampMismatchError":
-        raise DocumentChanged(text, service=SERVICE)
-    raise UpstreamRejected(text, service=SERVICE)
+        return DocumentChanged(text, service=SERVICE)
+    return UpstreamRejected(text, service=SERVICE)
 
 
-def _frappe_error(response: requests.Response) -> tuple[str, str]:
-    """Frappe's `exc_type` and first server message (JSON encoded twice), trimmed."""
+def _frappe_error(response: requests.Response | None) -> tuple[str, str]:
+    """Frappe's `exc_type` and first server message (JSON encoded twice), without HTML, trimmed.
+
+    A traceback (`exc`) is never taken: it can quote the request."""
     try:
-        body = response.json()
-    except ValueError:
+        body = response.json() if response is not None else None
+    except ValueError:  # an HTML error page (a proxy, or a private file refused)
         return "", ""
     if not isinstance(body, dict):
         return "", ""
-    exc_type = str(body.get("exc_type") or "")
+    exc_type = str(body.get("exc_type") or "")[:80]
     message = ""
     try:
         messages = json.loads(body.get("_server_messages") or "[]")
-        if messages:
-            message = str(json.loads(messages[0]).get("message", ""))
+        first = json.loads(messages[0]) if messages else {}
+        message = str(first.get("message", "")) if isinstance(first, dict) else str(first)
     except (ValueError, TypeError, AttributeError):
         message = ""
-    return exc_type, (message or str(body.get("exception") or ""))[:300]
+    if not message:
+        exception = str(body.get("exception") or "")
+        message = exception.split(": ", 1)[-1] if exc_type and exc_type in exception else exception
+    message = " ".join(_TAGS.sub("", message).split())
+    if len(message) > MESSAGE_CHARS:
+        message = message[: MESSAGE_CHARS - 3] + "..."
+    return exc_type, message
