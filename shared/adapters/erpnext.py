@@ -1,12 +1,12 @@
 """ERPNext's REST API v1 (Frappe) through requests: documents, optimistic saves, keyset-stable lists
 and streamed files, with every failure translated into the bridge's error tree.
 
-    no answer, timeout, 429, 5xx  -> UpstreamUnavailable (retry later)
-    401 (key or secret wrong)     -> ConfigurationError (the instance is misconfigured, not the event)
-    403                           -> PermissionDenied(UpstreamRejected): the API user may not read it
-    404                           -> NotFound(UpstreamRejected)
-    417 TimestampMismatchError    -> DocumentChanged(UpstreamRejected): someone saved it first
-    any other 4xx                 -> UpstreamRejected with Frappe's exc_type and first message
+    no answer, timeout, 408, 429, 5xx -> UpstreamUnavailable (retry later)
+    401 (key or secret wrong)         -> ConfigurationError (the instance is wrong, not the event)
+    403                               -> PermissionDenied(UpstreamRejected): not ours to read
+    404                               -> NotFound(UpstreamRejected)
+    417 TimestampMismatchError        -> DocumentChanged(UpstreamRejected): saved by someone first
+    any other 4xx                     -> UpstreamRejected with Frappe's exc_type and first message
 
 Messages name the operation, the status and Frappe's exception type; never a header or the secret.
 """
@@ -321,13 +321,13 @@ def _status_error(
     status = response.status_code if response is not None else 0
     exc_type, message = (scrub(part) for part in _frappe_error(response))
     text = " ".join(part for part in (f"erpnext {what}: HTTP {status}", exc_type, message) if part)
-    if status == 429 or status >= 500 or status == 0:
+    if status in (0, 408, 429) or status >= 500:
         return UpstreamUnavailable(text, service=SERVICE)
     if status == 401:
         # ConfigurationError on purpose: no event is at fault, and the runtime retries surprises,
         # so events wait for the credentials to be fixed instead of becoming error records.
         return ConfigurationError(
-            f"erpnext {what}: HTTP 401 {exc_type}: the API key or secret is wrong".strip()
+            f"erpnext {what}: HTTP 401 {exc_type or 'Unauthorized'}: the API key or secret is wrong"
         )
     if status == 403:
         return PermissionDenied(text, service=SERVICE)
