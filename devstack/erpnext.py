@@ -15,6 +15,7 @@ import hmac
 import json
 import mimetypes
 import os
+import random
 import re
 import secrets
 import signal
@@ -735,6 +736,16 @@ class FaultInjector:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._faults: list[_Fault] = []
+        self._rate = 0.0
+        self._statuses: tuple[int, ...] = (500,)
+        self._random = random.Random(0)
+
+    def set_rate(
+        self, rate: float, *, statuses: tuple[int, ...] = (429, 500, 503), seed: int = 0
+    ) -> None:
+        """Besides the queued faults, fail this share of requests with one of `statuses`."""
+        with self._lock:
+            self._rate, self._statuses, self._random = rate, statuses, random.Random(seed)
 
     def fail_next(
         self,
@@ -760,6 +771,10 @@ class FaultInjector:
                     return FrappeError(
                         fault.status, exc_type, "injected fault", retry_after=fault.retry_after
                     )
+            if self._rate and self._random.random() < self._rate:
+                status = self._random.choice(self._statuses)
+                exc_type = _FAULT_EXC_TYPES.get(status, "InternalServerError")
+                return FrappeError(status, exc_type, "injected fault")
         return None
 
 

@@ -49,6 +49,15 @@ class Reply:
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
+    def setup(self) -> None:
+        # TLS handshakes happen here, in the connection's own thread: done in accept(), one
+        # client that never finishes its handshake would stall the whole server.
+        if isinstance(self.request, ssl.SSLSocket):
+            self.request.settimeout(10)
+            self.request.do_handshake()
+            self.request.settimeout(None)
+        super().setup()
+
     def _serve(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
@@ -72,6 +81,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         """Silent: request lines are noise in test output, and headers may carry tokens."""
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Clients hanging up or failing a handshake are routine here: say nothing."""
 
 
 class LoopbackServer:
@@ -103,14 +117,16 @@ class LoopbackServer:
         return f"{scheme}://127.0.0.1:{self._server.server_address[1]}"
 
     def start(self) -> Self:
-        server = ThreadingHTTPServer(("127.0.0.1", self._port), _Handler)
+        server = _QuietServer(("127.0.0.1", self._port), _Handler)
         server.daemon_threads = True
         if self._tls:
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             self._certificate_dir = tempfile.TemporaryDirectory(prefix="stand-in-tls-")
             self.ca_file, key_file = self_signed_certificate(Path(self._certificate_dir.name))
             context.load_cert_chain(self.ca_file, key_file)
-            server.socket = context.wrap_socket(server.socket, server_side=True)
+            server.socket = context.wrap_socket(
+                server.socket, server_side=True, do_handshake_on_connect=False
+            )
         server.owner = self  # type: ignore[attr-defined]
         self._server = server
         self._thread = threading.Thread(

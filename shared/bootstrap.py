@@ -25,6 +25,7 @@ from shared.runtime import Consumer, DeadLetterRecorder, Effect
 if TYPE_CHECKING:
     from shared.adapters.erpnext import ErpNextClient
     from shared.adapters.firestore import FirestoreStores
+    from shared.drive_upload import DriveUploader
     from shared.reconcile import InvoiceReconciliation
     from shared.sheets_sync import InvoiceSheetSync
 
@@ -166,9 +167,44 @@ def invoice_reconciliation() -> InvoiceReconciliation:
     )
 
 
+@functools.cache
+def drive_uploader() -> DriveUploader:
+    """The drive_upload service; a shared drive is checked once, here, so a wrong id says so."""
+    from shared.adapters.drive import GoogleDrive, client_factory, drive_credentials, drive_service
+    from shared.drive_upload import DriveUploader
+
+    config = settings("drive_upload")
+    drive_config = config.drive
+    if drive_config is None:
+        raise ConfigurationError("drive_upload has no Drive configuration")
+    credentials = drive_credentials(drive_config)
+    service = client_factory(
+        lambda: drive_service(
+            credentials,
+            endpoint=drive_config.endpoint,
+            ca_certs=drive_config.ca_certs,
+            timeout_s=drive_config.timeout_s,
+        )
+    )
+    drive = GoogleDrive(service, chunk=drive_config.chunk_bytes)
+    if drive_config.auth == "shared_drive" and drive_config.shared_drive:
+        drive.check_shared_drive(drive_config.shared_drive)
+    return DriveUploader(
+        drive=drive,
+        erp=erpnext("drive_upload"),
+        folders=_firestore(config.project).drive_folders,
+        config=drive_config,
+        site=config.site or config.erpnext_url or "",
+        owner=instance_id(),
+        clock=utc_now,
+    )
+
+
 def _effect(name: str, project: str) -> Effect:
     if name == "sheets_sync":
         return invoice_sheet_sync().enqueue
+    if name == "drive_upload":
+        return drive_uploader().apply
     return recorded_effect(name, project)
 
 
@@ -205,6 +241,7 @@ def reset() -> None:
         erpnext,
         invoice_sheet_sync,
         invoice_reconciliation,
+        drive_uploader,
         consumer,
         dead_letter_recorder,
     )

@@ -22,6 +22,34 @@ SecretReader: TypeAlias = Callable[[str], str | None]
 """Reads a secret by its Secret Manager name (`webhook-secret`); None when it does not exist."""
 
 
+DRIVE_AUTH_CHOICES = ("shared_drive", "delegation", "oauth_user")
+
+
+@dataclass(frozen=True, slots=True)
+class DriveConfig:
+    """How drive_upload reaches Drive and where it files attachments."""
+
+    auth: str
+    """shared_drive (a service account, member of the shared drive), delegation (a service
+    account impersonating `impersonate`), or oauth_user (a user's refresh token)."""
+    root_folder: str
+    """The folder under which the template's folders are made (the shared drive by default)."""
+    shared_drive: str | None = None
+    impersonate: str | None = None
+    oauth_client_id: str | None = field(default=None, repr=False)
+    oauth_client_secret: str | None = field(default=None, repr=False)
+    oauth_refresh_token: str | None = field(default=None, repr=False)
+    folder_template: str = "{project_or_doctype}/{document}"
+    file_id_field: str = "drive_file_id"
+    link_field: str = "drive_link"
+    endpoint: str | None = None
+    """Local runs only: a Drive stand-in's `api_endpoint`, its certificate and its token."""
+    ca_certs: str | None = None
+    static_token: str | None = field(default=None, repr=False)
+    chunk_bytes: int = 8 * 1024 * 1024
+    timeout_s: float = 60.0
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Everything a function needs to know about its environment; secrets never show in repr."""
@@ -47,6 +75,7 @@ class Settings:
     sheets_gather_s: float = 1.0
     tracker: TrackerConfig | None = None
     project_manager_field: str = "project_manager"
+    drive: DriveConfig | None = None
 
     @classmethod
     def from_env(
@@ -111,9 +140,7 @@ class Settings:
                     f"without signatures set {INSECURE_FLAG}={INSECURE_VALUE}"
                 )
 
-        erpnext_url = env.get("ERPNEXT_URL", "").strip().rstrip("/") or None
-        erpnext_key = secret("ERPNEXT_API_KEY", "erpnext-api-key")
-        erpnext_secret = secret("ERPNEXT_API_SECRET", "erpnext-api-secret")
+        erpnext_url, erpnext_key, erpnext_secret = _erpnext(env, secret, function, problems)
         spreadsheet_id = env.get("SHEETS_SPREADSHEET_ID", "").strip()
         tracker: TrackerConfig | None = None
         if function == "sheets_sync":
@@ -121,12 +148,8 @@ class Settings:
                 problems.append(
                     "SHEETS_SPREADSHEET_ID (the Invoice Tracker spreadsheet) is not set"
                 )
-            if not (erpnext_url and erpnext_key and erpnext_secret):
-                problems.append(
-                    "ERPNEXT_URL, ERPNEXT_API_KEY and ERPNEXT_API_SECRET (or secrets "
-                    "'erpnext-api-key', 'erpnext-api-secret') are all needed to read ERPNext"
-                )
             tracker = _tracker_config(env, erpnext_url, problems)
+        drive = _drive_config(env, secret, problems) if function == "drive_upload" else None
 
         settings = cls(
             project=project,
@@ -150,12 +173,83 @@ class Settings:
             tracker=tracker,
             project_manager_field=env.get("PROJECT_MANAGER_FIELD", "project_manager").strip()
             or "project_manager",
+            drive=drive,
         )
         if problems:
             raise ConfigurationError(
                 f"{function} cannot start; fix these settings:\n- " + "\n- ".join(problems)
             )
         return settings
+
+
+def _erpnext(
+    env: Mapping[str, str],
+    secret: Callable[[str, str], str | None],
+    function: str,
+    problems: list[str],
+) -> tuple[str | None, str | None, str | None]:
+    """ERPNext's address and token; required by the functions that read ERPNext."""
+    url = env.get("ERPNEXT_URL", "").strip().rstrip("/") or None
+    key = secret("ERPNEXT_API_KEY", "erpnext-api-key")
+    api_secret = secret("ERPNEXT_API_SECRET", "erpnext-api-secret")
+    if function in ("sheets_sync", "drive_upload") and not (url and key and api_secret):
+        problems.append(
+            "ERPNEXT_URL, ERPNEXT_API_KEY and ERPNEXT_API_SECRET (or secrets "
+            "'erpnext-api-key', 'erpnext-api-secret') are all needed to read ERPNext"
+        )
+    return url, key, api_secret
+
+
+def _drive_config(
+    env: Mapping[str, str], secret: Callable[[str, str], str | None], problems: list[str]
+) -> DriveConfig | None:
+    auth = env.get("DRIVE_AUTH", "").strip()
+    shared_drive = env.get("DRIVE_SHARED_DRIVE_ID", "").strip() or None
+    root = env.get("DRIVE_ROOT_FOLDER_ID", "").strip() or shared_drive
+    before = len(problems)
+    if auth not in DRIVE_AUTH_CHOICES:
+        problems.append(f"DRIVE_AUTH must be one of {', '.join(DRIVE_AUTH_CHOICES)}, not {auth!r}")
+    if auth == "shared_drive" and not shared_drive:
+        problems.append("DRIVE_AUTH=shared_drive needs DRIVE_SHARED_DRIVE_ID")
+    impersonate = env.get("DRIVE_IMPERSONATE", "").strip() or None
+    if auth == "delegation" and not impersonate:
+        problems.append("DRIVE_AUTH=delegation needs DRIVE_IMPERSONATE (the user to act as)")
+    oauth = (
+        secret("DRIVE_OAUTH_CLIENT_ID", "drive-oauth-client-id"),
+        secret("DRIVE_OAUTH_CLIENT_SECRET", "drive-oauth-client-secret"),
+        secret("DRIVE_OAUTH_REFRESH_TOKEN", "drive-oauth-refresh-token"),
+    )
+    if auth == "oauth_user" and not all(oauth):
+        problems.append(
+            "DRIVE_AUTH=oauth_user needs DRIVE_OAUTH_CLIENT_ID, DRIVE_OAUTH_CLIENT_SECRET and "
+            "DRIVE_OAUTH_REFRESH_TOKEN (or their secrets)"
+        )
+    template = env.get("DRIVE_FOLDER_TEMPLATE", "{project_or_doctype}/{document}")
+    try:
+        template.format(project_or_doctype="p", doctype="d", document="n", project="p")
+    except (KeyError, IndexError, ValueError) as exc:
+        problems.append(f"DRIVE_FOLDER_TEMPLATE has an unknown placeholder: {exc}")
+    chunk = int(env.get("DRIVE_CHUNK_BYTES", str(8 * 1024 * 1024)) or 0)
+    if chunk <= 0 or chunk % (256 * 1024):
+        problems.append("DRIVE_CHUNK_BYTES must be a positive multiple of 262144 (256 KiB)")
+    if len(problems) > before:
+        return None
+    return DriveConfig(
+        auth=auth,
+        root_folder=root or "root",
+        shared_drive=shared_drive,
+        impersonate=impersonate,
+        oauth_client_id=oauth[0],
+        oauth_client_secret=oauth[1],
+        oauth_refresh_token=oauth[2],
+        folder_template=template,
+        file_id_field=env.get("DRIVE_FILE_ID_FIELD", "drive_file_id"),
+        link_field=env.get("DRIVE_LINK_FIELD", "drive_link"),
+        endpoint=env.get("DRIVE_ENDPOINT") or None,
+        ca_certs=env.get("DRIVE_CA_CERTS") or None,
+        static_token=secret("DRIVE_TOKEN", "drive-token") if env.get("DRIVE_ENDPOINT") else None,
+        chunk_bytes=chunk,
+    )
 
 
 def _tracker_config(

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Literal, Protocol
 
 from shared.core.claims import ClaimOutcome
 from shared.core.envelope import Envelope
@@ -120,6 +121,29 @@ class InvoiceDirectory(Protocol):
     def user_full_name(self, user_id: str) -> str | None: ...
 
     def project_manager(self, project: str) -> str | None: ...
+
+
+# ---- Drive (drive_upload) ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FolderClaim:
+    """`known` (its id), `mine` (create it, then record it) or `wait` (another instance is)."""
+
+    state: Literal["known", "mine", "wait"]
+    folder_id: str | None = None
+
+
+class FolderRegistry(Protocol):
+    def claim(
+        self, parent: str, name: str, *, owner: str, now: datetime, ttl: timedelta
+    ) -> FolderClaim: ...
+
+    def release(self, parent: str, name: str, *, owner: str) -> None:
+        """Give up a claim whose folder could not be made, so others need not wait it out."""
+        ...
+
+    def record(self, parent: str, name: str, folder_id: str, *, now: datetime) -> None: ...
 
 
 # ---- scheduled jobs -----------------------------------------------------------------------------

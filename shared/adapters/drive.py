@@ -22,6 +22,7 @@ from googleapiclient.errors import HttpError
 from googleapiclient.http import MediaUpload
 
 from shared.backoff import Backoff
+from shared.config import DriveConfig
 from shared.errors import ConfigurationError, UpstreamRejected, UpstreamUnavailable
 
 SERVICE = "drive"
@@ -30,6 +31,7 @@ SIMPLE_LIMIT = 5 * 1024 * 1024
 CHUNK = 8 * 1024 * 1024  # a multiple of 256 KiB
 FILE_FIELDS = "id,name,md5Checksum,webViewLink,size,parents,trashed,appProperties"
 SCOPES = ["https://www.googleapis.com/auth/drive"]
+TOKEN_URI = "https://oauth2.googleapis.com/token"  # noqa: S105 (Google's token endpoint, not a secret)
 
 
 class StorageQuotaRefused(ConfigurationError):
@@ -365,3 +367,34 @@ def _item(entry: Mapping[str, Any]) -> DriveItem:
         md5=entry.get("md5Checksum"),
         size=int(size) if size is not None else None,
     )
+
+
+def drive_credentials(config: DriveConfig) -> Any:
+    """The credentials DRIVE_AUTH names; a ConfigurationError when that choice cannot work here."""
+    if config.static_token:  # a local stand-in: a fixed bearer token
+        from google.oauth2.credentials import Credentials
+
+        return Credentials(token=config.static_token)  # type: ignore[no-untyped-call]
+    if config.auth == "oauth_user":
+        from google.oauth2.credentials import Credentials
+
+        return Credentials(  # type: ignore[no-untyped-call]
+            None,
+            refresh_token=config.oauth_refresh_token,
+            token_uri=TOKEN_URI,
+            client_id=config.oauth_client_id,
+            client_secret=config.oauth_client_secret,
+            scopes=SCOPES,
+        )
+    import google.auth
+
+    credentials, _ = google.auth.default(scopes=SCOPES)
+    if config.auth == "delegation":
+        if not hasattr(credentials, "with_subject"):
+            raise ConfigurationError(
+                "DRIVE_AUTH=delegation needs service-account key credentials "
+                "(GOOGLE_APPLICATION_CREDENTIALS) with domain-wide delegation; the runtime's "
+                f"default credentials ({type(credentials).__name__}) cannot act as a user"
+            )
+        return credentials.with_subject(config.impersonate)
+    return credentials

@@ -34,7 +34,15 @@ from shared.core.failures import ErrorStatus, FailureReport
 from shared.core.invoice_rows import coalesce
 from shared.core.versions import parse_modified
 from shared.errors import ClaimHeld, UpstreamRejected, UpstreamUnavailable
-from shared.ports import Lease, QueuedChange, SheetOutbox, SyncExecutionLog, Watermarks
+from shared.ports import (
+    FolderClaim,
+    FolderRegistry,
+    Lease,
+    QueuedChange,
+    SheetOutbox,
+    SyncExecutionLog,
+    Watermarks,
+)
 
 SERVICE = "firestore"
 CLAIMS = "idempotency"
@@ -45,6 +53,7 @@ SHEET_OUTBOX = "sheet_outbox"
 LEASES = "leases"
 SYNC_EXECUTIONS = "sync_executions"
 WATERMARKS = "watermarks"
+DRIVE_FOLDERS = "drive_folders"
 
 DEFAULT_TIMEOUT_S = 10.0
 DEFAULT_RETENTION = timedelta(days=7)
@@ -157,6 +166,7 @@ class FirestoreStores:
         self.sheet_flush_lease: Lease = FirestoreLease(self.connection, "invoice-sheet-flush")
         self.executions: SyncExecutionLog = FirestoreSyncExecutionLog(self.connection)
         self.watermarks: Watermarks = FirestoreWatermarks(self.connection)
+        self.drive_folders: FolderRegistry = FirestoreFolderRegistry(self.connection)
 
 
 @contextmanager
@@ -595,6 +605,56 @@ class FirestoreLease:
 
         with translated("release lease"):
             self._connection.swap(self._document(), decide)
+
+
+# ---- the Drive folder registry -----------------------------------------------------------------
+
+
+class FirestoreFolderRegistry:
+    """`drive_folders/{sha256 of parent and name}`: each Drive folder made once, by one instance.
+
+    A claim is a short lease: whoever holds it looks for the folder in Drive (a crashed holder
+    may have made it), creates it if absent and records its id; the others wait for the id.
+    """
+
+    def __init__(self, connection: FirestoreConnection) -> None:
+        self._connection = connection
+
+    def _document(self, parent: str, name: str) -> firestore.DocumentReference:
+        key = hashlib.sha256(f"{parent}/{name}".encode()).hexdigest()
+        return self._connection.collection(DRIVE_FOLDERS).document(key)
+
+    def claim(
+        self, parent: str, name: str, *, owner: str, now: datetime, ttl: timedelta
+    ) -> FolderClaim:
+        def decide(fields: Record | None) -> tuple[Change | None, FolderClaim]:
+            known = (fields or {}).get("folder_id")
+            if isinstance(known, str):
+                return None, FolderClaim("known", known)
+            until = (fields or {}).get("until")
+            if fields and isinstance(until, datetime) and until > now and fields["owner"] != owner:
+                return None, FolderClaim("wait")
+            claim = {"parent": parent, "name": name, "owner": owner, "until": now + ttl}
+            return Change(claim), FolderClaim("mine")
+
+        with translated("claim a Drive folder"):
+            return self._connection.swap(self._document(parent, name), decide)
+
+    def release(self, parent: str, name: str, *, owner: str) -> None:
+        def decide(fields: Record | None) -> tuple[Change | None, None]:
+            if fields is None or fields.get("owner") != owner or "folder_id" in fields:
+                return None, None
+            return Change(None), None
+
+        with translated("release a Drive folder claim"):
+            self._connection.swap(self._document(parent, name), decide)
+
+    def record(self, parent: str, name: str, folder_id: str, *, now: datetime) -> None:
+        fields = {"parent": parent, "name": name, "folder_id": folder_id, "created_at": now}
+        with translated("record a Drive folder"):
+            self._document(parent, name).set(
+                fields, retry=self._connection.retry, timeout=self._connection.timeout_s
+            )
 
 
 # ---- sync executions and watermarks -----------------------------------------------------------

@@ -1,0 +1,212 @@
+"""Every ERPNext attachment in Drive, once, linked back; trashed in Drive when deleted in ERPNext.
+
+A File's `after_insert` streams the file from ERPNext into the folder its template names
+(default `<root>/<project or doctype>/<document>`), checks the MD5 Drive computed against the
+one of the bytes sent, and writes the Drive id and link back into the File (optimistic locking).
+The Drive file carries `appProperties.erp_file = <site>:<File name>`: before uploading we look
+for it, so a redelivery, or a retry after a crash between upload and link-back, never makes a
+second copy. A File's `on_trash` moves its Drive copy to the trash (recoverable for 30 days).
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from shared.adapters.drive import DriveItem, Uploaded
+from shared.adapters.erpnext import DocumentChanged, NotFound
+from shared.config import DriveConfig
+from shared.core.envelope import Envelope, Json
+from shared.errors import InvalidPayload, UpstreamRejected, UpstreamUnavailable
+from shared.ports import FolderRegistry
+
+APP_KEY = "erp_file"
+TRASH_EVENT = "on_trash"
+
+
+class Drive(Protocol):
+    def find(
+        self,
+        *,
+        app_property: tuple[str, str] | None = None,
+        name: str | None = None,
+        parent: str | None = None,
+        folder: bool = False,
+    ) -> list[DriveItem]: ...
+
+    def create_folder(
+        self, name: str, parent: str, app_properties: Mapping[str, str]
+    ) -> DriveItem: ...
+
+    def upload(
+        self,
+        name: str,
+        parent: str,
+        mimetype: str,
+        chunks: Iterator[bytes],
+        *,
+        size: int | None,
+        app_properties: Mapping[str, str],
+    ) -> Uploaded: ...
+
+    def trash(self, file_id: str) -> None: ...
+
+
+class ErpNextFiles(Protocol):
+    def get_doc(self, doctype: str, name: str) -> Mapping[str, Json]: ...
+
+    def update(
+        self, doctype: str, name: str, values: Mapping[str, Json], *, modified: str | None
+    ) -> Mapping[str, Json]: ...
+
+    def stream_file(
+        self, file_url: str, chunk_size: int = ...
+    ) -> AbstractContextManager[Iterator[bytes]]: ...
+
+
+@dataclass(frozen=True)
+class DriveUploader:
+    """The drive_upload service; `apply` is the consumer's side effect."""
+
+    drive: Drive
+    erp: ErpNextFiles
+    folders: FolderRegistry
+    config: DriveConfig
+    site: str
+    owner: str
+    clock: Callable[[], datetime]
+    folder_wait_s: float = 30.0
+    sleep: Callable[[float], None] = time.sleep
+
+    def apply(self, envelope: Envelope) -> str:
+        if envelope.doctype != "File":
+            raise InvalidPayload(f"drive_upload handles File events, not {envelope.doctype}")
+        handle = f"{self.site}:{envelope.name}"
+        if envelope.event == TRASH_EVENT:
+            copies = self.drive.find(app_property=(APP_KEY, handle))
+            for item in copies:
+                self.drive.trash(item.id)
+            return f"trashed {len(copies)} Drive copies of {envelope.name}"
+        doc = envelope.doc
+        existing = self.drive.find(app_property=(APP_KEY, handle))
+        if existing:
+            item, verb = existing[0], "found in Drive (uploaded before)"
+        else:
+            item, verb = self._upload(doc, handle), "uploaded"
+        return f"{verb}: {envelope.name} as {item.id}; {self._link_back(envelope.name, item)}"
+
+    # -- uploading -----------------------------------------------------------------------------
+    def _upload(self, doc: Mapping[str, Json], handle: str) -> DriveItem:
+        file_url = _text(doc, "file_url")
+        file_name = _text(doc, "file_name") or (file_url or "").rsplit("/", 1)[-1]
+        if not file_url or not file_url.startswith(("/files/", "/private/files/")):
+            raise InvalidPayload(
+                f"File {doc.get('name')} has no ERPNext file to copy ({file_url!r})"
+            )
+        folder = self._folder_for(doc)
+        size = doc.get("file_size")
+        mimetype = mimetypes.guess_type(file_name)[0] or "application/octet-stream"
+        with self.erp.stream_file(file_url, 1024 * 1024) as chunks:
+            done = self.drive.upload(
+                file_name,
+                folder,
+                mimetype,
+                chunks,
+                size=int(size) if isinstance(size, int | float) and size > 0 else None,
+                app_properties={APP_KEY: handle},
+            )
+        if done.item.md5 != done.sent_md5:
+            self.drive.trash(done.item.id)
+            raise UpstreamUnavailable(
+                f"drive upload of {file_name}: checksum {done.item.md5} is not {done.sent_md5} "
+                "(the copy was trashed; a retry uploads again)",
+                service="drive",
+            )
+        return done.item
+
+    def _folder_for(self, doc: Mapping[str, Json]) -> str:
+        """The template's folders, made once each: `{project_or_doctype}/{document}` by default."""
+        attached_doctype = _text(doc, "attached_to_doctype")
+        attached_name = _text(doc, "attached_to_name")
+        project = self._project_of(attached_doctype, attached_name)
+        path = self.config.folder_template.format(
+            project=project or "No project",
+            doctype=attached_doctype or "Unattached",
+            project_or_doctype=project or attached_doctype or "Unattached",
+            document=attached_name or "Unattached",
+        )
+        parent = self.config.root_folder
+        for name in (part.strip() for part in path.split("/")):
+            if name:
+                parent = self._folder(parent, name)
+        return parent
+
+    def _project_of(self, doctype: str | None, name: str | None) -> str | None:
+        if not doctype or not name:
+            return None
+        if doctype == "Project":
+            return name
+        try:
+            attached = self.erp.get_doc(doctype, name)
+        except UpstreamRejected:  # gone, or not ours to read: file it under its doctype
+            return None
+        return _text(attached, "project")
+
+    def _folder(self, parent: str, name: str) -> str:
+        """One Drive folder per (parent, name), even when many uploads need it at once."""
+        holder = f"{self.owner}:{uuid.uuid4().hex[:8]}"
+        deadline = time.monotonic() + self.folder_wait_s
+        while True:
+            claim = self.folders.claim(
+                parent, name, owner=holder, now=self.clock(), ttl=timedelta(seconds=60)
+            )
+            if claim.state == "known" and claim.folder_id:
+                return claim.folder_id
+            if claim.state == "mine":
+                try:
+                    found = self.drive.find(name=name, parent=parent, folder=True)
+                    item = found[0] if found else self.drive.create_folder(name, parent, {})
+                except Exception:
+                    self.folders.release(parent, name, owner=holder)
+                    raise
+                self.folders.record(parent, name, item.id, now=self.clock())
+                return item.id
+            if time.monotonic() > deadline:
+                raise UpstreamUnavailable(
+                    f"Drive folder {name!r} is still being made by another instance",
+                    service="drive",
+                )
+            self.sleep(0.2)
+
+    # -- linking back --------------------------------------------------------------------------
+    def _link_back(self, file_name: str, item: DriveItem) -> str:
+        values: dict[str, Json] = {
+            self.config.file_id_field: item.id,
+            self.config.link_field: item.web_link,
+        }
+        for _ in range(3):
+            try:
+                current = self.erp.get_doc("File", file_name)
+            except NotFound:
+                return "the File is gone from ERPNext; its on_trash trashes the copy"
+            if all(current.get(key) == value for key, value in values.items()):
+                return "link already in ERPNext"
+            try:
+                self.erp.update("File", file_name, values, modified=_text(current, "modified"))
+                return "linked back in ERPNext"
+            except DocumentChanged:
+                continue  # someone saved the File meanwhile: read it again
+        raise UpstreamUnavailable(
+            f"File {file_name} kept changing while linking it back", service="erpnext"
+        )
+
+
+def _text(doc: Mapping[str, Json], key: str) -> str | None:
+    value = doc.get(key)
+    return value if isinstance(value, str) and value else None

@@ -1,0 +1,207 @@
+"""drive_upload below Pub/Sub: the ERPNext stand-in's files, the Drive stand-in over HTTPS, the
+folder registry on the Firestore emulator."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from google.oauth2.credentials import Credentials
+
+from devstack.drive import FOLDER, DriveStandIn
+from devstack.erpnext import ErpNextStandIn
+from shared.adapters.drive import GoogleDrive, client_factory, drive_service
+from shared.adapters.erpnext import ErpNextClient
+from shared.adapters.firestore import FirestoreStores
+from shared.backoff import Backoff
+from shared.config import DriveConfig
+from shared.core.envelope import Envelope, build_envelope
+from shared.drive_upload import DriveUploader
+from shared.errors import UpstreamUnavailable
+
+SA = "bridge@p.iam.gserviceaccount.com"
+KIB = 1024
+
+
+@pytest.fixture
+def drive() -> Iterator[DriveStandIn]:
+    with DriveStandIn() as running:
+        running.faults.timeout_s = 1.5
+        running.add_principal("sa-token", SA, service_account=True)
+        yield running
+
+
+@pytest.fixture
+def erp() -> Iterator[ErpNextStandIn]:
+    with ErpNextStandIn(api_key="bridge", api_secret="erp-secret") as running:
+        running.import_docs("Project", [{"name": "ACME Tower", "status": "Open"}])
+        yield running
+
+
+def uploader(
+    drive: DriveStandIn,
+    erp: ErpNextStandIn,
+    project_id: str,
+    owner: str = "i1",
+    timeout_s: float = 1,
+) -> DriveUploader:
+    shared_drive = next(iter(drive.drives), None) or drive.create_shared_drive("Bridge", {SA})
+    service = client_factory(
+        lambda: drive_service(
+            Credentials(token="sa-token"),
+            endpoint=drive.endpoint,
+            ca_certs=drive.ca_file,
+            timeout_s=timeout_s,
+        )
+    )
+    return DriveUploader(
+        drive=GoogleDrive(
+            service,
+            backoff=Backoff(first_s=0.05, cap_s=0.2, budget_s=20),
+            chunk=256 * KIB,
+            simple_limit=256 * KIB,
+        ),
+        erp=ErpNextClient(erp.url, "bridge", "erp-secret", timeout_s=2),
+        folders=FirestoreStores(project_id, timeout_s=10).drive_folders,
+        config=DriveConfig(
+            auth="shared_drive", root_folder=shared_drive, shared_drive=shared_drive
+        ),
+        site="erp.example.com",
+        owner=owner,
+        clock=lambda: datetime.now(UTC),
+    )
+
+
+def event(doc: dict[str, Any], name: str = "after_insert") -> Envelope:
+    payload = {**doc, "doctype": "File"}
+    return build_envelope(
+        raw_body=json.dumps(payload, default=str).encode(),
+        payload=json.loads(json.dumps(payload, default=str)),
+        site="erp.example.com",
+        received_at=datetime.now(UTC),
+        event_hint=name,
+    )
+
+
+def attach(
+    erp: ErpNextStandIn, name: str, content: bytes, document: str = "INV-1"
+) -> dict[str, Any]:
+    invoice = {"name": document, "customer": "Acme Builders", "project": "ACME Tower"}
+    if not any(doc["name"] == document for doc in erp.all("Sales Invoice")):
+        erp.import_docs("Sales Invoice", [invoice])
+    return erp.add_file(
+        name,
+        content,
+        is_private=True,
+        attached_to_doctype="Sales Invoice",
+        attached_to_name=document,
+    )
+
+
+def live(drive: DriveStandIn, *, folders: bool = False) -> list[Any]:
+    return [f for f in drive.files(include_trashed=False) if (f.mime_type == FOLDER) == folders]
+
+
+def test_upload_files_it_by_project_and_document_and_links_it_back(
+    drive: DriveStandIn, erp: ErpNextStandIn, project_id: str
+) -> None:
+    content = os.urandom(700 * KIB)  # three resumable chunks
+    file_doc = attach(erp, "site photo.jpg", content)
+    outcome = uploader(drive, erp, project_id).apply(event(file_doc))
+    (copy,) = live(drive)
+    assert outcome.startswith("uploaded") and drive.content(copy.id) == content
+    assert drive.path_of(copy.id) == "ACME Tower/INV-1/site photo.jpg"
+    assert copy.app_properties == {"erp_file": f"erp.example.com:{file_doc['name']}"}
+    linked = erp.get("File", file_doc["name"])
+    assert linked["drive_file_id"] == copy.id
+    assert linked["drive_link"] == f"https://drive.google.com/file/d/{copy.id}/view?usp=drivesdk"
+
+
+def test_three_deliveries_and_a_crash_before_link_back_make_one_drive_file(
+    drive: DriveStandIn, erp: ErpNextStandIn, project_id: str
+) -> None:
+    file_doc = attach(erp, "scan.pdf", b"%PDF scan")
+    service = uploader(drive, erp, project_id)
+    erp.faults.fail_next(1, status=503, path_prefix="/api/resource/File/")  # the link-back fails
+    with pytest.raises(UpstreamUnavailable):
+        service.apply(event(file_doc))
+    assert len(live(drive)) == 1 and "drive_file_id" not in erp.get("File", file_doc["name"])
+    outcomes = [service.apply(event(file_doc)) for _ in range(3)]
+    assert outcomes[0].startswith("found in Drive") and "linked back" in outcomes[0]
+    assert "link already in ERPNext" in outcomes[2]
+    assert len(live(drive)) == 1
+
+
+def test_twenty_concurrent_uploads_into_a_new_project_make_one_folder_each_level(
+    drive: DriveStandIn, erp: ErpNextStandIn, project_id: str
+) -> None:
+    files = [attach(erp, f"photo-{n}.jpg", f"photo {n}".encode()) for n in range(20)]
+    errors: list[BaseException] = []
+
+    def upload(doc: dict[str, Any], owner: str) -> None:
+        try:
+            uploader(drive, erp, project_id, owner=owner).apply(event(doc))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=upload, args=(doc, f"i{n}")) for n, doc in enumerate(files)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert sorted(f.name for f in live(drive, folders=True)) == ["ACME Tower", "INV-1"]
+    assert len(live(drive)) == 20
+    assert {drive.path_of(f.id).rsplit("/", 1)[0] for f in live(drive)} == {"ACME Tower/INV-1"}
+
+
+def test_deleting_trashes_the_copy_and_a_replacement_is_a_new_file(
+    drive: DriveStandIn, erp: ErpNextStandIn, project_id: str
+) -> None:
+    service = uploader(drive, erp, project_id)
+    old = attach(erp, "contract.pdf", b"version 1")
+    service.apply(event(old))
+    new = attach(erp, "contract-v2.pdf", b"version 2")
+    service.apply(event(new))
+    assert service.apply(event(old, "on_trash")) == f"trashed 1 Drive copies of {old['name']}"
+    (kept,) = live(drive)
+    assert drive.content(kept.id) == b"version 2"
+    (trashed,) = [f for f in drive.files() if f.trashed]
+    assert drive.content(trashed.id) == b"version 1"  # recoverable from the trash
+
+
+def test_faults_on_drive_and_erpnext_end_with_every_file_in_drive_once(
+    drive: DriveStandIn, erp: ErpNextStandIn, project_id: str
+) -> None:
+    files = [
+        attach(erp, f"doc-{n}.pdf", os.urandom(300 * KIB + n), document=f"INV-{n % 3}")
+        for n in range(8)
+    ]
+    service = uploader(drive, erp, project_id, timeout_s=0.3)
+    drive.faults.timeout_s = 0.5
+    drive.faults.kinds = ("429", "500", "503", "timeout", "timeout_after_apply")
+    drive.faults.set_rate(0.3, seed=5)
+    erp.faults.set_rate(0.3, seed=6)
+    pending = list(files)
+    for _ in range(40):  # each round is Pub/Sub redelivering what failed
+        failed = []
+        for doc in pending:
+            try:
+                service.apply(event(doc))
+            except UpstreamUnavailable:
+                failed.append(doc)
+        pending = failed
+        if not pending:
+            break
+    drive.faults.set_rate(0)
+    erp.faults.set_rate(0)
+    assert pending == []
+    copies = live(drive)
+    assert sorted(f.name for f in copies) == sorted(str(doc["file_name"]) for doc in files)
+    assert all(erp.get("File", doc["name"]).get("drive_file_id") for doc in files)
+    assert sum(n for key, n in drive.calls.items() if key.startswith("fault:")) >= 5
