@@ -18,6 +18,7 @@ from pathlib import Path
 
 import requests
 
+from devstack.drive import DriveStandIn
 from devstack.emulators import Emulators, running_emulators
 from devstack.erpnext import ErpNextStandIn
 from devstack.ports import free_port
@@ -33,6 +34,7 @@ from shared.sheets_sync import set_up_sheet
 
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT_S = 60.0
+DRIVE_ACCOUNT = "bridge@bridge-local.iam.gserviceaccount.com"
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,7 @@ class Devstack:
     erpnext: ErpNextStandIn
     sheets: SheetsStandIn
     spreadsheet_id: str
+    drive: DriveStandIn
     functions: dict[str, RunningFunction] = field(default_factory=dict)
     _stores: FirestoreStores | None = None
 
@@ -215,6 +218,10 @@ def running_devstack(
         erpnext.seed_demo_data()
         sheets = stack.enter_context(SheetsStandIn())
         spreadsheet_id = sheets.create_spreadsheet("Invoice Tracker")
+        drive = stack.enter_context(DriveStandIn())
+        drive_token = secrets.token_hex(16)
+        drive.add_principal(drive_token, DRIVE_ACCOUNT, service_account=True)
+        shared_drive = drive.create_shared_drive("ERPNext attachments", {DRIVE_ACCOUNT})
         env = {
             **emulators.env(),
             "ERP_SITE": site,
@@ -227,6 +234,11 @@ def running_devstack(
             "SHEETS_SPREADSHEET_ID": spreadsheet_id,
             "SHEETS_GATHER_SECONDS": "0.5",
             "TRACKER_OVERHEAD_PROJECTS": "Overhead",
+            "DRIVE_AUTH": "shared_drive",
+            "DRIVE_SHARED_DRIVE_ID": shared_drive,
+            "DRIVE_ENDPOINT": drive.endpoint,
+            "DRIVE_CA_CERTS": drive.ca_file or "",
+            "DRIVE_TOKEN": drive_token,
             **(extra_env or {}),
         }
         set_up_tracker(env)
@@ -235,7 +247,7 @@ def running_devstack(
         stack.callback(_restore_env, saved)
         for topic in (*TOPICS, DEAD_LETTER):
             ensure_topic(project, topic)
-        devstack = Devstack(emulators, env, log_dir, erpnext, sheets, spreadsheet_id)
+        devstack = Devstack(emulators, env, log_dir, erpnext, sheets, spreadsheet_id, drive)
         stack.callback(devstack.stop_functions)
         specs = [WEBHOOK, DEAD_LETTERS, RECONCILE, *CONSUMER_FUNCTIONS.values()]
         for spec in specs:  # launch all, then wait: each spends seconds importing

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import requests
 
+from devstack.drive import DriveFile
 from devstack.emulators import Emulators
 from devstack.erpnext import ErpNextStandIn
 from devstack.stack import Devstack, running_devstack
@@ -239,3 +240,30 @@ def test_undeliverable_event_is_dead_lettered_into_a_pending_error_record(
         assert json.loads(str(record["envelope"]))["name"] == file_doc["name"]
     finally:
         stack.restart("upload_attachment")
+
+
+def test_an_attachment_reaches_drive_once_and_is_linked_back_then_trashed_on_delete(
+    stack: Devstack, erp: ErpNextStandIn
+) -> None:
+    name = new_invoice(erp)
+    content = b"%PDF-1.7 signed delivery note"
+    file_doc = erp.add_file(
+        "delivery note.pdf",
+        content,
+        is_private=True,
+        attached_to_doctype="Sales Invoice",
+        attached_to_name=name,
+    )
+
+    def copies() -> list[DriveFile]:
+        return [
+            f for f in stack.drive.files(include_trashed=False) if f.name == "delivery note.pdf"
+        ]
+
+    assert wait_until(lambda: bool(erp.get("File", file_doc["name"]).get("drive_file_id")))
+    (copy,) = copies()
+    assert stack.drive.content(copy.id) == content
+    assert stack.drive.path_of(copy.id) == f"PROJ-0001/{name}/delivery note.pdf"
+    erp.add_webhook("File", "on_trash", f"{stack.webhook_url}?event=on_trash", SECRET)
+    erp.delete("File", str(file_doc["name"]))
+    assert wait_until(lambda: not copies())

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 FOREIGN = (
     "telegram",
@@ -35,6 +37,8 @@ def loaded_modules(main_py: Path) -> set[str]:
         "ERPNEXT_URL": "http://erp.invalid",
         "ERPNEXT_API_KEY": "import-check-key",
         "ERPNEXT_API_SECRET": "import-check-secret",
+        "DRIVE_AUTH": "shared_drive",
+        "DRIVE_SHARED_DRIVE_ID": "import-check-drive",
         "PATH": "/usr/bin:/bin",
     }
     result = subprocess.run(
@@ -56,7 +60,8 @@ def test_erp_webhook_imports_no_consumer_sdk_at_start() -> None:
     assert leaked == []
 
 
-def test_consumers_build_no_client_at_import() -> None:
-    modules = loaded_modules(ROOT / "functions" / "sheets_sync" / "main.py")
+@pytest.mark.parametrize("folder", ["sheets_sync", "drive_upload", "notifier"])
+def test_consumers_build_no_client_at_import(folder: str) -> None:
+    modules = loaded_modules(ROOT / "functions" / folder / "main.py")
     assert "google.cloud.firestore" not in modules
     assert "googleapiclient" not in modules and "requests" not in modules
