@@ -1,9 +1,10 @@
 """`make demo`: the whole bridge on this machine, a scripted day of ERPNext activity, and what happened.
 
-Starts the emulators, the functions and the ERPNext stand-in; plays invoices, an attachment and a
-service request (with a duplicate, a late older delivery, a forged signature, a silent change and
-a consumer outage); prints what was published, what each consumer did and why, and the error
-records; then stops everything it started.
+Starts the emulators, the functions and the ERPNext, Sheets and Drive stand-ins; plays invoices,
+an attachment and a service request (with a duplicate, a late older delivery, a forged signature,
+a silent change caught by reconciliation, and a consumer outage); prints what was published, what
+each consumer did and why, the Invoice Tracker sheet, the Drive folders, and the error records;
+then stops everything it started.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from google.cloud import pubsub_v1
 from rich.console import Console
 from rich.table import Table
 
+from devstack.drive import FOLDER
 from devstack.erpnext import ErpNextStandIn
 from devstack.stack import Devstack, running_devstack
 from shared.adapters.pubsub import ensure_pull_subscription
@@ -279,7 +281,10 @@ def show(stack: Devstack, erp: ErpNextStandIn, notes: dict[str, str]) -> None:
     console.print(outcomes)
     console.print("   totals: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
 
-    errors = Table(title="5. Error records (Firestore `errors`: for a person to triage and replay)")
+    show_tracker(stack)
+    show_drive(stack)
+
+    errors = Table(title="6. Error records (Firestore `errors`: for a person to triage and replay)")
     for column in ("integration", "operation", "entity", "status", "attempts", "message"):
         errors.add_column(column)
     for record in stack.stores().errors.list_errors():
@@ -293,9 +298,7 @@ def show(stack: Devstack, erp: ErpNextStandIn, notes: dict[str, str]) -> None:
         )
     console.print(errors)
 
-    show_tracker(stack)
-
-    accidents = Table(title="6. The day's accidents, and what the bridge did about them")
+    accidents = Table(title="7. The day's accidents, and what the bridge did about them")
     accidents.add_column("document")
     accidents.add_column("what happened")
     for name, note in notes.items():
@@ -320,6 +323,31 @@ def show_tracker(stack: Devstack) -> None:
             style="red" if number in highlighted else None,
         )
     console.print(sheet)
+
+
+def show_drive(stack: Devstack) -> None:
+    """What drive_upload filed in the shared drive, and the link ERPNext now holds."""
+    drive = Table(title="5. Google Drive: attachments filed by project and document, linked back")
+    for column in (
+        "path in the shared drive",
+        "bytes",
+        "md5",
+        "in the trash",
+        "ERPNext File links to it",
+    ):
+        drive.add_column(column)
+    linked = {str(doc.get("drive_file_id")): str(doc["name"]) for doc in stack.erpnext.all("File")}
+    for item in stack.drive.files():
+        if item.mime_type == FOLDER:
+            continue
+        drive.add_row(
+            stack.drive.path_of(item.id),
+            str(item.size),
+            str(item.md5)[:12],
+            "yes" if item.trashed else "no",
+            linked.get(item.id, "-"),
+        )
+    console.print(drive)
 
 
 def main() -> int:
