@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit tools venv clean bench-sheets
+.PHONY: demo test lint typecheck unit tools venv clean bench-sheets bench-drive
 
 venv: $(STAMP)
 
@@ -36,6 +36,9 @@ demo: tools
 
 bench-sheets: tools
 	$(BIN)/python -m bench.sheets_bench
+
+bench-drive: tools
+	$(BIN)/python -m bench.drive_bench
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
