@@ -48,7 +48,8 @@ class FunctionSpec:
 WEBHOOK = FunctionSpec("erp_webhook", "receive_erp_webhook")
 DEAD_LETTERS = FunctionSpec("erp_webhook", "record_dead_letter")
 RECONCILE = FunctionSpec("sheets_sync", "reconcile_invoices")
-HTTP_TARGETS = {WEBHOOK.target, RECONCILE.target}
+BACKFILL = FunctionSpec("drive_upload", "backfill_attachments")
+HTTP_TARGETS = {WEBHOOK.target, RECONCILE.target, BACKFILL.target}
 CONSUMER_FUNCTIONS = {
     "sheets_sync": FunctionSpec("sheets_sync", "sync_invoice_sheet"),
     "drive_upload": FunctionSpec("drive_upload", "upload_attachment"),
@@ -155,7 +156,14 @@ class Devstack:
 
     def reconcile(self) -> dict[str, object]:
         """What Cloud Scheduler does: call the reconciliation function; its JSON answer."""
-        response = requests.post(self.functions[RECONCILE.target].url + "/", timeout=300)
+        return self._scheduled(RECONCILE)
+
+    def backfill(self) -> dict[str, object]:
+        """What Cloud Scheduler does: call the attachment backfill; its JSON answer."""
+        return self._scheduled(BACKFILL)
+
+    def _scheduled(self, spec: FunctionSpec) -> dict[str, object]:
+        response = requests.post(self.functions[spec.target].url + "/", timeout=300)
         answer: dict[str, object] = response.json()
         return answer
 
@@ -249,7 +257,7 @@ def running_devstack(
             ensure_topic(project, topic)
         devstack = Devstack(emulators, env, log_dir, erpnext, sheets, spreadsheet_id, drive)
         stack.callback(devstack.stop_functions)
-        specs = [WEBHOOK, DEAD_LETTERS, RECONCILE, *CONSUMER_FUNCTIONS.values()]
+        specs = [WEBHOOK, DEAD_LETTERS, RECONCILE, BACKFILL, *CONSUMER_FUNCTIONS.values()]
         for spec in specs:  # launch all, then wait: each spends seconds importing
             devstack.functions[spec.target] = launch_function(spec, env, log_dir)
         for running in devstack.functions.values():

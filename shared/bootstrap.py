@@ -25,7 +25,7 @@ from shared.runtime import Consumer, DeadLetterRecorder, Effect
 if TYPE_CHECKING:
     from shared.adapters.erpnext import ErpNextClient
     from shared.adapters.firestore import FirestoreStores
-    from shared.drive_upload import DriveUploader
+    from shared.drive_upload import DriveBackfill, DriveUploader
     from shared.reconcile import InvoiceReconciliation
     from shared.sheets_sync import InvoiceSheetSync
 
@@ -200,6 +200,21 @@ def drive_uploader() -> DriveUploader:
     )
 
 
+@functools.cache
+def drive_backfill() -> DriveBackfill:
+    from shared.drive_upload import DriveBackfill
+
+    config = settings("drive_upload")
+    stores = _firestore(config.project)
+    return DriveBackfill(
+        uploader=drive_uploader(),
+        erp=erpnext("drive_upload"),
+        executions=stores.executions,
+        errors=stores.errors,
+        clock=utc_now,
+    )
+
+
 def _effect(name: str, project: str) -> Effect:
     if name == "sheets_sync":
         return invoice_sheet_sync().enqueue
@@ -242,6 +257,7 @@ def reset() -> None:
         invoice_sheet_sync,
         invoice_reconciliation,
         drive_uploader,
+        drive_backfill,
         consumer,
         dead_letter_recorder,
     )

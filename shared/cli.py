@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from shared import bootstrap
+from shared.core.executions import RunCounts
 from shared.errors import BridgeError, ConfigurationError
 
 
@@ -30,6 +31,27 @@ def sheet_setup() -> int:
 
 
 def reconcile() -> int:
+    return _run_job(
+        "reconciling {n} invoices read from ERPNext",
+        lambda progress: bootstrap.invoice_reconciliation().run(progress),
+        ("seen", "updated", "skipped (stale)", "failed"),
+    )
+
+
+def backfill() -> int:
+    return _run_job(
+        "backfilling: {n} attachments without a Drive copy",
+        lambda progress: bootstrap.drive_backfill().run(progress),
+        ("seen", "uploaded", "skipped", "failed"),
+    )
+
+
+def _run_job(
+    label: str,
+    run: Callable[[Callable[[int], None]], tuple[str, RunCounts]],
+    headers: tuple[str, str, str, str],
+) -> int:
+    """A scheduled job run now, with a progress line and a table of its counts."""
     from rich.console import Console
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
     from rich.table import Table
@@ -37,24 +59,22 @@ def reconcile() -> int:
     console = Console(stderr=True)
     with Progress(
         SpinnerColumn(),
-        TextColumn("[bold]reconciling[/] {task.completed} invoices read from ERPNext"),
+        TextColumn("[bold]" + label.replace("{n}", "{task.completed}")),
         TimeElapsedColumn(),
         console=console,
         transient=True,
     ) as progress:
-        task = progress.add_task("reconcile", total=None)
-        execution, counts = bootstrap.invoice_reconciliation().run(
-            lambda seen: progress.advance(task, seen)
-        )
-    table = Table(title=f"reconciliation {execution}")
-    for column in ("seen", "updated", "skipped (stale)", "failed"):
+        task = progress.add_task("job", total=None)
+        execution, counts = run(lambda seen: progress.advance(task, seen))
+    table = Table(title=f"sync execution {execution}")
+    for column in headers:
         table.add_column(column, justify="right")
     table.add_row(*(str(n) for n in (counts.seen, counts.updated, counts.skipped, counts.failed)))
     Console().print(table)
     return 1 if counts.failed else 0
 
 
-COMMANDS = {"sheet-setup": sheet_setup, "reconcile": reconcile}
+COMMANDS = {"sheet-setup": sheet_setup, "reconcile": reconcile, "backfill": backfill}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -10,10 +10,11 @@ second copy. A File's `on_trash` moves its Drive copy to the trash (recoverable 
 
 from __future__ import annotations
 
+import json
 import mimetypes
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,9 +23,12 @@ from typing import Protocol
 from shared.adapters.drive import DriveItem, Uploaded
 from shared.adapters.erpnext import DocumentChanged, NotFound
 from shared.config import DriveConfig
-from shared.core.envelope import Envelope, Json
-from shared.errors import InvalidPayload, UpstreamRejected, UpstreamUnavailable
-from shared.ports import FolderRegistry
+from shared.core.envelope import Envelope, Json, build_envelope
+from shared.core.executions import RunCounts
+from shared.core.routing import OPERATIONS
+from shared.errors import BridgeError, InvalidPayload, UpstreamRejected, UpstreamUnavailable
+from shared.ports import ErrorLog, FolderRegistry, SyncExecutionLog
+from shared.runtime import failure_report
 
 APP_KEY = "erp_file"
 TRASH_EVENT = "on_trash"
@@ -210,3 +214,80 @@ class DriveUploader:
 def _text(doc: Mapping[str, Json], key: str) -> str | None:
     value = doc.get(key)
     return value if isinstance(value, str) and value else None
+
+
+# ---- backfill -----------------------------------------------------------------------------------
+
+BACKFILL_JOB = "backfill_attachments"
+FILE_FIELDS = (
+    "name",
+    "file_name",
+    "file_url",
+    "file_size",
+    "is_private",
+    "attached_to_doctype",
+    "attached_to_name",
+    "modified",
+)
+
+
+class FileLister(Protocol):
+    def iter_docs(
+        self,
+        doctype: str,
+        *,
+        fields: Sequence[str],
+        filters: Sequence[tuple[str, str, object]] = (),
+        order_by: str = "modified asc",
+        page_length: int = 500,
+    ) -> Iterator[Mapping[str, Json]]: ...
+
+
+@dataclass(frozen=True)
+class DriveBackfill:
+    """Finds ERPNext Files without a Drive copy and uploads them (a Cloud Scheduler job)."""
+
+    uploader: DriveUploader
+    erp: FileLister
+    executions: SyncExecutionLog
+    errors: ErrorLog
+    clock: Callable[[], datetime]
+
+    def run(self, progress: Callable[[int], None] | None = None) -> tuple[str, RunCounts]:
+        execution = self.executions.start(BACKFILL_JOB, now=self.clock())
+        counts = RunCounts()
+        missing = [
+            (self.uploader.config.file_id_field, "is", "not set"),
+            ("file_url", "is", "set"),  # folders have none
+        ]
+        try:
+            for doc in self.erp.iter_docs("File", fields=FILE_FIELDS, filters=missing):
+                counts.seen += 1
+                envelope = _file_event(doc, self.uploader.site, self.clock())
+                try:
+                    self.uploader.apply(envelope)
+                    counts.updated += 1
+                except BridgeError as exc:  # one file's failure is recorded; the rest go on
+                    counts.failed += 1
+                    report = failure_report(
+                        "drive_upload", OPERATIONS["drive_upload"], exc, envelope=envelope
+                    )
+                    self.errors.record_failure(report, now=self.clock())
+                if progress is not None:
+                    progress(1)
+        except Exception as exc:
+            self.executions.finish(execution, counts, error=str(exc), now=self.clock())
+            raise
+        self.executions.finish(execution, counts, error=None, now=self.clock())
+        return execution, counts
+
+
+def _file_event(doc: Mapping[str, Json], site: str, now: datetime) -> Envelope:
+    payload: dict[str, Json] = {**doc, "doctype": "File"}
+    return build_envelope(
+        raw_body=json.dumps(payload, sort_keys=True, default=str).encode(),
+        payload=payload,
+        site=site,
+        received_at=now,
+        event_hint="after_insert",
+    )

@@ -21,7 +21,8 @@ from shared.adapters.firestore import FirestoreStores
 from shared.backoff import Backoff
 from shared.config import DriveConfig
 from shared.core.envelope import Envelope, build_envelope
-from shared.drive_upload import DriveUploader
+from shared.core.executions import RunStatus
+from shared.drive_upload import BACKFILL_JOB, DriveBackfill, DriveUploader
 from shared.errors import UpstreamUnavailable
 
 SA = "bridge@p.iam.gserviceaccount.com"
@@ -205,3 +206,32 @@ def test_faults_on_drive_and_erpnext_end_with_every_file_in_drive_once(
     assert sorted(f.name for f in copies) == sorted(str(doc["file_name"]) for doc in files)
     assert all(erp.get("File", doc["name"]).get("drive_file_id") for doc in files)
     assert sum(n for key, n in drive.calls.items() if key.startswith("fault:")) >= 5
+
+
+def test_backfill_uploads_each_file_without_a_copy_once_and_records_the_run(
+    drive: DriveStandIn, erp: ErpNextStandIn, project_id: str
+) -> None:
+    stores = FirestoreStores(project_id, timeout_s=10)
+    service = uploader(drive, erp, project_id)
+    done = attach(erp, "already.pdf", b"in Drive already")
+    service.apply(event(done))
+    waiting = [attach(erp, f"old-{n}.pdf", f"old {n}".encode(), document="INV-7") for n in range(5)]
+    backfill = DriveBackfill(
+        uploader=service,
+        erp=ErpNextClient(erp.url, "bridge", "erp-secret", timeout_s=2),
+        executions=stores.executions,
+        errors=stores.errors,
+        clock=lambda: datetime.now(UTC),
+    )
+    ticks: list[int] = []
+    execution, counts = backfill.run(ticks.append)
+    assert (counts.seen, counts.updated, counts.failed) == (5, 5, 0) and sum(ticks) == 5
+    assert sorted(f.name for f in live(drive)) == [
+        "already.pdf",
+        *(f"old-{n}.pdf" for n in range(5)),
+    ]
+    assert all(erp.get("File", doc["name"]).get("drive_file_id") for doc in waiting)
+    _, again = backfill.run()
+    assert again.seen == 0  # nothing left without a copy
+    (record,) = [r for r in stores.executions.recent(BACKFILL_JOB) if r.id == execution]
+    assert record.status == RunStatus.SUCCEEDED and record.counts.updated == 5
