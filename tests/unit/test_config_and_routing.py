@@ -150,3 +150,65 @@ def test_core_imports_no_sdk_network_clock_or_environment() -> None:
                     path,
                     name,
                 )
+
+
+DRIVE_ENV = {
+    "GCP_PROJECT": "p",
+    "ERPNEXT_URL": "https://erp.example.com",
+    "ERPNEXT_API_KEY": "k",
+    "ERPNEXT_API_SECRET": "s",
+}
+
+
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        ({}, "DRIVE_AUTH must be one of shared_drive, delegation, oauth_user"),
+        ({"DRIVE_AUTH": "shared_drive"}, "needs DRIVE_SHARED_DRIVE_ID"),
+        ({"DRIVE_AUTH": "delegation"}, "needs DRIVE_IMPERSONATE"),
+        ({"DRIVE_AUTH": "oauth_user", "DRIVE_OAUTH_CLIENT_ID": "c"}, "DRIVE_OAUTH_REFRESH_TOKEN"),
+        (
+            {
+                "DRIVE_AUTH": "shared_drive",
+                "DRIVE_SHARED_DRIVE_ID": "d",
+                "DRIVE_CHUNK_BYTES": "1000",
+            },
+            "256 KiB",
+        ),
+        (
+            {
+                "DRIVE_AUTH": "shared_drive",
+                "DRIVE_SHARED_DRIVE_ID": "d",
+                "DRIVE_FOLDER_TEMPLATE": "{client}",
+            },
+            "placeholder",
+        ),
+    ],
+)
+def test_a_drive_choice_that_cannot_work_stops_the_function_at_start(
+    extra: dict[str, str], named: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=named):
+        Settings.from_env({**DRIVE_ENV, **extra}, function="drive_upload")
+
+
+def test_drive_settings_default_to_the_shared_drive_as_root_and_hide_tokens() -> None:
+    settings = Settings.from_env(
+        {
+            **DRIVE_ENV,
+            "DRIVE_AUTH": "oauth_user",
+            "DRIVE_OAUTH_CLIENT_ID": "client-id",
+            "DRIVE_OAUTH_CLIENT_SECRET": "client-secret-value",
+            "DRIVE_OAUTH_REFRESH_TOKEN": "refresh-token-value",
+        },
+        function="drive_upload",
+    )
+    assert settings.drive is not None and settings.drive.root_folder == "root"
+    assert "refresh-token-value" not in repr(settings) and "client-secret-value" not in repr(
+        settings
+    )
+    shared = Settings.from_env(
+        {**DRIVE_ENV, "DRIVE_AUTH": "shared_drive", "DRIVE_SHARED_DRIVE_ID": "0ABC"},
+        function="drive_upload",
+    )
+    assert shared.drive is not None and shared.drive.root_folder == "0ABC"
