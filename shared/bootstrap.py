@@ -170,7 +170,7 @@ def invoice_reconciliation() -> InvoiceReconciliation:
 @functools.cache
 def drive_uploader() -> DriveUploader:
     """The drive_upload service; a shared drive is checked once, here, so a wrong id says so."""
-    from shared.adapters.drive import GoogleDrive, client_factory, drive_credentials, drive_service
+    from shared.adapters.drive import GoogleDrive, drive_client, drive_credentials
     from shared.drive_upload import DriveUploader
 
     config = settings("drive_upload")
@@ -178,13 +178,11 @@ def drive_uploader() -> DriveUploader:
     if drive_config is None:
         raise ConfigurationError("drive_upload has no Drive configuration")
     credentials = drive_credentials(drive_config)
-    service = client_factory(
-        lambda: drive_service(
-            credentials,
-            endpoint=drive_config.endpoint,
-            ca_certs=drive_config.ca_certs,
-            timeout_s=drive_config.timeout_s,
-        )
+    service = drive_client(
+        credentials,
+        endpoint=drive_config.endpoint,
+        ca_certs=drive_config.ca_certs,
+        timeout_s=drive_config.timeout_s,
     )
     drive = GoogleDrive(service, chunk=drive_config.chunk_bytes)
     if drive_config.auth == "shared_drive" and drive_config.shared_drive:

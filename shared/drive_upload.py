@@ -14,72 +14,30 @@ import json
 import mimetypes
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
 
-from shared.adapters.drive import DriveItem, Uploaded
-from shared.adapters.erpnext import DocumentChanged, NotFound
+from shared.adapters.drive import DriveItem, GoogleDrive
+from shared.adapters.erpnext import DocumentChanged, ErpNextClient, NotFound
 from shared.config import DriveConfig
 from shared.core.envelope import Envelope, Json, build_envelope
 from shared.core.executions import RunCounts
 from shared.core.routing import OPERATIONS
 from shared.errors import BridgeError, InvalidPayload, UpstreamRejected, UpstreamUnavailable
-from shared.ports import ErrorLog, FolderRegistry, SyncExecutionLog
+from shared.ports import DocumentLister, ErrorLog, FolderRegistry, SyncExecutionLog
 from shared.runtime import failure_report
 
 APP_KEY = "erp_file"
 TRASH_EVENT = "on_trash"
 
 
-class Drive(Protocol):
-    def find(
-        self,
-        *,
-        app_property: tuple[str, str] | None = None,
-        name: str | None = None,
-        parent: str | None = None,
-        folder: bool = False,
-    ) -> list[DriveItem]: ...
-
-    def create_folder(
-        self, name: str, parent: str, app_properties: Mapping[str, str]
-    ) -> DriveItem: ...
-
-    def upload(
-        self,
-        name: str,
-        parent: str,
-        mimetype: str,
-        chunks: Iterator[bytes],
-        *,
-        size: int | None,
-        app_properties: Mapping[str, str],
-    ) -> Uploaded: ...
-
-    def trash(self, file_id: str) -> None: ...
-
-
-class ErpNextFiles(Protocol):
-    def get_doc(self, doctype: str, name: str) -> Mapping[str, Json]: ...
-
-    def update(
-        self, doctype: str, name: str, values: Mapping[str, Json], *, modified: str | None
-    ) -> Mapping[str, Json]: ...
-
-    def stream_file(
-        self, file_url: str, chunk_size: int = ...
-    ) -> AbstractContextManager[Iterator[bytes]]: ...
-
-
 @dataclass(frozen=True)
 class DriveUploader:
     """The drive_upload service; `apply` is the consumer's side effect."""
 
-    drive: Drive
-    erp: ErpNextFiles
+    drive: GoogleDrive
+    erp: ErpNextClient
     folders: FolderRegistry
     config: DriveConfig
     site: str
@@ -231,24 +189,12 @@ FILE_FIELDS = (
 )
 
 
-class FileLister(Protocol):
-    def iter_docs(
-        self,
-        doctype: str,
-        *,
-        fields: Sequence[str],
-        filters: Sequence[tuple[str, str, object]] = (),
-        order_by: str = "modified asc",
-        page_length: int = 500,
-    ) -> Iterator[Mapping[str, Json]]: ...
-
-
 @dataclass(frozen=True)
 class DriveBackfill:
     """Finds ERPNext Files without a Drive copy and uploads them (a Cloud Scheduler job)."""
 
     uploader: DriveUploader
-    erp: FileLister
+    erp: DocumentLister
     executions: SyncExecutionLog
     errors: ErrorLog
     clock: Callable[[], datetime]

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
 from shared.core.claims import ClaimOutcome
-from shared.core.envelope import Envelope
+from shared.core.envelope import Envelope, Json
 from shared.core.executions import RunCounts, SyncExecution
 from shared.core.failures import FailureReport
 from shared.core.invoice_rows import RowPlan, SheetIndex, TrackerConfig
@@ -147,6 +147,20 @@ class FolderRegistry(Protocol):
 
 
 # ---- scheduled jobs -----------------------------------------------------------------------------
+
+
+class DocumentLister(Protocol):
+    """Pages of one doctype's documents, selected fields only (ERPNext's REST list)."""
+
+    def iter_docs(
+        self,
+        doctype: str,
+        *,
+        fields: Sequence[str],
+        filters: Sequence[tuple[str, str, object]] = (),
+        order_by: str = "modified asc",
+        page_length: int = 500,
+    ) -> Iterator[Mapping[str, Json]]: ...
 
 
 class SyncExecutionLog(Protocol):

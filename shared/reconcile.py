@@ -8,14 +8,13 @@ only, large pages, and queues them through the same outbox and batch writer as t
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
 
 from shared.core.envelope import Json, build_envelope
 from shared.core.executions import RunCounts
-from shared.ports import SheetOutbox, SyncExecutionLog, Watermarks
+from shared.ports import DocumentLister, SheetOutbox, SyncExecutionLog, Watermarks
 from shared.sheets_sync import InvoiceSheetSync
 
 JOB = "reconcile_invoices"
@@ -37,21 +36,9 @@ COUNTERPARTY = {"Sales Invoice": "customer", "Purchase Invoice": "supplier"}
 PAGE_LENGTH = 500
 
 
-class InvoiceLister(Protocol):
-    def iter_docs(
-        self,
-        doctype: str,
-        *,
-        fields: Sequence[str],
-        filters: Sequence[tuple[str, str, object]] = (),
-        order_by: str = "modified asc",
-        page_length: int = PAGE_LENGTH,
-    ) -> Iterator[Mapping[str, Json]]: ...
-
-
 @dataclass(frozen=True)
 class InvoiceReconciliation:
-    erp: InvoiceLister
+    erp: DocumentLister
     outbox: SheetOutbox
     sync: InvoiceSheetSync
     executions: SyncExecutionLog

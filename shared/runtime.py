@@ -20,6 +20,7 @@ from typing import IO, Protocol, TypeAlias
 from shared import logs, metrics
 from shared.core.claims import ClaimOutcome
 from shared.core.envelope import Envelope
+from shared.core.executions import RunCounts
 from shared.core.failures import FailureReport
 from shared.core.routing import OPERATIONS, consumer_of
 from shared.core.versions import is_stale
@@ -286,6 +287,20 @@ def read_body(request: HttpRequest, limit: int) -> bytes:
 def answer(code: int, **body: object) -> HttpAnswer:
     """A JSON answer with HTTP status `code`."""
     return json.dumps(body, default=str), code, {"Content-Type": "application/json"}
+
+
+def job_answer(run: tuple[str, RunCounts]) -> HttpAnswer:
+    """A scheduled job's answer: its sync-execution id and counts."""
+    execution, counts = run
+    return answer(
+        200,
+        status="finished",
+        execution=execution,
+        seen=counts.seen,
+        updated=counts.updated,
+        skipped=counts.skipped,
+        failed=counts.failed,
+    )
 
 
 def serve_http(

@@ -22,15 +22,7 @@ def upload_attachment(cloud_event: CloudEvent) -> None:
 
 
 def _backfill(request: runtime.HttpRequest) -> runtime.HttpAnswer:
-    execution, counts = bootstrap.drive_backfill().run()
-    return runtime.answer(
-        200,
-        status="finished",
-        execution=execution,
-        seen=counts.seen,
-        uploaded=counts.updated,
-        failed=counts.failed,
-    )
+    return runtime.job_answer(bootstrap.drive_backfill().run())
 
 
 @functions_framework.http

@@ -22,16 +22,7 @@ def sync_invoice_sheet(cloud_event: CloudEvent) -> None:
 
 
 def _reconcile(request: runtime.HttpRequest) -> runtime.HttpAnswer:
-    execution, counts = bootstrap.invoice_reconciliation().run()
-    return runtime.answer(
-        200,
-        status="finished",
-        execution=execution,
-        seen=counts.seen,
-        updated=counts.updated,
-        skipped=counts.skipped,
-        failed=counts.failed,
-    )
+    return runtime.job_answer(bootstrap.invoice_reconciliation().run())
 
 
 @functions_framework.http

@@ -10,7 +10,6 @@ way and returned beside Drive's own `md5Checksum`.
 from __future__ import annotations
 
 import hashlib
-import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from google.auth.exceptions import RefreshError
 from googleapiclient.errors import HttpError
 from googleapiclient.http import MediaUpload
 
+from shared.adapters.clients import discovery_client, per_thread
 from shared.backoff import Backoff
 from shared.config import DriveConfig
 from shared.errors import ConfigurationError, UpstreamRejected, UpstreamUnavailable
@@ -54,42 +54,19 @@ class Uploaded:
     sent_bytes: int
 
 
-def drive_service(
+def drive_client(
     credentials: Any,
     *,
     endpoint: str | None = None,
     ca_certs: str | None = None,
     timeout_s: float = 60.0,
-) -> Any:
-    """A Drive client; `endpoint` and `ca_certs` point it at a local stand-in (HTTPS)."""
-    from google_auth_httplib2 import AuthorizedHttp
-    from googleapiclient.discovery import build
-
-    transport = httplib2.Http(timeout=timeout_s, ca_certs=ca_certs)
-    # A resumable upload's "308 Resume Incomplete" is not a redirect (googleapiclient's build_http
-    # does the same; we build our own Http for the timeout and the stand-in's certificate).
-    transport.redirect_codes = transport.redirect_codes - {308}
-    http = AuthorizedHttp(credentials, http=transport)
-    return build(
-        "drive",
-        "v3",
-        http=http,
-        static_discovery=True,
-        client_options={"api_endpoint": endpoint} if endpoint else None,
-        cache_discovery=False,
+) -> Callable[[], Any]:
+    """A Drive client for each thread; `endpoint` and `ca_certs` point it at a local stand-in."""
+    return per_thread(
+        lambda: discovery_client(
+            "drive", "v3", credentials, endpoint=endpoint, ca_certs=ca_certs, timeout_s=timeout_s
+        )
     )
-
-
-def client_factory(build: Callable[[], Any]) -> Callable[[], Any]:
-    """One client per thread (an httplib2 connection must not be shared)."""
-    local = threading.local()
-
-    def service() -> Any:
-        if not hasattr(local, "client"):
-            local.client = build()
-        return local.client
-
-    return service
 
 
 @contextmanager

@@ -11,7 +11,6 @@ invoice column has no such cap. Cells are written as `userEnteredValue.stringVal
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 import httplib2
 from googleapiclient.errors import HttpError
 
+from shared.adapters.clients import discovery_client, per_thread
 from shared.core.invoice_rows import (
     FIRST_DATA_ROW,
     HEADER_ROW,
@@ -48,13 +48,7 @@ Request = dict[str, object]
 
 
 def sheets_service(*, endpoint: str | None = None, timeout_s: float = DEFAULT_TIMEOUT_S) -> Any:
-    """A Sheets client: Google's own with default credentials, or a local stand-in at `endpoint`.
-
-    The discovery document ships with the library (no network call to build the client).
-    """
-    from google_auth_httplib2 import AuthorizedHttp
-    from googleapiclient.discovery import build
-
+    """A Sheets client: Google's own with default credentials, or a local stand-in at `endpoint`."""
     if endpoint:
         from google.auth.credentials import AnonymousCredentials
 
@@ -65,30 +59,14 @@ def sheets_service(*, endpoint: str | None = None, timeout_s: float = DEFAULT_TI
         credentials, _ = google.auth.default(
             scopes=["https://www.googleapis.com/auth/spreadsheets"]
         )
-    http = AuthorizedHttp(credentials, http=httplib2.Http(timeout=timeout_s))
-    options = {"api_endpoint": endpoint} if endpoint else None
-    return build(
-        "sheets",
-        "v4",
-        http=http,
-        static_discovery=True,
-        client_options=options,
-        cache_discovery=False,
-    )
+    return discovery_client("sheets", "v4", credentials, endpoint=endpoint, timeout_s=timeout_s)
 
 
 def sheets_client(
     *, endpoint: str | None = None, timeout_s: float = DEFAULT_TIMEOUT_S
 ) -> Callable[[], Any]:
-    """A per-thread Sheets client factory (an httplib2 connection must not be shared by threads)."""
-    local = threading.local()
-
-    def service() -> Any:
-        if not hasattr(local, "client"):
-            local.client = sheets_service(endpoint=endpoint, timeout_s=timeout_s)
-        return local.client
-
-    return service
+    """A Sheets client for each thread."""
+    return per_thread(lambda: sheets_service(endpoint=endpoint, timeout_s=timeout_s))
 
 
 @contextmanager

@@ -13,8 +13,7 @@ from devstack.drive import DriveStandIn
 from shared.adapters.drive import (
     GoogleDrive,
     StorageQuotaRefused,
-    client_factory,
-    drive_service,
+    drive_client,
 )
 from shared.backoff import Backoff
 from shared.errors import ConfigurationError
@@ -32,13 +31,11 @@ def standin() -> Iterator[DriveStandIn]:
 
 
 def drive(standin: DriveStandIn, token: str = "sa-token", **options: int) -> GoogleDrive:  # noqa: S107
-    service = client_factory(
-        lambda: drive_service(
-            Credentials(token=token),
-            endpoint=standin.endpoint,
-            ca_certs=standin.ca_file,
-            timeout_s=1,
-        )
+    service = drive_client(
+        Credentials(token=token),
+        endpoint=standin.endpoint,
+        ca_certs=standin.ca_file,
+        timeout_s=1,
     )
     backoff = Backoff(first_s=0.05, cap_s=0.2, budget_s=20)
     return GoogleDrive(service, backoff=backoff, **options)

@@ -15,7 +15,7 @@ from google.oauth2.credentials import Credentials
 
 from devstack.drive import FOLDER, DriveStandIn
 from devstack.erpnext import ErpNextStandIn
-from shared.adapters.drive import GoogleDrive, client_factory, drive_service
+from shared.adapters.drive import GoogleDrive, drive_client
 from shared.adapters.erpnext import ErpNextClient
 from shared.adapters.firestore import FirestoreStores
 from shared.backoff import Backoff
@@ -52,13 +52,11 @@ def uploader(
     timeout_s: float = 1,
 ) -> DriveUploader:
     shared_drive = next(iter(drive.drives), None) or drive.create_shared_drive("Bridge", {SA})
-    service = client_factory(
-        lambda: drive_service(
-            Credentials(token="sa-token"),
-            endpoint=drive.endpoint,
-            ca_certs=drive.ca_file,
-            timeout_s=timeout_s,
-        )
+    service = drive_client(
+        Credentials(token="sa-token"),
+        endpoint=drive.endpoint,
+        ca_certs=drive.ca_file,
+        timeout_s=timeout_s,
     )
     return DriveUploader(
         drive=GoogleDrive(

@@ -199,14 +199,18 @@ def test_quota_faults_and_timeouts_are_transient_and_bad_requests_are_not(
         sheet.apply(RowPlan(updates=(write("SINV-9", "t", row_number=5000),)))
 
 
-def test_the_stand_in_enforces_sixty_reads_a_minute_per_user(standin: SheetsStandIn) -> None:
-    spreadsheet = standin.create_spreadsheet()
-    sheet = GoogleInvoiceSheet(sheets_client(endpoint=standin.url), spreadsheet, CONFIG)
-    with pytest.raises(ConfigurationError):
-        sheet.read_index()  # one read: the tab lookup
-    service = sheets_client(endpoint=standin.url)
-    for _ in range(59):
+def test_the_stand_in_enforces_sixty_reads_a_minute_per_user() -> None:
+    minute = [0.0]
+    with SheetsStandIn(clock=lambda: minute[0]) as standin:
+        spreadsheet = standin.create_spreadsheet()
+        sheet = GoogleInvoiceSheet(sheets_client(endpoint=standin.url), spreadsheet, CONFIG)
+        with pytest.raises(ConfigurationError):
+            sheet.read_index()  # one read: the tab lookup
+        service = sheets_client(endpoint=standin.url)
+        for _ in range(59):
+            service().spreadsheets().get(spreadsheetId=spreadsheet).execute()
+        with pytest.raises(UpstreamUnavailable, match="429"):
+            GoogleSheetLayout(service, spreadsheet).read_state(CONFIG)
+        assert standin.calls["refused:429"] == 1
+        minute[0] = 60.0  # the next minute: the quota is whole again
         service().spreadsheets().get(spreadsheetId=spreadsheet).execute()
-    with pytest.raises(UpstreamUnavailable, match="429"):
-        GoogleSheetLayout(service, spreadsheet).read_state(CONFIG)
-    assert standin.calls["refused:429"] == 1
