@@ -307,7 +307,7 @@ class DriveStandIn(LoopbackServer):
 
     def _one_file(self, call: Call, item: DriveFile) -> Reply:
         if call.method == "GET" and _one(call.query, "alt", "") == "media":
-            return Reply(200, item.content.read_bytes() if item.content else b"")
+            return _media(item, call.headers.get("Range"))
         if call.method == "GET":
             return self._file_reply(item, call.query)
         if call.method == "PATCH":
@@ -490,6 +490,23 @@ class DriveStandIn(LoopbackServer):
             return self._file_reply(upload.done, upload.query)
         headers_out = (("Range", f"bytes=0-{upload.received - 1}"),) if upload.received else ()
         return Reply(308, b"", headers_out)
+
+
+def _media(item: DriveFile, wanted: str | None) -> Reply:
+    """The content, or the byte range asked for (206 with Content-Range), as Drive answers."""
+    data = item.content.read_bytes() if item.content else b""
+    span = re.fullmatch(r"bytes=(\d+)-(\d*)", wanted or "")
+    if span is None:
+        return Reply(200, data, (("Content-Type", item.mime_type),))
+    first = int(span.group(1))
+    last = min(int(span.group(2) or len(data) - 1), len(data) - 1)
+    if first >= len(data):
+        return Reply(416, b"", (("Content-Range", f"bytes */{len(data)}"),))
+    headers = (
+        ("Content-Type", item.mime_type),
+        ("Content-Range", f"bytes {first}-{last}/{len(data)}"),
+    )
+    return Reply(206, data[first : last + 1], headers)
 
 
 def _route_name(path: str) -> str:

@@ -49,7 +49,8 @@ WEBHOOK = FunctionSpec("erp_webhook", "receive_erp_webhook")
 DEAD_LETTERS = FunctionSpec("erp_webhook", "record_dead_letter")
 RECONCILE = FunctionSpec("sheets_sync", "reconcile_invoices")
 BACKFILL = FunctionSpec("drive_upload", "backfill_attachments")
-HTTP_TARGETS = {WEBHOOK.target, RECONCILE.target, BACKFILL.target}
+DOWNLOAD = FunctionSpec("drive_upload", "download_attachment")
+HTTP_TARGETS = {WEBHOOK.target, RECONCILE.target, BACKFILL.target, DOWNLOAD.target}
 CONSUMER_FUNCTIONS = {
     "sheets_sync": FunctionSpec("sheets_sync", "sync_invoice_sheet"),
     "drive_upload": FunctionSpec("drive_upload", "upload_attachment"),
@@ -162,6 +163,10 @@ class Devstack:
         """What Cloud Scheduler does: call the attachment backfill; its JSON answer."""
         return self._scheduled(BACKFILL)
 
+    @property
+    def download_url(self) -> str:
+        return self.functions[DOWNLOAD.target].url + "/"
+
     def _scheduled(self, spec: FunctionSpec) -> dict[str, object]:
         response = requests.post(self.functions[spec.target].url + "/", timeout=300)
         answer: dict[str, object] = response.json()
@@ -257,7 +262,14 @@ def running_devstack(
             ensure_topic(project, topic)
         devstack = Devstack(emulators, env, log_dir, erpnext, sheets, spreadsheet_id, drive)
         stack.callback(devstack.stop_functions)
-        specs = [WEBHOOK, DEAD_LETTERS, RECONCILE, BACKFILL, *CONSUMER_FUNCTIONS.values()]
+        specs = [
+            WEBHOOK,
+            DEAD_LETTERS,
+            RECONCILE,
+            BACKFILL,
+            DOWNLOAD,
+            *CONSUMER_FUNCTIONS.values(),
+        ]
         for spec in specs:  # launch all, then wait: each spends seconds importing
             devstack.functions[spec.target] = launch_function(spec, env, log_dir)
         for running in devstack.functions.values():

@@ -25,7 +25,7 @@ from shared.runtime import Consumer, DeadLetterRecorder, Effect
 if TYPE_CHECKING:
     from shared.adapters.erpnext import ErpNextClient
     from shared.adapters.firestore import FirestoreStores
-    from shared.drive_upload import DriveBackfill, DriveUploader
+    from shared.drive_upload import AttachmentProxy, DriveBackfill, DriveUploader
     from shared.reconcile import InvoiceReconciliation
     from shared.sheets_sync import InvoiceSheetSync
 
@@ -199,6 +199,24 @@ def drive_uploader() -> DriveUploader:
 
 
 @functools.cache
+def attachment_proxy() -> AttachmentProxy:
+    from shared.adapters.erpnext import ErpNextClient
+    from shared.drive_upload import AttachmentProxy
+
+    config = settings("drive_upload")
+    uploader = drive_uploader()
+    url = config.erpnext_url or ""
+
+    def as_user(token: str) -> ErpNextClient:
+        key, _, secret = token.partition(":")
+        return ErpNextClient(url, key, secret, timeout_s=config.erpnext_timeout_s)
+
+    return AttachmentProxy(
+        drive=uploader.drive, erp=uploader.erp, config=uploader.config, as_user=as_user
+    )
+
+
+@functools.cache
 def drive_backfill() -> DriveBackfill:
     from shared.drive_upload import DriveBackfill
 
@@ -256,6 +274,7 @@ def reset() -> None:
         invoice_reconciliation,
         drive_uploader,
         drive_backfill,
+        attachment_proxy,
         consumer,
         dead_letter_recorder,
     )

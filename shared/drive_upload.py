@@ -10,11 +10,12 @@ second copy. A File's `on_trash` moves its Drive copy to the trash (recoverable 
 
 from __future__ import annotations
 
+import itertools
 import json
 import mimetypes
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -24,7 +25,14 @@ from shared.config import DriveConfig
 from shared.core.envelope import Envelope, Json, build_envelope
 from shared.core.executions import RunCounts
 from shared.core.routing import OPERATIONS
-from shared.errors import BridgeError, InvalidPayload, UpstreamRejected, UpstreamUnavailable
+from shared.errors import (
+    AccessDenied,
+    BridgeError,
+    ConfigurationError,
+    InvalidPayload,
+    UpstreamRejected,
+    UpstreamUnavailable,
+)
 from shared.ports import DocumentLister, ErrorLog, FolderRegistry, SyncExecutionLog
 from shared.runtime import failure_report
 
@@ -237,3 +245,52 @@ def _file_event(doc: Mapping[str, Json], site: str, now: datetime) -> Envelope:
         received_at=now,
         event_hint="after_insert",
     )
+
+
+# ---- the download proxy -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Download:
+    file_name: str
+    mimetype: str
+    chunks: Iterator[bytes]
+
+
+@dataclass(frozen=True)
+class AttachmentProxy:
+    """Serves an attachment from Drive to a person whom ERPNext lets read its document.
+
+    The person's own ERPNext API token comes with the request; ERPNext itself answers whether
+    they may read the document the File is attached to. The bridge's Drive credentials fetch the
+    bytes, so no Drive link is ever made public.
+    """
+
+    drive: GoogleDrive
+    erp: ErpNextClient
+    config: DriveConfig
+    as_user: Callable[[str], ErpNextClient]
+    """An ERPNext client with the person's token ("key:secret")."""
+
+    def open(self, file_name: str, user_token: str | None) -> Download:
+        if not user_token:
+            raise AccessDenied("an ERPNext API token (Authorization: token key:secret) is required")
+        try:
+            file_doc = self.erp.get_doc("File", file_name)
+        except NotFound:
+            raise InvalidPayload(f"no File {file_name}", status=404) from None
+        drive_id = _text(file_doc, self.config.file_id_field)
+        doctype, name = _text(file_doc, "attached_to_doctype"), _text(file_doc, "attached_to_name")
+        if not drive_id:
+            raise InvalidPayload(f"File {file_name} has no Drive copy yet", status=404)
+        if not doctype or not name:
+            raise AccessDenied(f"File {file_name} is attached to no document; it is not served")
+        try:
+            self.as_user(user_token).get_doc(doctype, name)
+        except (UpstreamRejected, ConfigurationError):
+            raise AccessDenied(f"ERPNext does not let this user read {doctype} {name}") from None
+        shown = _text(file_doc, "file_name") or file_name
+        mimetype = mimetypes.guess_type(shown)[0] or "application/octet-stream"
+        chunks = self.drive.download(drive_id)
+        first = next(chunks, b"")  # a Drive failure is an answer, not a cut-off stream
+        return Download(shown, mimetype, itertools.chain([first], chunks))

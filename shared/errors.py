@@ -65,6 +65,10 @@ class InvalidPayload(Permanent):
         self.status = status
 
 
+class AccessDenied(Permanent):
+    """The person asking may not have what they asked for (HTTP 403)."""
+
+
 class MappingError(Permanent):
     """A well-formed event that cannot be turned into the target's shape."""
 

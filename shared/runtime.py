@@ -12,7 +12,7 @@ import binascii
 import enum
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import IO, Protocol, TypeAlias
@@ -25,6 +25,7 @@ from shared.core.failures import FailureReport
 from shared.core.routing import OPERATIONS, consumer_of
 from shared.core.versions import is_stale
 from shared.errors import (
+    AccessDenied,
     BridgeError,
     InvalidPayload,
     InvalidSignature,
@@ -247,6 +248,8 @@ def http_status(exc: BaseException) -> int:
         return 401
     if isinstance(exc, InvalidPayload):
         return exc.status
+    if isinstance(exc, AccessDenied):
+        return 403
     if isinstance(exc, Permanent):
         return 422
     if isinstance(exc, Retryable):
@@ -274,7 +277,8 @@ class HttpRequest(Protocol):
     def args(self) -> Mapping[str, str]: ...
 
 
-HttpAnswer: TypeAlias = tuple[str, int, dict[str, str]]
+HttpAnswer: TypeAlias = tuple[str | Iterator[bytes], int, dict[str, str]]
+"""Body (text, or chunks streamed as they come), status, headers: what Flask accepts."""
 
 
 def read_body(request: HttpRequest, limit: int) -> bytes:

@@ -2,10 +2,14 @@
 
 - `upload_attachment`: each File event from Pub/Sub (after_insert uploads, on_trash trashes);
 - `backfill_attachments`: the Cloud Scheduler target (HTTP; in the cloud only the scheduler's
-  OIDC identity may invoke it) that uploads every File still without a Drive copy.
+  OIDC identity may invoke it) that uploads every File still without a Drive copy;
+- `download_attachment`: `GET ?file=<File name>` with the person's own ERPNext token
+  (`Authorization: token key:secret`): the file from Drive if ERPNext lets them read its document.
 """
 
 from __future__ import annotations
+
+from urllib.parse import quote
 
 import flask
 import functions_framework
@@ -28,3 +32,18 @@ def _backfill(request: runtime.HttpRequest) -> runtime.HttpAnswer:
 @functions_framework.http
 def backfill_attachments(request: flask.Request) -> runtime.HttpAnswer:
     return runtime.serve_http("backfill_attachments", _settings.project, request, _backfill)
+
+
+def _download(request: runtime.HttpRequest) -> runtime.HttpAnswer:
+    scheme, _, token = (request.headers.get("Authorization") or "").partition(" ")
+    found = bootstrap.attachment_proxy().open(
+        request.args.get("file") or "", token.strip() if scheme.lower() == "token" else None
+    )
+    disposition = "attachment; filename*=UTF-8''" + quote(found.file_name)
+    headers = {"Content-Type": found.mimetype, "Content-Disposition": disposition}
+    return found.chunks, 200, headers
+
+
+@functions_framework.http
+def download_attachment(request: flask.Request) -> runtime.HttpAnswer:
+    return runtime.serve_http("download_attachment", _settings.project, request, _download)

@@ -10,6 +10,7 @@ way and returned beside Drive's own `md5Checksum`.
 from __future__ import annotations
 
 import hashlib
+import io
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -297,6 +298,26 @@ class GoogleDrive:
         while response is None:
             response = self._backoff.run(lambda: _next_chunk(request), what="drive upload chunk")
         return Uploaded(_item(response), media.md5, media.sent_bytes)
+
+    def download(self, file_id: str) -> Iterator[bytes]:
+        """The file's bytes, a chunk at a time (ranged requests): never the whole file in memory."""
+        from googleapiclient.http import MediaIoBaseDownload
+
+        request = self._service().files().get_media(fileId=file_id, supportsAllDrives=True)
+        buffer = io.BytesIO()
+        downloader = MediaIoBaseDownload(buffer, request, chunksize=self._chunk)
+        done = False
+        while not done:
+
+            def next_chunk() -> bool:
+                with translated("download"):
+                    _, finished = downloader.next_chunk()
+                return bool(finished)
+
+            done = self._backoff.run(next_chunk, what="drive download chunk")
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
 
     def trash(self, file_id: str) -> None:
         """Recoverable for 30 days (files.delete is not)."""

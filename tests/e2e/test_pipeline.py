@@ -267,3 +267,42 @@ def test_an_attachment_reaches_drive_once_and_is_linked_back_then_trashed_on_del
     erp.add_webhook("File", "on_trash", f"{stack.webhook_url}?event=on_trash", SECRET)
     erp.delete("File", str(file_doc["name"]))
     assert wait_until(lambda: not copies())
+
+
+def test_the_download_proxy_serves_only_people_erpnext_lets_read_the_document(
+    stack: Devstack, erp: ErpNextStandIn
+) -> None:
+    name = new_invoice(erp)
+    file_doc = erp.add_file(
+        "quote.pdf",
+        b"%PDF quote",
+        is_private=True,
+        attached_to_doctype="Sales Invoice",
+        attached_to_name=name,
+    )
+    assert wait_until(lambda: bool(erp.get("File", file_doc["name"]).get("drive_file_id")))
+    erp.add_api_user("pm@example.com", "pm-key", "pm-secret")
+    erp.add_api_user(
+        "temp@example.com", "temp-key", "temp-secret", can_read=lambda doctype, _: doctype == "File"
+    )
+
+    def fetch(token: str | None) -> requests.Response:
+        headers = {"Authorization": f"token {token}"} if token else {}
+        return requests.get(
+            stack.download_url, params={"file": file_doc["name"]}, headers=headers, timeout=20
+        )
+
+    allowed = fetch("pm-key:pm-secret")
+    assert allowed.status_code == 200 and allowed.content == b"%PDF quote"
+    assert "quote.pdf" in allowed.headers["Content-Disposition"]
+    refused = fetch("temp-key:temp-secret")
+    assert refused.status_code == 403 and b"PDF" not in refused.content
+    assert fetch(None).status_code == 403
+    assert fetch("pm-key:wrong").status_code == 403
+    missing = requests.get(
+        stack.download_url,
+        params={"file": "nope"},
+        headers={"Authorization": "token pm-key:pm-secret"},
+        timeout=20,
+    )
+    assert missing.status_code == 404
