@@ -199,6 +199,9 @@ class DriveStandIn(LoopbackServer):
         self._lock = threading.RLock()
         self._ids = itertools.count(1)
         self._storage = tempfile.TemporaryDirectory(prefix="drive-stand-in-")
+        self._oauth_clients: dict[str, str] = {}
+        self._refresh_tokens: dict[str, tuple[str, str]] = {}
+        """refresh token -> (client id, user email)."""
 
     @property
     def endpoint(self) -> str:
@@ -214,6 +217,31 @@ class DriveStandIn(LoopbackServer):
         principal = Principal(email, service_account)
         self.tokens[token] = principal
         return principal
+
+    def oauth_grant(self, email: str, client_id: str, client_secret: str) -> str:
+        """A user's consent to an OAuth client: the refresh token Google's flow would hand out."""
+        with self._lock:
+            self._oauth_clients[client_id] = client_secret
+            refresh_token = f"1//refresh-{next(self._ids)}"
+            self._refresh_tokens[refresh_token] = (client_id, email)
+            return refresh_token
+
+    @property
+    def token_uri(self) -> str:
+        """Where this stand-in plays https://oauth2.googleapis.com/token (refresh grants)."""
+        return self.url + "/token"
+
+    def _token(self, body: bytes) -> Reply:
+        form = {key: values[-1] for key, values in parse_qs(body.decode()).items()}
+        grant = self._refresh_tokens.get(form.get("refresh_token", ""))
+        client_ok = self._oauth_clients.get(form.get("client_id", "")) == form.get("client_secret")
+        if form.get("grant_type") != "refresh_token" or grant is None or not client_ok:
+            error = {"error": "invalid_grant", "error_description": "Bad Request"}
+            return Reply.json(400, error)
+        access = f"ya29.stand-in-{next(self._ids)}"
+        self.tokens[access] = Principal(grant[1])
+        answer = {"access_token": access, "expires_in": 3599, "token_type": "Bearer"}
+        return Reply.json(200, answer)
 
     def create_shared_drive(self, name: str, members: set[str]) -> str:
         with self._lock:
@@ -252,6 +280,8 @@ class DriveStandIn(LoopbackServer):
                 refusal = self.faults.refusal(fault, changes=changes)
                 if refusal is not None:
                     return refusal
+            if url.path == "/token" and method == "POST":
+                return self._token(body)
             try:
                 call = Call(method, url.path, query, headers, body, self._principal(headers))
                 reply = self._route(call)

@@ -46,6 +46,7 @@ class DriveConfig:
     """Local runs only: a Drive stand-in's `api_endpoint`, its certificate and its token."""
     ca_certs: str | None = None
     static_token: str | None = field(default=None, repr=False)
+    token_uri: str = "https://oauth2.googleapis.com/token"  # noqa: S105 (an endpoint, not a secret)
     chunk_bytes: int = 8 * 1024 * 1024
     timeout_s: float = 60.0
 
@@ -248,6 +249,7 @@ def _drive_config(
         endpoint=env.get("DRIVE_ENDPOINT") or None,
         ca_certs=env.get("DRIVE_CA_CERTS") or None,
         static_token=secret("DRIVE_TOKEN", "drive-token") if env.get("DRIVE_ENDPOINT") else None,
+        token_uri=env.get("DRIVE_TOKEN_URI") or "https://oauth2.googleapis.com/token",
         chunk_bytes=chunk,
     )
 

@@ -32,7 +32,6 @@ SIMPLE_LIMIT = 5 * 1024 * 1024
 CHUNK = 8 * 1024 * 1024  # a multiple of 256 KiB
 FILE_FIELDS = "id,name,md5Checksum,webViewLink,size,parents,trashed,appProperties"
 SCOPES = ["https://www.googleapis.com/auth/drive"]
-TOKEN_URI = "https://oauth2.googleapis.com/token"  # noqa: S105 (Google's token endpoint, not a secret)
 
 
 class StorageQuotaRefused(ConfigurationError):
@@ -379,7 +378,7 @@ def drive_credentials(config: DriveConfig) -> Any:
         return Credentials(  # type: ignore[no-untyped-call]
             None,
             refresh_token=config.oauth_refresh_token,
-            token_uri=TOKEN_URI,
+            token_uri=config.token_uri,
             client_id=config.oauth_client_id,
             client_secret=config.oauth_client_secret,
             scopes=SCOPES,

@@ -14,8 +14,10 @@ from shared.adapters.drive import (
     GoogleDrive,
     StorageQuotaRefused,
     drive_client,
+    drive_credentials,
 )
 from shared.backoff import Backoff
+from shared.config import DriveConfig
 from shared.errors import ConfigurationError
 
 KIB = 1024
@@ -139,3 +141,38 @@ def test_a_missing_shared_drive_or_a_bad_token_is_a_configuration_error(
         drive(standin).check_shared_drive("0ANOSUCHDRIVE")
     with pytest.raises(ConfigurationError, match="401"):
         drive(standin, token="stolen").find(name="x")
+
+
+def test_a_users_oauth_refresh_token_uploads_into_their_my_drive(standin: DriveStandIn) -> None:
+    refresh = standin.oauth_grant("owner@gmail.com", "client-1", "client-secret-1")
+    config = DriveConfig(
+        auth="oauth_user",
+        root_folder="root",
+        oauth_client_id="client-1",
+        oauth_client_secret="client-secret-1",
+        oauth_refresh_token=refresh,
+        token_uri=standin.token_uri,
+    )
+    user = GoogleDrive(
+        drive_client(drive_credentials(config), endpoint=standin.endpoint, ca_certs=standin.ca_file)
+    )
+    done = user.upload("a.txt", "root", "text/plain", iter([b"mine"]), size=4, app_properties={})
+    (stored,) = standin.files()
+    assert stored.owner == "owner@gmail.com" and standin.content(done.item.id) == b"mine"
+
+
+def test_a_refused_refresh_token_is_a_configuration_error(standin: DriveStandIn) -> None:
+    standin.oauth_grant("owner@gmail.com", "client-1", "client-secret-1")
+    config = DriveConfig(
+        auth="oauth_user",
+        root_folder="root",
+        oauth_client_id="client-1",
+        oauth_client_secret="client-secret-1",
+        oauth_refresh_token="1//revoked",
+        token_uri=standin.token_uri,
+    )
+    drive = GoogleDrive(
+        drive_client(drive_credentials(config), endpoint=standin.endpoint, ca_certs=standin.ca_file)
+    )
+    with pytest.raises(ConfigurationError, match="cannot be refreshed"):
+        drive.find(name="anything")
