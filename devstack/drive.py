@@ -15,6 +15,7 @@ tokens mapped to principals. File content lives in temporary files, not in memor
 
 from __future__ import annotations
 
+import base64
 import email.parser
 import email.policy
 import hashlib
@@ -201,6 +202,8 @@ class DriveStandIn(LoopbackServer):
         self._storage = tempfile.TemporaryDirectory(prefix="drive-stand-in-")
         self._oauth_clients: dict[str, str] = {}
         self._refresh_tokens: dict[str, tuple[str, str]] = {}
+        self._service_accounts: dict[str, tuple[Any, bool]] = {}
+        """service account email -> (public key, domain-wide delegation granted)."""
         """refresh token -> (client id, user email)."""
 
     @property
@@ -231,8 +234,71 @@ class DriveStandIn(LoopbackServer):
         """Where this stand-in plays https://oauth2.googleapis.com/token (refresh grants)."""
         return self.url + "/token"
 
+    def service_account_key(self, email: str, *, delegation: bool = False) -> Json:
+        """A service-account key file's contents (as the Cloud console hands it out) whose tokens
+        come from this stand-in; `delegation`: the Workspace admin allowed it to act as users."""
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        with self._lock:
+            self._service_accounts[email] = (key.public_key(), delegation)
+        pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ).decode()
+        return {
+            "type": "service_account",
+            "project_id": "stand-in",
+            "private_key_id": f"key-{next(self._ids)}",
+            "private_key": pem,
+            "client_email": email,
+            "client_id": str(next(self._ids)),
+            "token_uri": self.token_uri,
+        }
+
+    def _jwt_grant(self, assertion: str) -> Principal | None:
+        """The principal a signed JWT bearer assertion may act as, or None (Google's rules:
+        signed by the account's key; `sub` only with domain-wide delegation)."""
+        from cryptography.exceptions import InvalidSignature
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import padding
+
+        try:
+            head, claims_part, signature = assertion.split(".")
+            claims = json.loads(_b64url(claims_part))
+            public_key, delegation = self._service_accounts[claims["iss"]]
+            public_key.verify(
+                _b64url(signature),
+                f"{head}.{claims_part}".encode(),
+                padding.PKCS1v15(),
+                hashes.SHA256(),
+            )
+        except (ValueError, KeyError, InvalidSignature):
+            return None
+        subject = claims.get("sub")
+        if subject and subject != claims["iss"]:
+            return Principal(subject) if delegation else None
+        return Principal(claims["iss"], service_account=True)
+
     def _token(self, body: bytes) -> Reply:
         form = {key: values[-1] for key, values in parse_qs(body.decode()).items()}
+        if form.get("grant_type") == "urn:ietf:params:oauth:grant-type:jwt-bearer":
+            principal = self._jwt_grant(form.get("assertion", ""))
+            if principal is None:
+                return Reply.json(
+                    400,
+                    {
+                        "error": "unauthorized_client",
+                        "error_description": "Client is unauthorized to retrieve access tokens using this method, or client not authorized for any of the scopes requested.",
+                    },
+                )
+            access = f"ya29.stand-in-{next(self._ids)}"
+            self.tokens[access] = principal
+            return Reply.json(
+                200, {"access_token": access, "expires_in": 3599, "token_type": "Bearer"}
+            )
         grant = self._refresh_tokens.get(form.get("refresh_token", ""))
         client_ok = self._oauth_clients.get(form.get("client_id", "")) == form.get("client_secret")
         if form.get("grant_type") != "refresh_token" or grant is None or not client_ok:
@@ -537,6 +603,10 @@ def _media(item: DriveFile, wanted: str | None) -> Reply:
         ("Content-Range", f"bytes {first}-{last}/{len(data)}"),
     )
     return Reply(206, data[first : last + 1], headers)
+
+
+def _b64url(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def _route_name(path: str) -> str:

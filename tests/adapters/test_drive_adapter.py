@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from google.oauth2.credentials import Credentials
@@ -176,3 +178,24 @@ def test_a_refused_refresh_token_is_a_configuration_error(standin: DriveStandIn)
     )
     with pytest.raises(ConfigurationError, match="cannot be refreshed"):
         drive.find(name="anything")
+
+
+@pytest.mark.parametrize("granted", [True, False])
+def test_domain_wide_delegation_acts_as_the_user_only_when_granted(
+    standin: DriveStandIn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, granted: bool
+) -> None:
+    key = standin.service_account_key("delegate@p.iam.gserviceaccount.com", delegation=granted)
+    key_file = tmp_path / "key.json"
+    key_file.write_text(json.dumps(key))
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key_file))
+    config = DriveConfig(auth="delegation", root_folder="root", impersonate="ana@example.com")
+    drive = GoogleDrive(
+        drive_client(drive_credentials(config), endpoint=standin.endpoint, ca_certs=standin.ca_file)
+    )
+    if not granted:
+        with pytest.raises(ConfigurationError, match="cannot be refreshed"):
+            drive.find(name="anything")
+        return
+    drive.upload("memo.txt", "root", "text/plain", iter([b"as Ana"]), size=6, app_properties={})
+    (stored,) = standin.files()
+    assert stored.owner == "ana@example.com"  # the user's storage, not the service account's
