@@ -26,7 +26,7 @@ import shutil
 import tempfile
 import threading
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -590,19 +590,20 @@ class DriveStandIn(LoopbackServer):
 
 def _media(item: DriveFile, wanted: str | None) -> Reply:
     """The content, or the byte range asked for (206 with Content-Range), as Drive answers."""
-    data = item.content.read_bytes() if item.content else b""
+    size = item.size
     span = re.fullmatch(r"bytes=(\d+)-(\d*)", wanted or "")
-    if span is None:
+    if span is None or item.content is None:
+        data = item.content.read_bytes() if item.content else b""
         return Reply(200, data, (("Content-Type", item.mime_type),))
     first = int(span.group(1))
-    last = min(int(span.group(2) or len(data) - 1), len(data) - 1)
-    if first >= len(data):
-        return Reply(416, b"", (("Content-Range", f"bytes */{len(data)}"),))
-    headers = (
-        ("Content-Type", item.mime_type),
-        ("Content-Range", f"bytes {first}-{last}/{len(data)}"),
-    )
-    return Reply(206, data[first : last + 1], headers)
+    last = min(int(span.group(2) or size - 1), size - 1)
+    if first >= size:
+        return Reply(416, b"", (("Content-Range", f"bytes */{size}"),))
+    with item.content.open("rb") as stored:  # only the range, not the whole file
+        stored.seek(first)
+        data = stored.read(last - first + 1)
+    headers = (("Content-Type", item.mime_type), ("Content-Range", f"bytes {first}-{last}/{size}"))
+    return Reply(206, data, headers)
 
 
 def _b64url(text: str) -> bytes:
@@ -654,8 +655,3 @@ def _measure(path: Path) -> tuple[int, str]:
             digest.update(block)
             size += len(block)
     return size, digest.hexdigest()
-
-
-def stream(path: Path, chunk: int = 1024 * 1024) -> Iterator[bytes]:
-    with path.open("rb") as stored:
-        yield from iter(lambda: stored.read(chunk), b"")

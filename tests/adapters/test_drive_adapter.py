@@ -199,3 +199,20 @@ def test_domain_wide_delegation_acts_as_the_user_only_when_granted(
     drive.upload("memo.txt", "root", "text/plain", iter([b"as Ana"]), size=6, app_properties={})
     (stored,) = standin.files()
     assert stored.owner == "ana@example.com"  # the user's storage, not the service account's
+
+
+def test_download_reads_a_file_in_ranged_chunks(standin: DriveStandIn, shared_drive: str) -> None:
+    client = drive(standin, chunk=256 * KIB)
+    data = os.urandom(700 * KIB)
+    done = client.upload(
+        "big.bin",
+        shared_drive,
+        "application/octet-stream",
+        pieces(data),
+        size=len(data),
+        app_properties={},
+    )
+    before = standin.calls["GET /files/ID"]
+    parts = list(client.download(done.item.id))
+    assert b"".join(parts) == data and max(len(part) for part in parts) <= 256 * KIB
+    assert standin.calls["GET /files/ID"] - before == 3  # three ranges of 256 KiB
