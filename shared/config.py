@@ -49,6 +49,8 @@ class DriveConfig:
     token_uri: str = "https://oauth2.googleapis.com/token"  # noqa: S105 (an endpoint, not a secret)
     chunk_bytes: int = 8 * 1024 * 1024
     timeout_s: float = 60.0
+    offload: bool = False
+    """Remove ERPNext's copy once Drive's checksum matches (the File then points at Drive)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,6 +253,7 @@ def _drive_config(
         static_token=secret("DRIVE_TOKEN", "drive-token") if env.get("DRIVE_ENDPOINT") else None,
         token_uri=env.get("DRIVE_TOKEN_URI") or "https://oauth2.googleapis.com/token",
         chunk_bytes=chunk,
+        offload=env.get("DRIVE_OFFLOAD", "false").strip().lower() in ("1", "true", "yes"),
     )
 
 

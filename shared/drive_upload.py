@@ -37,6 +37,7 @@ from shared.ports import DocumentLister, ErrorLog, FolderRegistry, SyncExecution
 from shared.runtime import failure_report
 
 APP_KEY = "erp_file"
+OFFLOADED_FROM = "erp_offloaded_from"
 TRASH_EVENT = "on_trash"
 
 
@@ -64,12 +65,21 @@ class DriveUploader:
                 self.drive.trash(item.id)
             return f"trashed {len(copies)} Drive copies of {envelope.name}"
         doc = envelope.doc
+        if not str(doc.get("file_url") or "").startswith(("/files/", "/private/files/")):
+            return f"{envelope.name} points outside ERPNext (a link, or an offloaded copy): nothing to copy"
         existing = self.drive.find(app_property=(APP_KEY, handle))
+        if not existing:
+            moved = self.drive.find(app_property=(OFFLOADED_FROM, handle))
+            if moved:  # an offload got as far as handing the copy over: finish it
+                return f"offloaded {envelope.name}: {self._remove_original(envelope.name)}"
         if existing:
             item, verb = existing[0], "found in Drive (uploaded before)"
         else:
             item, verb = self._upload(doc, handle), "uploaded"
-        return f"{verb}: {envelope.name} as {item.id}; {self._link_back(envelope.name, item)}"
+        outcome = f"{verb}: {envelope.name} as {item.id}; {self._link_back(envelope.name, item)}"
+        if self.config.offload:
+            outcome += f"; {self._offload(envelope.name, doc, item)}"
+        return outcome
 
     # -- uploading -----------------------------------------------------------------------------
     def _upload(self, doc: Mapping[str, Json], handle: str) -> DriveItem:
@@ -153,6 +163,55 @@ class DriveUploader:
                     service="drive",
                 )
             self.sleep(0.2)
+
+    # -- offloading ----------------------------------------------------------------------------
+    def _offload(self, file_name: str, doc: Mapping[str, Json], item: DriveItem) -> str:
+        """Hand the attachment over to Drive, then delete ERPNext's File (Frappe drops the bytes).
+
+        Only when Drive's MD5 equals ERPNext's own content hash (Frappe's MD5 of the bytes). A
+        remote File (its URL the Drive link) takes the original's place on the document, and the
+        Drive copy's handle moves to it first, so the original's on_trash leaves the copy alone.
+        Every step can be repeated: a redelivery after a crash finishes what is left.
+        """
+        content_hash = _text(doc, "content_hash")
+        if not content_hash or item.md5 != content_hash:
+            return f"ERPNext's copy kept: Drive's MD5 {item.md5} is not ERPNext's {content_hash}"
+        remote = self._remote_file(doc, item)
+        self.drive.set_app_properties(
+            item.id,
+            {APP_KEY: f"{self.site}:{remote}", OFFLOADED_FROM: f"{self.site}:{file_name}"},
+        )
+        return f"File {remote} now points at Drive; {self._remove_original(file_name)}"
+
+    def _remote_file(self, doc: Mapping[str, Json], item: DriveItem) -> str:
+        """The File that points at the Drive copy: found if an earlier try made it, else made."""
+        attached = _text(doc, "attached_to_name")
+        for found in self.erp.iter_docs(
+            "File",
+            fields=("name",),
+            filters=[("file_url", "=", item.web_link), ("attached_to_name", "=", attached)],
+        ):
+            return str(found["name"])
+        created = self.erp.insert(
+            "File",
+            {
+                "file_name": _text(doc, "file_name") or item.name,
+                "file_url": item.web_link,
+                "attached_to_doctype": doc.get("attached_to_doctype"),
+                "attached_to_name": attached,
+                "is_private": doc.get("is_private"),
+                self.config.file_id_field: item.id,
+                self.config.link_field: item.web_link,
+            },
+        )
+        return str(created["name"])
+
+    def _remove_original(self, file_name: str) -> str:
+        try:
+            self.erp.delete("File", file_name)
+        except NotFound:
+            return "ERPNext's copy already removed"
+        return "ERPNext's copy removed"
 
     # -- linking back --------------------------------------------------------------------------
     def _link_back(self, file_name: str, item: DriveItem) -> str:

@@ -318,6 +318,23 @@ class GoogleDrive:
             buffer.seek(0)
             buffer.truncate()
 
+    def set_app_properties(self, file_id: str, values: Mapping[str, str | None]) -> None:
+        """Set (or, with None, remove) private properties of a file."""
+        self._retried(
+            "set app properties",
+            lambda: (
+                self._service()
+                .files()
+                .update(
+                    fileId=file_id,
+                    body={"appProperties": dict(values)},
+                    fields="id",
+                    supportsAllDrives=True,
+                )
+                .execute()
+            ),
+        )
+
     def trash(self, file_id: str) -> None:
         """Recoverable for 30 days (files.delete is not)."""
         self._retried(

@@ -85,6 +85,14 @@ class ErpNextClient:
         body = dict(values) if modified is None else {**values, "modified": modified}
         return _document(self._call("PUT", _resource(doctype, name), json_body=body))
 
+    def insert(self, doctype: str, values: Mapping[str, Json]) -> Mapping[str, Json]:
+        """Create a document; the saved document, its name included."""
+        return _document(self._call("POST", _resource(doctype), json_body=dict(values)))
+
+    def delete(self, doctype: str, name: str) -> None:
+        """Delete a document (NotFound when it is already gone)."""
+        self._call("DELETE", _resource(doctype, name))
+
     # -- lists ----------------------------------------------------------------------------------
     def iter_docs(
         self,

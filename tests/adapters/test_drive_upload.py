@@ -7,6 +7,7 @@ import json
 import os
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,7 +24,7 @@ from shared.config import DriveConfig
 from shared.core.envelope import Envelope, build_envelope
 from shared.core.executions import RunStatus
 from shared.drive_upload import BACKFILL_JOB, DriveBackfill, DriveUploader
-from shared.errors import UpstreamUnavailable
+from shared.errors import UpstreamRejected, UpstreamUnavailable
 
 SA = "bridge@p.iam.gserviceaccount.com"
 KIB = 1024
@@ -233,3 +234,56 @@ def test_backfill_uploads_each_file_without_a_copy_once_and_records_the_run(
     assert again.seen == 0  # nothing left without a copy
     (record,) = [r for r in stores.executions.recent(BACKFILL_JOB) if r.id == execution]
     assert record.status == RunStatus.SUCCEEDED and record.counts.updated == 5
+
+
+class CrashBeforeDelete(ErpNextClient):
+    """The instance dies after handing the copy over, before deleting ERPNext's File."""
+
+    crashed = False
+
+    def delete(self, doctype: str, name: str) -> None:
+        if not self.crashed:
+            self.crashed = True
+            raise UpstreamUnavailable("instance crashed", service="erpnext")
+        super().delete(doctype, name)
+
+
+def test_offload_hands_the_file_to_drive_only_after_the_checksums_match(
+    drive: DriveStandIn, erp: ErpNextStandIn, project_id: str
+) -> None:
+    base = uploader(drive, erp, project_id)
+    service = replace(
+        base,
+        erp=CrashBeforeDelete(erp.url, "bridge", "erp-secret", timeout_s=2),
+        config=replace(base.config, offload=True),
+    )
+    content = b"%PDF signed contract"
+    original = attach(erp, "contract.pdf", content)
+    with pytest.raises(UpstreamUnavailable, match="crashed"):
+        service.apply(event(original))
+    outcome = service.apply(event(original))  # the redelivery finishes the handover
+    assert outcome == f"offloaded {original['name']}: ERPNext's copy removed"
+    (copy,) = live(drive)
+    (remote,) = erp.all("File")
+    assert (
+        remote["file_url"] == copy.resource()["webViewLink"] and remote["drive_file_id"] == copy.id
+    )
+    assert remote["attached_to_name"] == "INV-1" and drive.content(copy.id) == content
+    reader = ErpNextClient(erp.url, "bridge", "erp-secret")
+    with pytest.raises(UpstreamRejected), reader.stream_file(str(original["file_url"])) as chunks:
+        list(chunks)  # ERPNext's bytes are gone
+    # The original's on_trash leaves the copy; the remote File's after_insert copies nothing.
+    assert service.apply(event(original, "on_trash")).startswith("trashed 0")
+    assert "nothing to copy" in service.apply(event(remote))
+    assert service.apply(event(remote, "on_trash")).startswith("trashed 1")
+
+
+def test_offload_keeps_erpnexts_copy_when_the_checksums_differ(
+    drive: DriveStandIn, erp: ErpNextStandIn, project_id: str
+) -> None:
+    base = uploader(drive, erp, project_id)
+    service = replace(base, config=replace(base.config, offload=True))
+    doc = attach(erp, "scan.pdf", b"scan bytes")
+    outcome = service.apply(event({**doc, "content_hash": "0" * 32}))
+    assert "ERPNext's copy kept" in outcome
+    assert [f["name"] for f in erp.all("File")] == [doc["name"]]
