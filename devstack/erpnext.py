@@ -1095,8 +1095,10 @@ class ErpNextStandIn(LoopbackServer):
         attached_to_doctype: str | None = None,
         attached_to_name: str | None = None,
         attached_to_field: str | None = None,
+        imported: bool = False,
     ) -> Doc:
-        """Store `content` and insert its File doc (fires File after_insert, on_update)."""
+        """Store `content` and insert its File doc (fires File after_insert, on_update), or with
+        `imported`, as Data Import or a migration adds it: no webhook at all."""
         content_hash = hashlib.md5(content, usedforsecurity=False).hexdigest()
         folder = "/private/files/" if is_private else "/files/"
         file_url = folder + file_name
@@ -1108,21 +1110,19 @@ class ErpNextStandIn(LoopbackServer):
                 file_name = f"{stem}{content_hash[-6:]}{extension}"
                 file_url = folder + file_name
             self._files[file_url] = content
-        return self.insert(
-            "File",
-            {
-                "file_name": file_name,
-                "file_url": file_url,
-                "is_private": int(is_private),
-                "file_size": len(content),
-                "content_hash": content_hash,
-                "folder": "Home/Attachments" if attached_to_doctype else "Home",
-                "is_folder": 0,
-                "attached_to_doctype": attached_to_doctype,
-                "attached_to_name": attached_to_name,
-                "attached_to_field": attached_to_field,
-            },
-        )
+        doc = {
+            "file_name": file_name,
+            "file_url": file_url,
+            "is_private": int(is_private),
+            "file_size": len(content),
+            "content_hash": content_hash,
+            "folder": "Home/Attachments" if attached_to_doctype else "Home",
+            "is_folder": 0,
+            "attached_to_doctype": attached_to_doctype,
+            "attached_to_name": attached_to_name,
+            "attached_to_field": attached_to_field,
+        }
+        return self.import_docs("File", [doc])[0] if imported else self.insert("File", doc)
 
     def _url_still_used(self, file_url: Any) -> bool:
         return any(doc.get("file_url") == file_url for doc in self.store.table("File").values())

@@ -306,3 +306,45 @@ def test_the_download_proxy_serves_only_people_erpnext_lets_read_the_document(
         timeout=20,
     )
     assert missing.status_code == 404
+
+
+def test_a_replaced_attachment_is_a_new_drive_file_and_the_old_one_is_trashed(
+    stack: Devstack, erp: ErpNextStandIn
+) -> None:
+    name = new_invoice(erp)
+    erp.add_webhook("File", "on_trash", f"{stack.webhook_url}?event=on_trash", SECRET)
+    old = erp.add_file(
+        "plan-v1.pdf", b"plan 1", attached_to_doctype="Sales Invoice", attached_to_name=name
+    )
+    assert wait_until(lambda: bool(erp.get("File", old["name"]).get("drive_file_id")))
+    new = erp.add_file(
+        "plan-v2.pdf", b"plan 2", attached_to_doctype="Sales Invoice", attached_to_name=name
+    )
+    erp.delete("File", str(old["name"]))  # the person removes the old version
+    assert wait_until(lambda: bool(erp.get("File", new["name"]).get("drive_file_id")))
+
+    def named(file_name: str) -> list[DriveFile]:
+        return [f for f in stack.drive.files() if f.name == file_name]
+
+    assert wait_until(lambda: all(f.trashed for f in named("plan-v1.pdf")))
+    (current,) = named("plan-v2.pdf")
+    assert not current.trashed and stack.drive.content(current.id) == b"plan 2"
+
+
+def test_the_scheduled_backfill_uploads_files_that_fired_no_webhook(
+    stack: Devstack, erp: ErpNextStandIn
+) -> None:
+    name = new_invoice(erp)
+    quiet = erp.add_file(
+        "imported.pdf",
+        b"imported bytes",
+        attached_to_doctype="Sales Invoice",
+        attached_to_name=name,
+        imported=True,  # Data Import: no webhook
+    )
+    answer = stack.backfill()
+    assert answer["status"] == "finished" and int(str(answer["updated"])) >= 1
+    linked = erp.get("File", str(quiet["name"]))
+    assert linked.get("drive_file_id")
+    assert stack.drive.content(str(linked["drive_file_id"])) == b"imported bytes"
+    assert stack.backfill()["seen"] == 0  # nothing left without a copy
