@@ -1,0 +1,117 @@
+"""The Telegram stand-in through python-telegram-bot: answers, files, webhook secret, limits."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from threading import Thread
+
+import pytest
+from telegram import Bot
+from telegram.error import BadRequest, RetryAfter
+
+from devstack.telegram import TelegramStandIn
+
+TOKEN = "123456:stand-in-token"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def telegram(clock: Clock) -> Iterator[TelegramStandIn]:
+    with TelegramStandIn(TOKEN, clock=clock) as running:
+        yield running
+
+
+def bot(telegram: TelegramStandIn) -> Bot:
+    return Bot(TOKEN, base_url=telegram.base_url, base_file_url=telegram.base_file_url)
+
+
+def test_messages_photos_and_files_through_python_telegram_bot(telegram: TelegramStandIn) -> None:
+    photo_id = telegram.add_file(b"\xff\xd8 photo")
+
+    async def talk() -> None:
+        async with bot(telegram) as client:
+            me = await client.get_me()
+            assert me.username == "erp_bridge_bot"
+            sent = await client.send_message(42, "<b>INV-5</b> &amp; more", parse_mode="HTML")
+            assert sent.chat.id == 42 and sent.text == "<b>INV-5</b> &amp; more"
+            await client.send_photo(-100500, photo_id, caption="site photo")
+            file = await client.get_file(photo_id)
+            assert bytes(await file.download_as_bytearray()) == b"\xff\xd8 photo"
+            with pytest.raises(BadRequest, match="too long"):
+                await client.send_message(42, "x" * 4097)
+
+    asyncio.run(talk())
+    assert [m.text for m in telegram.chats[42]] == ["<b>INV-5</b> &amp; more"]
+    assert telegram.chats[-100500][0].caption == "site photo"
+
+
+def test_limits_answer_429_with_retry_after(
+    telegram: TelegramStandIn, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PTB_TIMEDELTA", "true")  # python-telegram-bot's coming retry_after type
+
+    async def burst() -> None:
+        async with bot(telegram) as client:
+            await client.send_message(42, "one")
+            with pytest.raises(RetryAfter) as caught:
+                await client.send_message(42, "two")  # a second message within the second
+            assert caught.value.retry_after.total_seconds() >= 1  # type: ignore[union-attr]
+            clock.now += 1.0
+            await client.send_message(42, "two")
+            for n in range(20):
+                await client.send_message(-100700, f"group {n}")
+            with pytest.raises(RetryAfter):
+                await client.send_message(-100700, "21st in a minute")
+
+    asyncio.run(burst())
+    assert len(telegram.chats[42]) == 2 and len(telegram.chats[-100700]) == 20
+    assert [chat for chat, _ in telegram.refused] == [42, -100700]
+
+
+def test_updates_reach_the_webhook_with_its_secret_token(telegram: TelegramStandIn) -> None:
+    seen: list[tuple[str | None, bytes]] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            seen.append((self.headers.get("X-Telegram-Bot-Api-Secret-Token"), body))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            """Quiet."""
+
+    server = HTTPServer(("127.0.0.1", 0), Receiver)
+    thread = Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+
+        async def register() -> None:
+            async with bot(telegram) as client:
+                await client.set_webhook(
+                    f"http://127.0.0.1:{server.server_port}/", secret_token="s3cr3t_-"
+                )
+                with pytest.raises(BadRequest):
+                    await client.set_webhook("http://127.0.0.1:1/", secret_token="not allowed!")
+
+        asyncio.run(register())
+        answer = telegram.post_update({"update_id": 1, "message": {"text": "/help"}})
+        assert answer.status_code == 200
+        assert seen[0][0] == "s3cr3t_-" and b'"update_id": 1' in seen[0][1]
+    finally:
+        server.shutdown()
+        server.server_close()
