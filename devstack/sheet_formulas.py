@@ -22,11 +22,9 @@ class FormulaError(Exception):
 class Workbook(Protocol):
     def value(self, sheet: str | None, row: int, col: int) -> CellValue:
         """0-based; sheet None is the rule's own sheet; outside the grid reads as empty."""
-        ...
 
     def size(self, sheet: str | None) -> tuple[int, int]:
         """(rows, columns) of a sheet; raises KeyError (or FormulaError) when there is none."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -235,9 +233,10 @@ def _reference(text: str, shift: tuple[int, int] = (0, 0)) -> Range:
         return row, col
 
     (row0, col0), (row1, col1) = corner(start), corner(end)
+    cols = min(col0, col1), max(col0, col1) + 1
     if row0 is None or row1 is None:  # A:A, or A2:A open to the bottom
-        return Range(sheet, row0 or 0, None, min(col0, col1), max(col0, col1) + 1)
-    return Range(sheet, min(row0, row1), max(row0, row1) + 1, min(col0, col1), max(col0, col1) + 1)
+        return Range(sheet, row0 or 0, None, *cols)
+    return Range(sheet, min(row0, row1), max(row0, row1) + 1, *cols)
 
 
 def _column(letters: str) -> int:
@@ -376,6 +375,12 @@ class _Evaluator:
     def text(self, node: _Node) -> str:
         return _text(self.scalar(node))
 
+    def cells(self, args: tuple[_Node, ...]) -> Iterator[CellValue]:
+        """Every cell of the ranges among `args`, and the other values as they are."""
+        for arg in args:
+            value = self.value(arg)
+            yield from value.cells(self.book) if isinstance(value, Range) else [value]
+
     def logicals(self, args: tuple[_Node, ...]) -> list[bool]:
         """AND/OR's operands: ranges give their numbers and booleans, other values must convert."""
         found: list[bool] = []
@@ -405,15 +410,6 @@ def _countif(ev: _Evaluator, args: tuple[_Node, ...]) -> Value:
     return float(sum(1 for cell in target.cells(ev.book) if test(cell)))
 
 
-def _counta(ev: _Evaluator, args: tuple[_Node, ...]) -> Value:
-    count = 0
-    for arg in args:
-        value = ev.value(arg)
-        cells = value.cells(ev.book) if isinstance(value, Range) else iter([value])
-        count += sum(1 for cell in cells if cell is not None and cell != "")
-    return float(count)
-
-
 def _indirect(ev: _Evaluator, args: tuple[_Node, ...]) -> Value:
     if len(args) > 1 and not _truth(ev.scalar(args[1])):
         raise FormulaError("INDIRECT with R1C1 notation is not supported")
@@ -432,7 +428,7 @@ _FUNCTIONS: dict[str, tuple[int, int | None, _Function]] = {  # name: (least, mo
     "UPPER": (1, 1, lambda ev, args: ev.text(args[0]).upper()),
     "TRIM": (1, 1, lambda ev, args: re.sub(" +", " ", ev.text(args[0]).strip(" "))),
     "EXACT": (2, 2, lambda ev, args: ev.text(args[0]) == ev.text(args[1])),
-    "COUNTA": (1, None, _counta),
+    "COUNTA": (1, None, lambda ev, args: float(sum(v not in (None, "") for v in ev.cells(args)))),
     "COUNTIF": (2, 2, _countif),
     "INDIRECT": (1, 2, _indirect),
 }
