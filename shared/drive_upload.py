@@ -83,12 +83,8 @@ class DriveUploader:
 
     # -- uploading -----------------------------------------------------------------------------
     def _upload(self, doc: Mapping[str, Json], handle: str) -> DriveItem:
-        file_url = _text(doc, "file_url")
-        file_name = _text(doc, "file_name") or (file_url or "").rsplit("/", 1)[-1]
-        if not file_url or not file_url.startswith(("/files/", "/private/files/")):
-            raise InvalidPayload(
-                f"File {doc.get('name')} has no ERPNext file to copy ({file_url!r})"
-            )
+        file_url = str(doc["file_url"])  # `apply` lets only ERPNext's own files through
+        file_name = _text(doc, "file_name") or file_url.rsplit("/", 1)[-1]
         folder = self._folder_for(doc)
         size = doc.get("file_size")
         mimetype = mimetypes.guess_type(file_name)[0] or "application/octet-stream"
