@@ -38,11 +38,16 @@ class Retryable(BridgeError):
 
 
 class UpstreamUnavailable(Retryable):
-    """An outside service was throttling, failing (5xx), slow or unreachable."""
+    """An outside service was throttling, failing (5xx), slow or unreachable.
 
-    def __init__(self, message: str, *, service: str, **context: str) -> None:
+    `retry_after_s` is the wait the service asked for (Telegram's retry_after, Retry-After)."""
+
+    def __init__(
+        self, message: str, *, service: str, retry_after_s: float | None = None, **context: str
+    ) -> None:
         super().__init__(message, service=service, **context)
         self.service = service
+        self.retry_after_s = retry_after_s
 
 
 class ClaimHeld(Retryable):
