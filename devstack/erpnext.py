@@ -26,6 +26,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from email.message import Message
+from email.utils import parseaddr
 from typing import Any, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -65,7 +67,27 @@ NAMING_SERIES = {
     "Issue": "ISS-.YYYY.-.#####",
 }
 # Doctypes named after one of their fields (ERPNext's default "By fieldname" settings).
-NAME_FROM_FIELD = {"Customer": "customer_name", "Supplier": "supplier_name", "User": "email"}
+NAME_FROM_FIELD = {
+    "Customer": "customer_name",
+    "Supplier": "supplier_name",
+    "User": "email",
+    "Role": "role_name",
+    "Issue Priority": "priority",
+}
+# The child doctype of each child table the stand-in knows (rows carry it as `doctype`, and
+# get_list filters such as `["Contact Phone", "phone", "=", x]` join through it).
+CHILD_TABLES = {
+    ("Contact", "phone_nos"): "Contact Phone",
+    ("Contact", "email_ids"): "Contact Email",
+    ("Contact", "links"): "Dynamic Link",
+    ("User", "roles"): "Has Role",
+}
+ISSUE_STATUSES = ("Open", "Replied", "On Hold", "Resolved", "Closed")
+ISSUE_RESOLVED_STATUSES = ("Resolved", "Closed")
+DEFAULT_ISSUE_PRIORITY = "Medium"
+# Frappe lets these users stand in an Email field when they are the document's owner.
+STANDARD_USERS = ("Administrator", "Guest")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 OPERATORS = frozenset(
     {"=", "!=", ">", ">=", "<", "<=", "in", "not in", "like", "not like", "is", "between"}
@@ -157,11 +179,13 @@ def _json_handler(obj: Any) -> Any:
 
 @dataclass(frozen=True)
 class FieldFilter:
-    """One `[field, operator, value]` condition."""
+    """One `[field, operator, value]` condition; `doctype` is set for `[doctype, field, op, value]`
+    (a child doctype there filters the parents by their child rows)."""
 
     fieldname: str
     operator: str
     value: Any
+    doctype: str | None = None
 
 
 def _clean_fieldname(raw: str) -> str:
@@ -199,7 +223,8 @@ def _filter_from_pair(fieldname: str, condition: Any) -> FieldFilter:
 def _filter_from_row(row: Any) -> FieldFilter:
     if isinstance(row, list | tuple) and len(row) in (3, 4):
         fieldname, operator, value = row[-3:]
-        return FieldFilter(_clean_fieldname(str(fieldname)), operator, value)
+        doctype = str(row[0]) if len(row) == 4 else None
+        return FieldFilter(_clean_fieldname(str(fieldname)), operator, value, doctype)
     raise _validation(f"Invalid filter: {row!r}")
 
 
@@ -272,6 +297,33 @@ def matches(doc: Mapping[str, Any], condition: FieldFilter) -> bool:
     return comparisons[operator](left, right)
 
 
+def matches_document(doc: Mapping[str, Any], doctype: str, filters: Sequence[FieldFilter]) -> bool:
+    """True when `doc` satisfies every filter: conditions on its own columns, and per child doctype
+    one child row satisfying all of that doctype's conditions (get_list joins each child table
+    once, so conditions on one child doctype hold on the same row)."""
+    by_child: dict[str, list[FieldFilter]] = {}
+    for condition in filters:
+        if condition.doctype in (None, doctype):
+            if not matches(doc, condition):
+                return False
+        else:
+            by_child.setdefault(str(condition.doctype), []).append(condition)
+    return all(
+        any(all(matches(row, c) for c in conditions) for row in _child_rows(doc, child))
+        for child, conditions in by_child.items()
+    )
+
+
+def _child_rows(doc: Mapping[str, Any], child_doctype: str) -> list[Mapping[str, Any]]:
+    return [
+        row
+        for value in doc.values()
+        if isinstance(value, list)
+        for row in value
+        if isinstance(row, Mapping) and row.get("doctype") == child_doctype
+    ]
+
+
 def _sort_key(value: Any) -> tuple[int, Any]:
     # MariaDB sorts NULL first in ascending order; numbers before text keeps keys comparable.
     if value is None:
@@ -337,7 +389,21 @@ class DocumentStore:
         source_field = NAME_FROM_FIELD.get(doctype)
         if source_field and doc.get(source_field):
             return str(doc[source_field])
+        if doctype == "Contact" and _contact_full_name(doc):
+            return self._contact_name(doc)
         return secrets.token_hex(5)  # Frappe's "hash" autoname: 10 hex characters
+
+    def _contact_name(self, doc: Mapping[str, Any]) -> str:
+        """Contact.autoname: the full name, `-` the first link's name, then `-1`, `-2`... if taken."""
+        base = _contact_full_name(doc)
+        links = doc.get("links") or []
+        if links and isinstance(links[0], Mapping) and links[0].get("link_name"):
+            base = f"{base}-{str(links[0]['link_name']).strip()}"
+        name, number = base, 0
+        while name in self.table("Contact"):
+            number += 1
+            name = f"{base}-{number}"
+        return name
 
     def table(self, doctype: str) -> dict[str, Doc]:
         return self._docs.setdefault(doctype, {})
@@ -369,6 +435,7 @@ class DocumentStore:
                 fields.pop(key, None)
             doc.update(fields)
             doc["doctype"] = doctype
+            _validate_document(doctype, doc, None, self.now(), user)
             _set_invoice_status(doctype, doc)
             _name_child_rows(doc)
             self.table(doctype)[name] = doc
@@ -409,15 +476,80 @@ def _set_invoice_status(doctype: str, doc: Doc) -> None:
 
 
 def _name_child_rows(doc: Doc) -> None:
-    """Give child-table rows the parent columns Frappe stores with them."""
+    """Give child-table rows the parent columns Frappe stores with them (and, for the child
+    tables the stand-in knows, their doctype)."""
     for fieldname, value in doc.items():
         if isinstance(value, list) and all(isinstance(row, dict) for row in value):
+            child_doctype = CHILD_TABLES.get((doc["doctype"], fieldname))
             for index, row in enumerate(value, start=1):
                 row.setdefault("name", secrets.token_hex(5))
+                if child_doctype is not None:
+                    row.setdefault("doctype", child_doctype)
                 row.update(
                     parent=doc["name"], parentfield=fieldname, parenttype=doc["doctype"], idx=index
                 )
                 row.setdefault("docstatus", doc.get("docstatus", 0))
+
+
+def _validate_document(
+    doctype: str, doc: Doc, before: Mapping[str, Any] | None, now: datetime, user: str
+) -> None:
+    """The parts of a doctype's `validate` the stand-in plays (insert: `before` is None)."""
+    if doctype == "Issue":
+        _validate_issue(doc, before, now, user)
+    elif doctype == "Contact":
+        _validate_contact(doc)
+
+
+def _validate_issue(doc: Doc, before: Mapping[str, Any] | None, now: datetime, user: str) -> None:
+    """Issue: defaults (status Open, priority Medium, opening date and time now), raised_by
+    (the session user when empty, else an email address), and resolution_date set when the
+    status becomes Resolved or Closed, cleared when it goes back to Open."""
+    local = now.astimezone(UTC).replace(tzinfo=None)
+    if before is None:
+        doc["status"] = doc.get("status") or ISSUE_STATUSES[0]
+        doc["priority"] = doc.get("priority") or DEFAULT_ISSUE_PRIORITY
+        doc["opening_date"] = doc.get("opening_date") or local.date().isoformat()
+        doc["opening_time"] = doc.get("opening_time") or local.strftime("%H:%M:%S.%f")
+        doc.setdefault("resolution_date", None)
+    status = doc.get("status")
+    if status not in ISSUE_STATUSES:
+        options = ", ".join(f'"{option}"' for option in ISSUE_STATUSES)
+        raise _validation(f'Status cannot be "{status}". It should be one of {options}')
+    if not doc.get("raised_by"):
+        doc["raised_by"] = user
+    raised_by = str(doc["raised_by"])
+    standard_owner = raised_by == doc.get("owner") and raised_by in STANDARD_USERS
+    if not standard_owner and not _EMAIL.match(parseaddr(raised_by)[1] or raised_by):
+        raise _validation(f"{raised_by} is not a valid Email Address", "InvalidEmailAddressError")
+    previous = before.get("status") if before is not None else None
+    if status in ISSUE_RESOLVED_STATUSES and previous not in ISSUE_RESOLVED_STATUSES:
+        doc["resolution_date"] = local.strftime(MODIFIED_FORMAT)
+    elif status == "Open" and previous not in (None, "Open"):
+        doc["resolution_date"] = None
+
+
+def _contact_full_name(doc: Mapping[str, Any]) -> str:
+    parts = (doc.get(key) for key in ("first_name", "middle_name", "last_name"))
+    return " ".join(str(part).strip() for part in parts if part) or str(
+        doc.get("company_name") or ""
+    )
+
+
+def _validate_contact(doc: Doc) -> None:
+    """Contact.validate: full_name, and email_id, mobile_no and phone taken from the child row
+    flagged primary (empty when none is: a number set only on the field does not stay)."""
+    doc["full_name"] = _contact_full_name(doc)
+    primaries = (
+        ("email_id", "email_ids", "email_id", "is_primary", "Email ID"),
+        ("mobile_no", "phone_nos", "phone", "is_primary_mobile_no", "Mobile No"),
+        ("phone", "phone_nos", "phone", "is_primary_phone", "Phone"),
+    )
+    for fieldname, table, column, flag, label in primaries:
+        flagged = [row.get(column) for row in doc.get(table) or [] if row.get(flag)]
+        if len(flagged) > 1:
+            raise _validation(f"Only one {label} can be set as primary.")
+        doc[fieldname] = str(flagged[0]).strip() if flagged else ""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -993,12 +1125,16 @@ class ErpNextStandIn(LoopbackServer):
                     "TimestampMismatchError",
                 )
             events = _transition_events(int(doc["docstatus"]), target)
+            changed = copy.deepcopy(doc)
             for key, value in (changes or {}).items():
                 if key not in ("name", "doctype", "owner", "creation", "modified", "modified_by"):
-                    doc[key] = copy.deepcopy(value)
-            doc["docstatus"] = target
-            if "on_cancel" in events and "status" in doc:
-                doc["status"] = "Cancelled"
+                    changed[key] = copy.deepcopy(value)
+            changed["docstatus"] = target
+            if "on_cancel" in events and "status" in changed:
+                changed["status"] = "Cancelled"
+            _validate_document(doctype, changed, doc, self.store.now(), user or self.user)
+            doc.clear()
+            doc.update(changed)
             _set_invoice_status(doctype, doc)
             doc["modified"] = self.store.tick()
             doc["modified_by"] = user or self.user
@@ -1096,19 +1232,24 @@ class ErpNextStandIn(LoopbackServer):
         attached_to_name: str | None = None,
         attached_to_field: str | None = None,
         imported: bool = False,
+        folder: str | None = None,
+        user: str | None = None,
     ) -> Doc:
         """Store `content` and insert its File doc (fires File after_insert, on_update), or with
-        `imported`, as Data Import or a migration adds it: no webhook at all."""
+        `imported`, as Data Import or a migration adds it: no webhook at all.
+
+        `folder` defaults to Home/Attachments for an attachment, else Home (File.set_folder_name);
+        `user` is the uploader (the File's owner)."""
         content_hash = hashlib.md5(content, usedforsecurity=False).hexdigest()
-        folder = "/private/files/" if is_private else "/files/"
-        file_url = folder + file_name
+        url_prefix = "/private/files/" if is_private else "/files/"
+        file_url = url_prefix + file_name
         with self.store.lock:
             existing = self._files.get(file_url)
             if existing is not None and existing != content:
                 # Frappe keeps both: the new file's name gets the last 6 characters of its hash.
                 stem, extension = os.path.splitext(file_name)
                 file_name = f"{stem}{content_hash[-6:]}{extension}"
-                file_url = folder + file_name
+                file_url = url_prefix + file_name
             self._files[file_url] = content
         doc = {
             "file_name": file_name,
@@ -1116,32 +1257,110 @@ class ErpNextStandIn(LoopbackServer):
             "is_private": int(is_private),
             "file_size": len(content),
             "content_hash": content_hash,
-            "folder": "Home/Attachments" if attached_to_doctype else "Home",
+            "folder": folder or ("Home/Attachments" if attached_to_doctype else "Home"),
             "is_folder": 0,
             "attached_to_doctype": attached_to_doctype,
             "attached_to_name": attached_to_name,
             "attached_to_field": attached_to_field,
         }
-        return self.import_docs("File", [doc])[0] if imported else self.insert("File", doc)
+        return (
+            self.import_docs("File", [doc])[0] if imported else self.insert("File", doc, user=user)
+        )
+
+    def upload_file(
+        self, fields: Mapping[str, str], upload: tuple[str, bytes] | None, *, user: str
+    ) -> Doc:
+        """`upload_file` (frappe/handler.py) without a `method`: the File of the part named `file`
+        (its filename wins over the `file_name` field), attached to `doctype`/`docname`, in
+        `folder` (Home by default), private when `is_private` is 1. Frappe does not check that
+        the document exists; neither does the stand-in."""
+        if upload is None:
+            raise _validation("No file attached")
+        part_filename, content = upload
+        file_name = os.path.basename(part_filename or fields.get("file_name") or "")
+        if not file_name:
+            raise _validation("File name is required")
+        return self.add_file(
+            file_name,
+            content,
+            is_private=bool(_cint(fields.get("is_private"))),
+            attached_to_doctype=fields.get("doctype") or None,
+            attached_to_name=fields.get("docname") or None,
+            attached_to_field=fields.get("fieldname") or None,
+            folder=fields.get("folder") or "Home",
+            user=user,
+        )
+
+    # -- assignments --------------------------------------------------------------------------
+    def assign(
+        self,
+        doctype: str,
+        name: str,
+        users: Sequence[str],
+        *,
+        description: str | None = None,
+        user: str | None = None,
+    ) -> Doc:
+        """`frappe.desk.form.assign_to.add`: an open ToDo per user not yet assigned (ToDo webhooks
+        fire), and the document's `_assign` (JSON text, oldest assignment first) written through
+        frappe.db.set_value: no webhook of the document, `modified` unchanged."""
+        assigned = _assigned_users(self.get(doctype, name))
+        for allocated_to in users:
+            if allocated_to in assigned:
+                continue  # Frappe only says "Already in the following Users ToDo list"
+            self.insert(
+                "ToDo",
+                {
+                    "status": "Open",
+                    "allocated_to": allocated_to,
+                    "reference_type": doctype,
+                    "reference_name": name,
+                    "description": description or f"{doctype} {name}",
+                    "assigned_by": user or self.user,
+                },
+                user=user,
+            )
+            assigned.append(allocated_to)
+        return self.set_value_silently(
+            doctype, name, "_assign", json.dumps(assigned), update_modified=False
+        )
 
     def _url_still_used(self, file_url: Any) -> bool:
         return any(doc.get("file_url") == file_url for doc in self.store.table("File").values())
 
     # -- seed data ----------------------------------------------------------------------------
-    def seed_demo_data(self, project_manager_field: str = "project_manager") -> None:
-        """Users, Customers, Suppliers and Projects for the demo, imported without webhooks.
+    def seed_demo_data(
+        self, project_manager_field: str = "project_manager", emergency_priority: str = "Urgent"
+    ) -> None:
+        """Users (with roles), Customers, Suppliers, Projects, Contacts with mobile numbers and
+        assigned Issues for the demo, imported without webhooks.
 
         Stock ERPNext has no project-manager field: real sites add a Custom Field, hence the name
-        is a parameter."""
+        is a parameter. Its Issue Priorities are Low, Medium and High; the emergency one is the
+        site's own (`emergency_priority`)."""
         users = [
             {"email": "ana.lopez@example.com", "first_name": "Ana", "last_name": "Lopez"},
             {"email": "ben.okafor@example.com", "first_name": "Ben", "last_name": "Okafor"},
             {"email": "chen.wei@example.com", "first_name": "Chen", "last_name": "Wei"},
+            {"email": "dana.kim@example.com", "first_name": "Dana", "last_name": "Kim"},
+            {"email": "eli.moreau@example.com", "first_name": "Eli", "last_name": "Moreau"},
         ]
+        roles = {
+            "ana.lopez@example.com": ("System Manager", "Projects Manager"),
+            "ben.okafor@example.com": ("Projects Manager",),
+            "chen.wei@example.com": ("Projects Manager",),
+            "dana.kim@example.com": ("Support Team",),
+            "eli.moreau@example.com": ("Support Team",),
+        }
         self.import_docs(
             "User",
             [
-                {**user, "full_name": f"{user['first_name']} {user['last_name']}", "enabled": 1}
+                {
+                    **user,
+                    "full_name": f"{user['first_name']} {user['last_name']}",
+                    "enabled": 1,
+                    "roles": [{"role": role} for role in roles[user["email"]]],
+                }
                 for user in users
             ],
         )
@@ -1172,6 +1391,86 @@ class ErpNextStandIn(LoopbackServer):
                 for title, customer, manager in projects
             ],
         )
+        self._seed_service_desk(customers, emergency_priority)
+
+    def _seed_service_desk(self, customers: Sequence[str], emergency_priority: str) -> None:
+        """Roles, Issue Priorities, client Contacts (numbers stored as people type them) and
+        Issues assigned to the engineers, each on its customer's project."""
+        self.import_docs(
+            "Role",
+            [
+                {"role_name": role, "desk_access": 1}
+                for role in ("System Manager", "Projects Manager", "Support Team")
+            ],
+        )
+        self.import_docs(
+            "Issue Priority",
+            [{"priority": name} for name in ("Low", "Medium", "High", emergency_priority)],
+        )
+        contacts = [
+            ("Maria", "Garcia", customers[0], "+44 7700 900123", "maria.garcia@acme.example", 1),
+            ("Sam", "Ortiz", customers[0], "+1 415-555-0199", "sam.ortiz@acme.example", 0),
+            ("Tom", "Becker", customers[1], "+1 (415) 555-0134", "tom.becker@blueriver.example", 1),
+            ("Priya", "Nair", customers[2], "+44 (0)7700 900456", "priya.nair@cobalt.example", 1),
+        ]
+        contact_names = self._seed_contacts(contacts)
+        projects = {str(p["customer"]): str(p["name"]) for p in self.store.all("Project")}
+        dana, eli = "dana.kim@example.com", "eli.moreau@example.com"
+        issues = [
+            ("Hydraulic leak at the loading bay", "High", "Open", 0, (dana,)),
+            ("Lights flicker in aisle 4", "Medium", "Resolved", 1, (dana,)),
+            ("Cold room alarm: temperature rising", emergency_priority, "Open", 2, (dana, eli)),
+            ("Reception door closer broken", "Low", "On Hold", 3, (eli,)),
+        ]
+        for subject, priority, status, contact_index, assignees in issues:
+            contact = contacts[contact_index]
+            (issue,) = self.import_docs(
+                "Issue",
+                [
+                    {
+                        "subject": subject,
+                        "description": f"<p>{subject}.</p>",
+                        "priority": priority,
+                        "status": status,
+                        "raised_by": contact[4],
+                        "customer": contact[2],
+                        "contact": contact_names[contact_index],
+                        "project": projects.get(contact[2]),
+                        "_assign": json.dumps(list(assignees)),
+                    }
+                ],
+            )
+            self.import_docs(
+                "ToDo",
+                [
+                    {
+                        "status": "Open",
+                        "allocated_to": assignee,
+                        "reference_type": "Issue",
+                        "reference_name": issue["name"],
+                        "description": subject,
+                        "assigned_by": "ana.lopez@example.com",
+                    }
+                    for assignee in assignees
+                ],
+            )
+
+    def _seed_contacts(self, contacts: Sequence[tuple[str, str, str, str, str, int]]) -> list[str]:
+        docs = self.import_docs(
+            "Contact",
+            [
+                {
+                    "first_name": first,
+                    "last_name": last,
+                    "is_primary_contact": primary,
+                    "email_ids": [{"email_id": email, "is_primary": 1}],
+                    "phone_nos": [{"phone": phone, "is_primary_mobile_no": 1}],
+                    "links": [{"link_doctype": "Customer", "link_name": customer}],
+                }
+                for first, last, customer, phone, email, primary in contacts
+            ],
+        )
+        return [str(doc["name"]) for doc in docs]
 
     # -- HTTP ---------------------------------------------------------------------------------
     def request_count(self, method: str, path: str) -> int:
@@ -1209,7 +1508,7 @@ class ErpNextStandIn(LoopbackServer):
             if path.startswith("/api/"):
                 if user is None:
                     raise FrappeError(403, "PermissionError", "Not permitted")
-                return self._api(method, path, query, body, user)
+                return self._api(method, path, query, body, user, headers=headers)
             raise FrappeError(404, "DoesNotExistError", f"Page {path} not found")
         except FrappeError as error:
             extra = (("Retry-After", str(error.retry_after)),) if error.retry_after else ()
@@ -1264,12 +1563,17 @@ class ErpNextStandIn(LoopbackServer):
         return Reply(200, content, headers)
 
     def _api(
-        self, method: str, path: str, query: Mapping[str, str], body: bytes, user: str
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, str],
+        body: bytes,
+        user: str,
+        *,
+        headers: Mapping[str, str],
     ) -> Reply:
         if path.startswith("/api/method/"):
-            if path.rstrip("/") == "/api/method/frappe.auth.get_logged_user":
-                return _reply(200, {"message": user})
-            raise FrappeError(404, "DoesNotExistError", f"Method {path[12:]} not found")
+            return self._method(path[len("/api/method/") :].rstrip("/"), query, body, user, headers)
         if not path.startswith("/api/resource/"):
             raise FrappeError(404, "DoesNotExistError", f"Page {path} not found")
         doctype, _, name = path[len("/api/resource/") :].rstrip("/").partition("/")
@@ -1298,6 +1602,34 @@ class ErpNextStandIn(LoopbackServer):
             return _reply(202, {"message": "ok"})
         raise FrappeError(405, "MethodNotAllowed", f"{method} not allowed on {path}")
 
+    def _method(
+        self,
+        method_name: str,
+        query: Mapping[str, str],
+        body: bytes,
+        user: str,
+        headers: Mapping[str, str],
+    ) -> Reply:
+        """The whitelisted methods the stand-in knows; their answer is `{"message": ...}`."""
+        if method_name == "frappe.auth.get_logged_user":
+            return _reply(200, {"message": user})
+        content_type = headers.get("Content-Type") or ""
+        if method_name in ("upload_file", "frappe.handler.upload_file"):
+            fields, files = parse_multipart(content_type, body)
+            doc = self.upload_file({**query, **fields}, files.get("file"), user=user)
+            return _reply(200, {"message": doc})
+        if method_name == "frappe.client.get_count":
+            params = {**query, **_method_form(content_type, body)}
+            doctype = str(params.get("doctype") or "")
+            if not doctype:
+                raise _validation("get_count() missing 1 required argument: 'doctype'")
+            filters = parse_filters(_json_param(params, "filters", None))
+            return _reply(200, {"message": len(self._matching(doctype, filters))})
+        raise FrappeError(404, "DoesNotExistError", f"Method {method_name} not found")
+
+    def _matching(self, doctype: str, filters: Sequence[FieldFilter]) -> list[Doc]:
+        return [doc for doc in self.store.all(doctype) if matches_document(doc, doctype, filters)]
+
     def _list(self, doctype: str, query: Mapping[str, str]) -> list[Doc]:
         """frappe.client.get_list as /api/resource calls it.
 
@@ -1314,8 +1646,7 @@ class ErpNextStandIn(LoopbackServer):
         page_length = _int_param(
             query, "limit_page_length", _int_param(query, "limit", DEFAULT_PAGE_LENGTH)
         )
-        rows = [doc for doc in self.store.all(doctype) if all(matches(doc, f) for f in filters)]
-        rows = order_docs(rows, order_by)[start:]
+        rows = order_docs(self._matching(doctype, filters), order_by)[start:]
         if page_length:
             rows = rows[:page_length]
         return [select_fields(doc, fields) for doc in rows]
@@ -1361,6 +1692,66 @@ def _int_param(query: Mapping[str, str], name: str, default: int) -> int:
         return int(str(raw))
     except ValueError as exc:
         raise _validation(f"{name} must be an integer") from exc
+
+
+def _cint(value: Any) -> int:
+    """frappe.utils.cint: an int, 0 for anything that is not a number."""
+    try:
+        return int(float(str(value)))
+    except (TypeError, ValueError):
+        return 0
+
+
+def _assigned_users(doc: Mapping[str, Any]) -> list[str]:
+    raw = doc.get("_assign")
+    users = json.loads(raw) if isinstance(raw, str) and raw else raw or []
+    return [str(user) for user in users]
+
+
+def parse_multipart(
+    content_type: str, body: bytes
+) -> tuple[dict[str, str], dict[str, tuple[str, bytes]]]:
+    """A multipart/form-data body as werkzeug gives it to Frappe: text fields, and the file
+    parts by field name as (filename, bytes). Bytes are kept exactly (no line-ending changes)."""
+    header = Message()
+    header["Content-Type"] = content_type
+    boundary = header.get_param("boundary")
+    if header.get_content_type() != "multipart/form-data" or not isinstance(boundary, str):
+        return {}, {}
+    fields: dict[str, str] = {}
+    files: dict[str, tuple[str, bytes]] = {}
+    for chunk in body.split(b"--" + boundary.encode())[1:]:
+        if chunk.startswith(b"--"):
+            break  # the closing delimiter
+        head, _, content = chunk.removeprefix(b"\r\n").partition(b"\r\n\r\n")
+        content = content.removesuffix(b"\r\n")
+        part = Message()
+        for line in head.decode("utf-8", "replace").split("\r\n"):
+            key, _, value = line.partition(":")
+            if key.strip():
+                part[key.strip()] = value.strip()
+        name = part.get_param("name", header="content-disposition")
+        if not isinstance(name, str):
+            continue
+        filename = part.get_param("filename", header="content-disposition")
+        if isinstance(filename, str):
+            files[name] = (filename, content)
+        else:
+            fields[name] = content.decode("utf-8", "replace")
+    return fields, files
+
+
+def _method_form(content_type: str, body: bytes) -> dict[str, str]:
+    """A method's POSTed arguments (form fields or a JSON object), as frappe.form_dict has them."""
+    if not body:
+        return {}
+    if "json" in content_type:
+        parsed = _request_data(body, {})
+        return {
+            key: value if isinstance(value, str) else json.dumps(value)
+            for key, value in parsed.items()
+        }
+    return {key: values[-1] for key, values in parse_qs(body.decode("utf-8", "replace")).items()}
 
 
 def _request_data(body: bytes, query: Mapping[str, str]) -> Doc:

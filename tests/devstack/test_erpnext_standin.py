@@ -818,3 +818,263 @@ def test_seed_adds_projects_users_and_parties_without_webhooks_when_called(
     assert [p["name"] for p in erp.all("Project")] == ["PROJ-0001", "PROJ-0002", "PROJ-0003"]
     assert erp.all("Supplier")
     assert erp.deliveries() == []
+
+
+# --- service desk: Issues, assignments, Contacts, Users, uploads, counts --------------------------
+
+
+def _put(erp: ErpNextStandIn, path: str, values: dict[str, Any]) -> requests.Response:
+    return requests.put(erp.url + path, json=values, headers=_auth(), timeout=5)
+
+
+def test_issue_gets_erpnext_defaults_when_inserted_with_a_subject_only(
+    erp: ErpNextStandIn,
+) -> None:
+    issue = erp.insert("Issue", {"subject": "Leak"})
+
+    assert (issue["status"], issue["priority"], issue["raised_by"]) == (
+        "Open",
+        "Medium",
+        "bridge@example.com",
+    )
+    assert (issue["opening_date"], issue["opening_time"]) == ("2026-11-03", "09:30:00.000000")
+    assert issue.get("resolution_date") is None
+
+
+def test_issue_resolution_date_is_set_when_resolved_and_cleared_when_reopened(
+    erp: ErpNextStandIn, clock: Clock
+) -> None:
+    name = erp.insert("Issue", {"subject": "Leak"})["name"]
+    clock.now = START + timedelta(hours=5)
+
+    replied = _put(erp, f"/api/resource/Issue/{name}", {"status": "Replied"}).json()["data"]
+    resolved = _put(erp, f"/api/resource/Issue/{name}", {"status": "Resolved"}).json()["data"]
+    clock.now = START + timedelta(hours=8)
+    closed = _put(erp, f"/api/resource/Issue/{name}", {"status": "Closed"}).json()["data"]
+    reopened = _put(erp, f"/api/resource/Issue/{name}", {"status": "Open"}).json()["data"]
+
+    assert replied["resolution_date"] is None
+    assert resolved["resolution_date"] == "2026-11-03 14:30:00.000000"
+    assert closed["resolution_date"] == resolved["resolution_date"]
+    assert reopened["resolution_date"] is None
+
+
+@pytest.mark.parametrize(
+    ("values", "exc_type"),
+    [
+        ({"subject": "Leak", "status": "Done"}, "ValidationError"),
+        ({"subject": "Leak", "raised_by": "+447700900123"}, "InvalidEmailAddressError"),
+    ],
+)
+def test_issue_insert_answers_417_when_a_value_is_not_allowed(
+    erp: ErpNextStandIn, values: dict[str, Any], exc_type: str
+) -> None:
+    response = requests.post(
+        erp.url + "/api/resource/Issue", json=values, headers=_auth(), timeout=5
+    )
+
+    assert (response.status_code, response.json()["exc_type"]) == (417, exc_type)
+    assert erp.all("Issue") == []
+
+
+def test_assign_creates_todos_and_sets_assign_silently_when_users_are_assigned(
+    erp: ErpNextStandIn, receiver: Receiver
+) -> None:
+    issue = erp.insert("Issue", {"subject": "Leak"})
+    erp.add_webhook("Issue", "on_update", receiver.url)
+    erp.add_webhook("ToDo", "after_insert", receiver.url, fields=["allocated_to"])
+
+    erp.assign("Issue", issue["name"], ["dana@example.com"])
+    assigned = erp.assign("Issue", issue["name"], ["eli@example.com", "dana@example.com"])
+    assert erp.wait_for_deliveries(5)
+
+    assert json.loads(assigned["_assign"]) == ["dana@example.com", "eli@example.com"]
+    assert assigned["modified"] == issue["modified"]
+    assert sorted(body["allocated_to"] for body in receiver.bodies()) == [
+        "dana@example.com",
+        "eli@example.com",
+    ]
+    rows = _get(
+        erp,
+        "/api/resource/Issue",
+        filters=json.dumps([["Issue", "_assign", "like", "%eli@example.com%"]]),
+    ).json()["data"]
+    assert rows == [{"name": issue["name"]}]
+
+
+def test_contact_takes_name_and_primary_numbers_from_its_rows_when_inserted(
+    erp: ErpNextStandIn,
+) -> None:
+    contact = erp.insert(
+        "Contact",
+        {
+            "first_name": "Maria",
+            "last_name": "Garcia",
+            "mobile_no": "+1 999",  # not kept: Contact.set_primary reads the rows
+            "phone_nos": [
+                {"phone": "+44 20 7946 0000", "is_primary_phone": 1},
+                {"phone": "+44 7700 900123", "is_primary_mobile_no": 1},
+            ],
+            "links": [{"link_doctype": "Customer", "link_name": "Acme Builders"}],
+        },
+    )
+    again = erp.insert(
+        "Contact",
+        {"first_name": "Maria", "last_name": "Garcia", "links": contact["links"]},
+    )
+
+    assert (contact["name"], again["name"]) == (
+        "Maria Garcia-Acme Builders",
+        "Maria Garcia-Acme Builders-1",
+    )
+    assert (contact["mobile_no"], contact["phone"]) == ("+44 7700 900123", "+44 20 7946 0000")
+    assert (again["mobile_no"], again["full_name"]) == ("", "Maria Garcia")
+    assert [row["doctype"] for row in contact["phone_nos"] + contact["links"]] == [
+        "Contact Phone",
+        "Contact Phone",
+        "Dynamic Link",
+    ]
+
+
+def test_contact_insert_answers_417_when_two_rows_claim_primary_mobile(
+    erp: ErpNextStandIn,
+) -> None:
+    rows = [{"phone": "1", "is_primary_mobile_no": 1}, {"phone": "2", "is_primary_mobile_no": 1}]
+    response = requests.post(
+        erp.url + "/api/resource/Contact",
+        json={"first_name": "A", "phone_nos": rows},
+        headers=_auth(),
+        timeout=5,
+    )
+
+    assert response.status_code == 417
+
+
+def test_list_filters_parents_by_child_rows_when_a_child_doctype_is_named(
+    erp: ErpNextStandIn,
+) -> None:
+    def contact(first: str, phones: list[dict[str, Any]], customer: str) -> None:
+        links = [{"link_doctype": "Customer", "link_name": customer}]
+        erp.insert("Contact", {"first_name": first, "phone_nos": phones, "links": links})
+
+    contact("Ann", [{"phone": "+44 7700 900123", "is_primary_mobile_no": 1}], "Acme Builders")
+    contact("Bob", [{"phone": "+44 7700 900123"}, {"phone": "555", "is_primary_mobile_no": 1}], "X")
+    contact("Cy", [{"phone": "+1 415 555 0134", "is_primary_mobile_no": 1}], "Acme Builders")
+
+    def names(filters: list[list[Any]]) -> list[str]:
+        params = {"filters": json.dumps(filters), "order_by": "name asc"}
+        return [row["name"] for row in _get(erp, "/api/resource/Contact", **params).json()["data"]]
+
+    by_phone = [["Contact Phone", "phone", "like", "%7700%900%123%"]]
+    assert names(by_phone) == ["Ann-Acme Builders", "Bob-X"]
+    # Conditions on one child doctype hold on the same row.
+    assert names([*by_phone, ["Contact Phone", "is_primary_mobile_no", "=", 1]]) == [
+        "Ann-Acme Builders"
+    ]
+    assert names([["Dynamic Link", "link_name", "=", "Acme Builders"]]) == [
+        "Ann-Acme Builders",
+        "Cy-Acme Builders",
+    ]
+    assert names([["Contact", "mobile_no", "=", "555"]]) == ["Bob-X"]
+
+
+def test_user_is_read_with_its_roles_when_asked_through_rest(erp: ErpNextStandIn) -> None:
+    erp.seed_demo_data()
+
+    user = _get(erp, "/api/resource/User/ana.lopez@example.com").json()["data"]
+
+    assert user["full_name"] == "Ana Lopez"
+    assert [(row["doctype"], row["role"]) for row in user["roles"]] == [
+        ("Has Role", "System Manager"),
+        ("Has Role", "Projects Manager"),
+    ]
+
+
+def _upload(erp: ErpNextStandIn, content: bytes, **fields: str) -> requests.Response:
+    return requests.post(
+        erp.url + "/api/method/upload_file",
+        files={"file": ("photo 1.jpg", content, "image/jpeg")},
+        data={"is_private": "1", "file_name": "ignored.jpg", **fields},
+        headers=_auth(),
+        timeout=5,
+    )
+
+
+def test_upload_file_attaches_a_file_and_fires_its_webhooks_when_posted(
+    erp: ErpNextStandIn, receiver: Receiver
+) -> None:
+    issue = erp.insert("Issue", {"subject": "Leak"})
+    erp.add_webhook("File", "after_insert", receiver.url, WEBHOOK_SECRET)
+    content = b"\xff\xd8\xff\r\n--not-a-boundary\r\n\x00jpeg\n"
+
+    response = _upload(erp, content, doctype="Issue", docname=issue["name"])
+    assert erp.wait_for_deliveries(5)
+
+    assert response.status_code == 200
+    doc = response.json()["message"]
+    assert doc["file_name"] == "photo 1.jpg"
+    assert doc["file_url"] == "/private/files/photo 1.jpg"
+    assert (doc["attached_to_doctype"], doc["attached_to_name"]) == ("Issue", issue["name"])
+    assert (doc["is_private"], doc["file_size"], doc["folder"]) == (1, len(content), "Home")
+    assert doc["owner"] == "bridge@example.com"
+    assert (
+        erp.get("File", doc["name"])["content_hash"]
+        == hashlib.md5(content, usedforsecurity=False).hexdigest()
+    )
+    (post,) = receiver.posts
+    assert json.loads(post.body)["name"] == doc["name"]
+    assert post.headers["X-Frappe-Webhook-Signature"] == _signature(WEBHOOK_SECRET, post.body)
+    downloaded = requests.get(erp.url + doc["file_url"], headers=_auth(), timeout=5)
+    assert downloaded.content == content
+
+
+def test_upload_file_answers_417_when_no_file_part_is_sent(erp: ErpNextStandIn) -> None:
+    response = requests.post(
+        erp.url + "/api/method/upload_file",
+        data={"doctype": "Issue", "docname": "ISS-1"},
+        headers=_auth(),
+        timeout=5,
+    )
+
+    assert response.status_code == 417
+    assert erp.all("File") == []
+
+
+def test_get_count_counts_matching_documents_when_called_by_get_or_post(
+    erp: ErpNextStandIn,
+) -> None:
+    for status in ("Open", "Open", "Replied", "Closed"):
+        erp.insert("Issue", {"subject": "s", "status": status})
+    filters = json.dumps([["Issue", "status", "not in", ["Resolved", "Closed"]]])
+    path = "/api/method/frappe.client.get_count"
+
+    by_get = _get(erp, path, doctype="Issue", filters=filters).json()
+    by_post = requests.post(
+        erp.url + path, data={"doctype": "Issue"}, headers=_auth(), timeout=5
+    ).json()
+
+    assert (by_get, by_post) == ({"message": 3}, {"message": 4})
+
+
+def test_seed_adds_roles_contacts_and_assigned_issues_without_webhooks_when_called(
+    erp: ErpNextStandIn, receiver: Receiver
+) -> None:
+    for doctype in ("Issue", "Contact", "ToDo", "User"):
+        erp.add_webhook(doctype, "after_insert", receiver.url)
+
+    erp.seed_demo_data(emergency_priority="Emergency")
+
+    roles = {u["name"]: {r["role"] for r in u["roles"]} for u in erp.all("User")}
+    assert roles["dana.kim@example.com"] == {"Support Team"}
+    assert "System Manager" in roles["ana.lopez@example.com"]
+    issues = {issue["subject"]: issue for issue in erp.all("Issue")}
+    emergency = issues["Cold room alarm: temperature rising"]
+    assert emergency["priority"] == "Emergency"
+    assert json.loads(emergency["_assign"]) == ["dana.kim@example.com", "eli.moreau@example.com"]
+    assert erp.get("Project", emergency["project"])["customer"] == emergency["customer"]
+    contact = erp.get("Contact", emergency["contact"])
+    assert contact["mobile_no"] == "+1 (415) 555-0134"
+    assert contact["links"][0]["link_name"] == emergency["customer"]
+    assert {i["status"] for i in issues.values()} == {"Open", "Resolved", "On Hold"}
+    assert len(erp.all("ToDo")) == 5
+    assert erp.deliveries() == []
