@@ -1,0 +1,219 @@
+"""WhatsAppSender through the twilio client against the Twilio stand-in: sends, the window, errors."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qsl
+
+import pytest
+
+from devstack.httpserver import LoopbackServer, Reply
+from devstack.twilio import TwilioStandIn
+from shared.adapters.twilio import (
+    MessageStatus,
+    OutsideSessionWindow,
+    WhatsAppSender,
+    failure_of,
+    signature_valid,
+)
+from shared.errors import Permanent, UpstreamRejected, UpstreamUnavailable
+
+ACCOUNT = "AC" + "fedcba9876543210" * 2
+TOKEN = "adapter-test-auth-token"
+BUSINESS = "+14155238886"
+PERSON = "+4915112345678"
+TEMPLATE = "HX" + "d" * 32
+PUBLIC = "https://bridge.example.com/whatsapp/inbound"
+STATUS_URL = "https://bridge.example.com/whatsapp/status"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class Receiver(LoopbackServer):
+    """The app's side: records (path, X-Twilio-Signature, form) of every POST, answers empty TwiML."""
+
+    name = "webhook-receiver"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[tuple[str, str, dict[str, str]]] = []
+
+    def handle(self, method: str, raw_path: str, headers: Mapping[str, str], body: bytes) -> Reply:
+        form = dict(parse_qsl(body.decode(), keep_blank_values=True))
+        self.seen.append((raw_path, headers.get("X-Twilio-Signature") or "", form))
+        return Reply(200, b"<Response/>", (("Content-Type", "text/xml"),))
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def twilio(clock: Clock) -> Iterator[TwilioStandIn]:
+    with TwilioStandIn(ACCOUNT, TOKEN, clock=clock, sender_mps=2) as running:
+        running.add_template(TEMPLATE, "Request {{1}} is now {{2}}.")
+        yield running
+
+
+@pytest.fixture
+def receiver(twilio: TwilioStandIn) -> Iterator[Receiver]:
+    with Receiver() as running:
+        twilio.set_webhook(f"{running.url}/whatsapp/inbound", public_url=PUBLIC)
+        yield running
+
+
+def sender(twilio: TwilioStandIn, *, token: str = TOKEN, timeout_s: float = 5.0) -> WhatsAppSender:
+    return WhatsAppSender(
+        ACCOUNT,
+        token,
+        BUSINESS,
+        base_url=twilio.base_url,
+        status_callback_url=STATUS_URL,
+        timeout_s=timeout_s,
+    )
+
+
+def test_send_text_within_the_window_is_delivered(twilio: TwilioStandIn) -> None:
+    twilio.open_window(PERSON)
+    sid = sender(twilio).send_text(PERSON, "SR-7 is resolved")
+    twilio.settle()
+    assert sid.startswith("SM") and len(sid) == 34
+    assert sender(twilio).status(sid) == MessageStatus(sid, "delivered", None)
+    assert twilio.inbox(PERSON) == ["SR-7 is resolved"]
+
+
+def test_send_template_outside_the_window_is_delivered_with_its_variables(
+    twilio: TwilioStandIn,
+) -> None:
+    sid = sender(twilio).send_template(PERSON, TEMPLATE, {"1": "SR-7", "2": "Resolved"})
+    twilio.settle()
+    assert sender(twilio).status(sid).status == "delivered"
+    assert twilio.inbox(PERSON) == ["Request SR-7 is now Resolved."]
+    assert twilio.message(sid).content_sid == TEMPLATE
+
+
+def test_free_text_outside_the_window_fails_later_with_63016_as_twilio_reports_it(
+    twilio: TwilioStandIn, receiver: Receiver, clock: Clock
+) -> None:
+    twilio.open_window(PERSON)
+    clock.now += timedelta(hours=25)
+    sid = sender(twilio).send_text(PERSON, "free text, too late")  # accepted: no error here
+    twilio.settle()
+    status = sender(twilio).status(sid)
+    assert (status.status, status.error_code, status.failed) == ("failed", 63016, True)
+    assert isinstance(failure_of(status.status, status.error_code), OutsideSessionWindow)
+    path, signature, form = receiver.seen[-1]
+    assert path == "/whatsapp/status" and form["MessageSid"] == sid
+    assert signature_valid(STATUS_URL, form, signature, TOKEN)
+    assert isinstance(failure_of(form["MessageStatus"], form["ErrorCode"]), OutsideSessionWindow)
+    assert twilio.inbox(PERSON) == []
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "expected"),
+    [
+        ("delivered", None, None),
+        ("sent", None, None),
+        ("failed", "63016", OutsideSessionWindow),
+        ("undelivered", 63024, UpstreamRejected),
+    ],
+)
+def test_failure_of_a_status(status: str, code: str | int | None, expected: type | None) -> None:
+    failure = failure_of(status, code)
+    assert type(failure) is expected if expected else failure is None
+
+
+def test_outside_session_window_is_a_permanent_rejection_by_twilio() -> None:
+    failure = failure_of("failed", 63016)
+    assert isinstance(failure, UpstreamRejected) and isinstance(failure, Permanent)
+    assert failure.service == "twilio"
+
+
+def test_wrong_auth_token_is_rejected_without_the_token_in_the_error(twilio: TwilioStandIn) -> None:
+    with pytest.raises(UpstreamRejected) as refused:
+        sender(twilio, token="wrong-token-value").send_text(PERSON, "secret body text")
+    assert "20003" in str(refused.value) and "401" in str(refused.value)
+    for private in ("wrong-token-value", "secret body text", PERSON, PERSON[1:]):
+        assert private not in str(refused.value) and private not in repr(refused.value)
+
+
+def test_invalid_number_is_rejected_without_the_number_or_body_in_the_error(
+    twilio: TwilioStandIn,
+) -> None:
+    with pytest.raises(UpstreamRejected) as refused:
+        sender(twilio).send_text("4915112345678", "private words")
+    assert not isinstance(refused.value, UpstreamUnavailable)
+    assert "21211" in str(refused.value)
+    assert "4915112345678" not in str(refused.value) and "private words" not in str(refused.value)
+
+
+def test_unknown_template_is_rejected(twilio: TwilioStandIn) -> None:
+    with pytest.raises(UpstreamRejected, match="21655"):
+        sender(twilio).send_template(PERSON, "HX" + "e" * 32, {"1": "a"})
+
+
+def test_rate_limit_429_is_upstream_unavailable(twilio: TwilioStandIn) -> None:
+    whatsapp = sender(twilio)
+    for _ in range(2):
+        whatsapp.send_template(PERSON, TEMPLATE, {"1": "a", "2": "b"})
+    with pytest.raises(UpstreamUnavailable, match="20429") as throttled:
+        whatsapp.send_template(PERSON, TEMPLATE, {"1": "a", "2": "b"})
+    assert throttled.value.service == "twilio" and throttled.value.retry_after_s is None
+
+
+@pytest.mark.parametrize("status", [429, 500, 503])
+def test_throttling_and_server_errors_are_unavailable_with_retry_after(
+    twilio: TwilioStandIn, status: int
+) -> None:
+    twilio.fail_next(1, status=status, retry_after_s=7)
+    with pytest.raises(UpstreamUnavailable) as failed:
+        sender(twilio).send_template(PERSON, TEMPLATE, {"1": "a", "2": "b"})
+    assert failed.value.retry_after_s == 7.0
+    sender(twilio).send_template(PERSON, TEMPLATE, {"1": "a", "2": "b"})  # the next call goes
+
+
+def test_timeout_is_upstream_unavailable(twilio: TwilioStandIn) -> None:
+    twilio.fail_next(1, status=503, delay_s=2.0)
+    with pytest.raises(UpstreamUnavailable, match="Timeout"):
+        sender(twilio, timeout_s=0.3).send_text(PERSON, "hello")
+
+
+def test_connection_refused_is_upstream_unavailable() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    whatsapp = WhatsAppSender(ACCOUNT, TOKEN, BUSINESS, base_url=f"http://127.0.0.1:{closed_port}")
+    with pytest.raises(UpstreamUnavailable, match="ConnectionError"):
+        whatsapp.send_text(PERSON, "hello")
+
+
+def test_repr_shows_neither_token_nor_full_number(twilio: TwilioStandIn) -> None:
+    shown = repr(sender(twilio))
+    assert TOKEN not in shown and BUSINESS not in shown and ACCOUNT in shown
+
+
+def test_signature_of_an_inbound_message_validates_only_for_the_public_url_and_its_params(
+    twilio: TwilioStandIn, receiver: Receiver
+) -> None:
+    twilio.post_inbound(PERSON, "status SR-7")
+    _, signature, form = receiver.seen[0]
+    assert signature_valid(PUBLIC, form, signature, TOKEN)
+    assert not signature_valid(f"{receiver.url}/whatsapp/inbound", form, signature, TOKEN)
+    assert not signature_valid(PUBLIC, {**form, "Body": "status SR-8"}, signature, TOKEN)
+    assert not signature_valid(PUBLIC, form, signature, "another-token")
+    assert not signature_valid(PUBLIC, form, "", TOKEN)
+
+
+def test_forged_signature_does_not_validate(twilio: TwilioStandIn, receiver: Receiver) -> None:
+    twilio.post_inbound(PERSON, "hello", signature="Zm9yZ2Vk")
+    _, signature, form = receiver.seen[0]
+    assert signature == "Zm9yZ2Vk" and not signature_valid(PUBLIC, form, signature, TOKEN)

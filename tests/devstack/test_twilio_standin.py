@@ -1,0 +1,268 @@
+"""The Twilio stand-in through the official twilio client: answers, the 24-hour window, webhooks."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qsl
+
+import pytest
+import requests
+from twilio.base.exceptions import TwilioRestException
+from twilio.request_validator import RequestValidator
+from twilio.rest import Client
+
+from devstack.httpserver import LoopbackServer, Reply
+from devstack.twilio import TwilioStandIn
+
+ACCOUNT = "AC" + "0123456789abcdef" * 2
+TOKEN = "stand-in-auth-token"
+BUSINESS = "whatsapp:+14155238886"
+PERSON = "+4915112345678"
+TEMPLATE = "HX" + "b" * 32
+PUBLIC = "https://bridge.example.com/whatsapp/inbound?tenant=acme"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class Receiver(LoopbackServer):
+    """The app's side: records every form Twilio posts and answers `answer` (TwiML)."""
+
+    name = "webhook-receiver"
+
+    def __init__(self, answer: bytes = b"<Response/>") -> None:
+        super().__init__()
+        self.answer = answer
+        self.seen: list[tuple[str, str | None, dict[str, str]]] = []
+        """(path and query, X-Twilio-Signature, form) of every POST."""
+
+    def handle(self, method: str, raw_path: str, headers: Mapping[str, str], body: bytes) -> Reply:
+        form = dict(parse_qsl(body.decode(), keep_blank_values=True))
+        self.seen.append((raw_path, headers.get("X-Twilio-Signature"), form))
+        return Reply(200, self.answer, (("Content-Type", "text/xml"),))
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def twilio(clock: Clock) -> Iterator[TwilioStandIn]:
+    with TwilioStandIn(
+        ACCOUNT, TOKEN, business_number=BUSINESS, clock=clock, sender_mps=5
+    ) as running:
+        running.add_template(TEMPLATE, "Invoice {{1}} is due on {{2}}.")
+        yield running
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with Receiver() as running:
+        yield running
+
+
+def client(twilio: TwilioStandIn, token: str = TOKEN) -> Client:
+    made = Client(ACCOUNT, token)
+    made.api.base_url = twilio.base_url
+    return made
+
+
+def send(twilio: TwilioStandIn, **fields: str) -> Any:
+    return client(twilio).messages.create(from_=BUSINESS, to=f"whatsapp:{PERSON}", **fields)
+
+
+def test_create_answers_201_queued_then_fetch_shows_delivered_when_window_open(
+    twilio: TwilioStandIn,
+) -> None:
+    twilio.open_window(PERSON)
+    created = send(twilio, body="Your request SR-7 is resolved.")
+    assert re.fullmatch(r"SM[0-9a-f]{32}", created.sid)
+    assert created.status == "queued" and created.error_code is None
+    assert created.to == f"whatsapp:{PERSON}" and created.from_ == BUSINESS
+    assert created.body == "Your request SR-7 is resolved."
+    assert created.direction == "outbound-api" and created.account_sid == ACCOUNT
+    twilio.settle()
+    fetched = client(twilio).messages(created.sid).fetch()
+    assert fetched.status == "delivered" and fetched.error_code is None
+    assert twilio.inbox(PERSON) == ["Your request SR-7 is resolved."]
+
+
+def test_free_text_outside_window_is_accepted_then_fails_with_63016(
+    twilio: TwilioStandIn, clock: Clock
+) -> None:
+    twilio.open_window(PERSON)
+    clock.now += timedelta(hours=24)
+    created = send(twilio, body="Too late for free text")
+    assert created.status == "queued"  # no error at create time
+    twilio.settle()
+    fetched = client(twilio).messages(created.sid).fetch()
+    assert (fetched.status, fetched.error_code) == ("failed", 63016)
+    assert "outside the allowed window" in fetched.error_message
+    assert twilio.inbox(PERSON) == []
+
+
+def test_free_text_just_inside_the_window_is_delivered(twilio: TwilioStandIn, clock: Clock) -> None:
+    twilio.open_window(PERSON)
+    clock.now += timedelta(hours=23, minutes=59)
+    send(twilio, body="Still in time")
+    twilio.settle()
+    assert twilio.inbox(PERSON) == ["Still in time"]
+
+
+def test_template_outside_window_is_delivered_with_its_variables(twilio: TwilioStandIn) -> None:
+    created = send(twilio, content_sid=TEMPLATE, content_variables='{"1": "INV-42", "2": "5 Dec"}')
+    twilio.settle()
+    fetched = client(twilio).messages(created.sid).fetch()
+    assert fetched.status == "delivered"
+    assert twilio.inbox(PERSON) == ["Invoice INV-42 is due on 5 Dec."]
+    assert not twilio.window_open(PERSON)  # only the person writing opens the window
+
+
+@pytest.mark.parametrize(
+    ("fields", "code"),
+    [
+        ({"content_sid": "HX" + "c" * 32, "content_variables": '{"1": "a"}'}, 21655),
+        ({"content_sid": "not-a-content-sid"}, 21655),
+        ({"content_sid": TEMPLATE, "content_variables": "not json"}, 21656),
+        ({"content_sid": TEMPLATE, "content_variables": '{"1": "INV-1"}'}, 21656),
+        ({"content_variables": '{"1": "a"}', "body": "x"}, 21654),
+        ({"body": "x" * 1601}, 21617),
+    ],
+)
+def test_bad_template_or_body_is_refused_with_twilios_code(
+    twilio: TwilioStandIn, fields: dict[str, str], code: int
+) -> None:
+    with pytest.raises(TwilioRestException) as refused:
+        send(twilio, **fields)
+    assert (refused.value.status, refused.value.code) == (400, code)
+
+
+@pytest.mark.parametrize("to", [PERSON, "whatsapp:4915112345678", "whatsapp:+0151", "sms:+49151"])
+def test_to_that_is_not_whatsapp_e164_is_21211(twilio: TwilioStandIn, to: str) -> None:
+    with pytest.raises(TwilioRestException) as refused:
+        client(twilio).messages.create(from_=BUSINESS, to=to, body="hi")
+    assert (refused.value.status, refused.value.code) == (400, 21211)
+    assert twilio.outbound == {}
+
+
+def test_wrong_auth_token_is_401_with_code_20003(twilio: TwilioStandIn) -> None:
+    with pytest.raises(TwilioRestException) as refused:
+        client(twilio, token="wrong").messages.create(
+            from_=BUSINESS, to=f"whatsapp:{PERSON}", body="hi"
+        )
+    assert (refused.value.status, refused.value.code) == (401, 20003)
+    answer = requests.get(
+        f"{twilio.url}/2010-04-01/Accounts/{ACCOUNT}/Messages/SM1.json", timeout=5
+    )
+    assert answer.status_code == 401 and answer.json()["code"] == 20003
+    assert answer.headers["WWW-Authenticate"].startswith("Basic")
+
+
+def test_sender_over_its_rate_answers_429_with_20429_until_the_second_passes(
+    twilio: TwilioStandIn, clock: Clock
+) -> None:
+    for _ in range(5):
+        send(twilio, content_sid=TEMPLATE, content_variables='{"1": "a", "2": "b"}')
+    with pytest.raises(TwilioRestException) as refused:
+        send(twilio, content_sid=TEMPLATE, content_variables='{"1": "a", "2": "b"}')
+    assert (refused.value.status, refused.value.code) == (429, 20429)
+    clock.now += timedelta(seconds=1)
+    send(twilio, content_sid=TEMPLATE, content_variables='{"1": "a", "2": "b"}')
+    assert len(twilio.outbound[PERSON]) == 6
+
+
+def test_injected_faults_fail_exactly_the_next_calls(twilio: TwilioStandIn) -> None:
+    twilio.fail_next(2, status=503, retry_after_s=3)
+    for _ in range(2):
+        with pytest.raises(TwilioRestException) as refused:
+            send(twilio, content_sid=TEMPLATE, content_variables='{"1": "a", "2": "b"}')
+        assert (refused.value.status, refused.value.code) == (503, 20503)
+    send(twilio, content_sid=TEMPLATE, content_variables='{"1": "a", "2": "b"}')
+    assert twilio.refused == [(503, 20503), (503, 20503)]
+
+
+def test_status_callbacks_are_signed_and_reach_the_app_behind_its_public_url(
+    twilio: TwilioStandIn, receiver: Receiver, clock: Clock
+) -> None:
+    twilio.set_webhook(f"{receiver.url}/whatsapp/inbound", public_url=PUBLIC)
+    callback = "https://bridge.example.com/whatsapp/status?tenant=acme"
+    twilio.open_window(PERSON)
+    send(twilio, body="in time", status_callback=callback)
+    clock.now += timedelta(days=2)
+    late = send(twilio, body="late", status_callback=callback)
+    twilio.settle()
+    statuses = [(form["MessageStatus"], form.get("ErrorCode")) for _, _, form in receiver.seen]
+    assert statuses == [("sent", None), ("delivered", None), ("failed", "63016")]
+    path, signature, form = receiver.seen[-1]
+    assert path == "/whatsapp/status?tenant=acme" and form["MessageSid"] == late.sid
+    assert RequestValidator(TOKEN).validate(callback, form, signature)
+
+
+def test_post_inbound_signs_twilios_form_over_the_public_url(
+    twilio: TwilioStandIn, receiver: Receiver
+) -> None:
+    twilio.set_webhook(f"{receiver.url}/whatsapp/inbound?tenant=acme", public_url=PUBLIC)
+    answer = twilio.post_inbound(PERSON, "status SR-7", profile_name="Ada")
+    assert answer.status_code == 200
+    path, signature, form = receiver.seen[0]
+    assert path == "/whatsapp/inbound?tenant=acme"
+    assert form["From"] == f"whatsapp:{PERSON}" and form["To"] == BUSINESS
+    assert form["Body"] == "status SR-7" and form["ProfileName"] == "Ada"
+    assert form["WaId"] == PERSON[1:] and form["NumMedia"] == "0"
+    assert form["AccountSid"] == ACCOUNT and re.fullmatch(r"SM[0-9a-f]{32}", form["MessageSid"])
+    validator = RequestValidator(TOKEN)
+    assert validator.validate(PUBLIC, form, signature)
+    assert not validator.validate(f"{receiver.url}/whatsapp/inbound?tenant=acme", form, signature)
+    assert not validator.validate(PUBLIC, {**form, "Body": "status SR-8"}, signature)
+
+
+def test_post_inbound_sends_an_overridden_signature_as_given(
+    twilio: TwilioStandIn, receiver: Receiver
+) -> None:
+    twilio.set_webhook(f"{receiver.url}/in")
+    twilio.post_inbound(PERSON, "hi", signature="forged")
+    assert receiver.seen[0][1] == "forged"
+
+
+def test_post_inbound_opens_the_window_for_free_text(
+    twilio: TwilioStandIn, receiver: Receiver, clock: Clock
+) -> None:
+    twilio.set_webhook(f"{receiver.url}/in")
+    clock.now += timedelta(days=30)
+    twilio.post_inbound(PERSON, "hello")
+    send(twilio, body="Hello Ada")
+    twilio.settle()
+    assert twilio.inbox(PERSON) == ["Hello Ada"]
+    assert [m.body for m in twilio.inbound] == ["hello"]
+
+
+def test_inbound_media_is_served_at_its_media_url(
+    twilio: TwilioStandIn, receiver: Receiver
+) -> None:
+    twilio.set_webhook(f"{receiver.url}/in")
+    twilio.post_inbound(PERSON, "", media=[(b"\xff\xd8 site photo", "image/jpeg")])
+    form = receiver.seen[0][2]
+    assert form["NumMedia"] == "1" and form["MediaContentType0"] == "image/jpeg"
+    assert form["MessageSid"].startswith("MM")
+    photo = requests.get(form["MediaUrl0"], timeout=5)
+    assert photo.content == b"\xff\xd8 site photo"
+
+
+def test_twiml_message_in_the_webhook_answer_reaches_the_person(twilio: TwilioStandIn) -> None:
+    with Receiver(
+        b"<?xml version='1.0'?><Response><Message>Got it: SR-9</Message></Response>"
+    ) as app:
+        twilio.set_webhook(f"{app.url}/in")
+        twilio.post_inbound(PERSON, "new request")
+        twilio.settle()
+    assert twilio.inbox(PERSON) == ["Got it: SR-9"]
+    assert twilio.outbound[PERSON][0].direction == "outbound-reply"
