@@ -19,7 +19,7 @@ JSON body {code, message, more_info, status}. What the stand-in keeps from Twili
   undelivered messages" article: invalid API requests get 400 with 2xxxx codes, channel errors land
   on the message record. Only inbound messages open the window; templates (ContentSid) go any time.
 - Status callbacks are not sent for the initial status; then sent, delivered (or failed), form-encoded
-  and signed like inbound webhooks.
+  and signed like inbound webhooks. Inbound media is served without auth (Twilio's "HTTP Basic Auth for media" off).
 - 429 with code 20429 ("safe to retry"): Twilio answers it for too many concurrent API requests of an
   account, and queues messages beyond a sender's throughput. The stand-in simplifies both into one
   configurable limit of messages per second per sender (`sender_mps`), answered with 20429.
@@ -274,6 +274,7 @@ class TwilioStandIn(LoopbackServer):
         """Wait until every accepted message is delivered or failed and its callbacks are made."""
         with self._lock:
             pending = list(self._deliveries)
+            self._deliveries = [future for future in pending if not future.done()]
         done, not_done = wait_for(pending, timeout=timeout_s)
         if not_done:
             raise TimeoutError(f"{len(not_done)} deliveries still pending")
@@ -563,10 +564,11 @@ class TwilioStandIn(LoopbackServer):
                 if status == "sent":
                     message.date_sent = message.date_updated
                 callback = message.status_callback
+                params = self._status_params(message)
             if callback:
-                self._status_callback(message, callback)
+                self._status_callback(callback, params)
 
-    def _status_callback(self, message: Message, url: str) -> None:
+    def _status_params(self, message: Message) -> dict[str, str]:
         params = {
             "SmsSid": message.sid,
             "SmsStatus": message.status,
@@ -585,6 +587,9 @@ class TwilioStandIn(LoopbackServer):
         if message.error_code is not None:
             params["ErrorCode"] = str(message.error_code)
             params["ErrorMessage"] = message.error_message or ""
+        return params
+
+    def _status_callback(self, url: str, params: Mapping[str, str]) -> None:
         try:
             answer: int | None = self._post_signed(self._local(url), url, params, None).status_code
         except requests.RequestException:
