@@ -268,9 +268,9 @@ class Site:
     ) -> list[Reply]:
         return (bot or self.bot()).handle(self.update({"text": text}, sender=sender, chat=chat))
 
-    def say(self, text: str, **where: int) -> str:
+    def say(self, text: str, *, sender: int = ENGINEER_ID, chat: int | None = None) -> str:
         """The one reply's text."""
-        replies = self.send(text, **where)
+        replies = self.send(text, sender=sender, chat=chat)
         assert len(replies) == 1, replies
         assert len(replies[0].text.encode("utf-16-le")) // 2 <= TEXT_LIMIT
         return replies[0].text
