@@ -1,5 +1,6 @@
-"""ERPNext's REST API v1 (Frappe) through requests: documents, optimistic saves, keyset-stable lists
-and streamed files, with every failure translated into the bridge's error tree.
+"""ERPNext's REST API v1 (Frappe) through requests: documents, optimistic saves, keyset-stable lists,
+counts, whitelisted methods, uploads and streamed files, with every failure translated into the
+bridge's error tree.
 
     no answer, timeout, 408, 429, 5xx -> UpstreamUnavailable (retry later)
     401 (key or secret wrong)         -> ConfigurationError (the instance is wrong, not the event)
@@ -31,6 +32,8 @@ FILE_CHUNK_BYTES = 1024 * 1024
 MESSAGE_CHARS = 300
 KEYSET_ORDER = "modified asc, name asc"
 Filter = tuple[str, str, object]
+ChildFilter = tuple[str, str, str, object]
+"""(child doctype, field, operator, value): parents with a child row matching (Frappe joins)."""
 
 _TAGS = re.compile(r"<[^>]+>")
 
@@ -207,7 +210,7 @@ class ErpNextClient:
         self,
         doctype: str,
         fields: list[str],
-        filters: Sequence[Filter],
+        filters: Sequence[Filter | ChildFilter],
         *,
         order_by: str,
         start: int,
@@ -215,9 +218,7 @@ class ErpNextClient:
     ) -> list[Mapping[str, Json]]:
         params = {
             "fields": json.dumps(fields),
-            "filters": json.dumps(
-                [[doctype, field, op, value] for field, op, value in filters], default=str
-            ),
+            "filters": json.dumps(_filter_rows(doctype, filters), default=str),
             "order_by": order_by,
             "limit_start": str(start),
             "limit_page_length": str(page_length),
@@ -229,7 +230,88 @@ class ErpNextClient:
             )
         return cast(list[Mapping[str, Json]], data)
 
+    def list_docs(
+        self,
+        doctype: str,
+        *,
+        fields: Sequence[str],
+        filters: Sequence[Filter | ChildFilter] = (),
+        order_by: str = "modified desc",
+        limit: int = 20,
+    ) -> list[Mapping[str, Json]]:
+        """One page of at most `limit` matching documents with `fields` (no child tables).
+
+        A four-part filter names a child doctype (`("Contact Phone", "phone", "like", "%1%")`):
+        Frappe keeps the parents with a child row that matches. For every row of a large set use
+        `iter_docs`.
+        """
+        if limit < 1:
+            raise ValueError("limit must be at least 1 (Frappe reads 0 as 'every row')")
+        return self._list(
+            doctype, list(fields), filters, order_by=order_by, start=0, page_length=limit
+        )
+
+    def count(self, doctype: str, filters: Sequence[Filter | ChildFilter] = ()) -> int:
+        """How many documents match (frappe.client.get_count), without reading them."""
+        answer = self.call_method(
+            "frappe.client.get_count",
+            {
+                "doctype": doctype,
+                "filters": json.dumps(_filter_rows(doctype, filters), default=str),
+            },
+        )
+        if isinstance(answer, bool) or not isinstance(answer, int):
+            raise UpstreamUnavailable(
+                f"erpnext count {doctype}: the answer is not a number", service=SERVICE
+            )
+        return answer
+
+    def call_method(
+        self,
+        method: str,
+        params: Mapping[str, str] | None = None,
+        *,
+        post: Mapping[str, Json] | None = None,
+    ) -> Json:
+        """A whitelisted method's `message`: GET with `params`, or POST `post` as a JSON body."""
+        path = "/api/method/" + quote(method, safe=".")
+        if post is None:
+            answer = self._call("GET", path, params=params)
+        else:
+            answer = self._call("POST", path, params=params, json_body=post)
+        return answer.get("message")
+
     # -- files ----------------------------------------------------------------------------------
+    def upload_file(
+        self,
+        doctype: str,
+        name: str,
+        filename: str,
+        content: bytes,
+        *,
+        is_private: bool = True,
+        folder: str | None = None,
+    ) -> Mapping[str, Json]:
+        """Attach `content` to a document as a new File (Frappe's `upload_file`, multipart) and
+        return the File document. It fires the File's after_insert webhooks like any upload.
+
+        Frappe does not check that the document exists: check first where that matters."""
+        form = {"doctype": doctype, "docname": name, "is_private": "1" if is_private else "0"}
+        if folder is not None:
+            form["folder"] = folder
+        answer = self._call(
+            "POST",
+            "/api/method/upload_file",
+            form=form,
+            files={"file": (filename, content, "application/octet-stream")},
+        )
+        message = answer.get("message")
+        if not isinstance(message, dict):
+            raise UpstreamUnavailable(
+                "erpnext upload_file: the answer has no File", service=SERVICE
+            )
+        return message
+
     @contextmanager
     def stream_file(
         self, file_url: str, chunk_size: int = FILE_CHUNK_BYTES
@@ -274,6 +356,8 @@ class ErpNextClient:
         *,
         params: Mapping[str, str] | None = None,
         json_body: Mapping[str, Json] | None = None,
+        form: Mapping[str, str] | None = None,
+        files: Mapping[str, tuple[str, bytes, str]] | None = None,
     ) -> dict[str, Json]:
         what = f"{method} {path[:120]}"
         with self._translated(what):
@@ -282,6 +366,8 @@ class ErpNextClient:
                 self.url + path,
                 params=params,
                 json=json_body,
+                data=form,
+                files=files,
                 headers=self._headers(),
                 timeout=self._timeout_s,
             )
@@ -314,6 +400,13 @@ class ErpNextClient:
 def _resource(doctype: str, name: str | None = None) -> str:
     path = "/api/resource/" + quote(doctype, safe="")
     return path if name is None else path + "/" + quote(name, safe="")
+
+
+def _filter_rows(doctype: str, filters: Sequence[Filter | ChildFilter]) -> list[list[object]]:
+    """Frappe's list form: `[doctype, field, op, value]`, the child doctype where one is named."""
+    return [
+        [doctype, *condition] if len(condition) == 3 else list(condition) for condition in filters
+    ]
 
 
 def _document(answer: Mapping[str, Json]) -> Mapping[str, Json]:

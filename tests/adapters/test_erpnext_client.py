@@ -300,3 +300,90 @@ def test_wrong_secret_raises_configuration_error_that_never_shows_a_secret(
     assert wrong not in str(caught.value) and wrong not in repr(caught.value)
     assert caught.value.__cause__ is None and caught.value.__suppress_context__
     assert wrong not in repr(client) and KEY in repr(client)
+
+
+# -- pages, counts, methods, uploads ---------------------------------------------------------------
+
+
+def test_list_docs_reads_one_page_by_fields_order_and_limit(
+    erp: ErpNextStandIn, client: ErpNextClient
+) -> None:
+    for total in (10, 40, 20, 30):
+        erp.insert(INVOICE, {"customer": "Acme Builders", "grand_total": total})
+
+    rows = client.list_docs(
+        INVOICE,
+        fields=["grand_total"],
+        filters=[("grand_total", ">", 10)],
+        order_by="grand_total desc",
+        limit=2,
+    )
+
+    assert rows == [{"grand_total": 40}, {"grand_total": 30}]
+
+
+def test_list_docs_filters_parents_by_child_rows_when_a_child_doctype_is_named(
+    erp: ErpNextStandIn, client: ErpNextClient
+) -> None:
+    for first, customer in (("Ann", "Acme Builders"), ("Bo", "Blue River Foods")):
+        links = [{"link_doctype": "Customer", "link_name": customer}]
+        erp.insert("Contact", {"first_name": first, "links": links})
+
+    rows = client.list_docs(
+        "Contact",
+        fields=["name"],
+        filters=[("Dynamic Link", "link_name", "=", "Blue River Foods"), ("first_name", "!=", "")],
+    )
+
+    assert rows == [{"name": "Bo-Blue River Foods"}]
+
+
+def test_list_docs_refuses_a_limit_below_one(client: ErpNextClient) -> None:
+    with pytest.raises(ValueError, match="limit"):
+        client.list_docs(INVOICE, fields=["name"], limit=0)
+
+
+def test_count_counts_without_listing_when_filters_are_given(
+    erp: ErpNextStandIn, client: ErpNextClient
+) -> None:
+    new_invoices(erp, 5)
+
+    assert client.count(INVOICE, [("grand_total", ">=", 3)]) == 2
+    assert client.count(INVOICE) == 5
+    assert list_calls(erp) == 0
+
+
+def test_call_method_returns_the_message_and_raises_not_found_for_an_unknown_method(
+    client: ErpNextClient,
+) -> None:
+    assert client.call_method("frappe.auth.get_logged_user") == "Administrator"
+    with pytest.raises(NotFound, match="HTTP 404"):
+        client.call_method("frappe.no_such_method", post={"x": 1})
+
+
+def test_upload_file_attaches_a_private_file_with_exact_bytes(
+    erp: ErpNextStandIn, client: ErpNextClient
+) -> None:
+    content = bytes(range(256)) * 40
+
+    uploaded = client.upload_file("Issue", "ISS-2026-00001", "pump photo.jpg", content)
+
+    assert uploaded["file_url"] == "/private/files/pump photo.jpg"
+    assert (uploaded["attached_to_doctype"], uploaded["attached_to_name"]) == (
+        "Issue",
+        "ISS-2026-00001",
+    )
+    with client.stream_file(str(uploaded["file_url"])) as chunks:
+        assert b"".join(chunks) == content
+
+
+def test_upload_file_raises_unavailable_without_the_secret_when_erpnext_fails(
+    erp: ErpNextStandIn, client: ErpNextClient
+) -> None:
+    erp.faults.fail_next(1, status=503, path_prefix="/api/method/upload_file")
+
+    with pytest.raises(UpstreamUnavailable, match="HTTP 503") as caught:
+        client.upload_file("Issue", "ISS-1", "a.txt", b"a", is_private=False)
+
+    assert SECRET not in str(caught.value)
+    assert erp.all("File") == []
