@@ -87,7 +87,19 @@ class Redemption:
 
 
 class BotStore(ChatLinks, Protocol):
-    """The bot's memory, shared by every instance."""
+    """The bot's memory, shared by every instance.
+
+    How a webhook answers one update exactly once (FirestoreBotStore says why it is so):
+
+        first_time(update_id) is False -> answer 200: a duplicate; ClaimHeld -> answer 503
+        replies = bot.handle(update), then send them
+        a Retryable error on the way -> forget_update(update_id), answer 503: Telegram redelivers
+        otherwise (a Permanent send error too) -> mark_handled(update_id), answer 200
+
+    Handling a redelivery again is safe: /set_status is idempotent, a confirmed /new_request
+    has left no conversation to confirm twice, a photo is attached once per file_unique_id,
+    and a redeemed code answers "already linked".
+    """
 
     def create_link_code(self, user: str, *, now: datetime, lifetime: timedelta) -> str:
         """A new one-time code for `user`: <= 64 chars of A-Z a-z 0-9 _ -, unguessable."""
@@ -515,7 +527,8 @@ class TelegramBot:
         # Cleared only once ERPNext has the request: after an ERPNext error "yes" tries again.
         self._store.clear_conversation(message.chat_id, message.sender)
         logs.log_event(log, logging.INFO, "request created", request=created.id)
-        return f"Created <b>{html.escape(created.id)}</b>: {html.escape(created.subject)}."
+        subject = html.escape(_short(created.subject, 300))
+        return f"Created <b>{html.escape(created.id)}</b>: {subject}."
 
     def _on_photo(self, message: _Message) -> str | None:
         conversation = self._store.get_conversation(
