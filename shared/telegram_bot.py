@@ -587,7 +587,9 @@ class TelegramBot:
 
     def _require(self, user: str, allowed: frozenset[str], command: str) -> None:
         """Roles are read from ERPNext on every use: a role taken away there counts at once."""
-        roles = self._ask(lambda: self._desk.roles_of(user))
+        roles = self._ask(
+            lambda: self._desk.roles_of(user), missing=f"ERPNext has no user {html.escape(user)}."
+        )
         if not roles & allowed:
             raise _Refusal(f"Your ERPNext roles do not allow {command}.")
 
