@@ -34,8 +34,13 @@ class ErpNextDirectory:
     def user_full_name(self, user_id: str) -> str | None:
         return self._cached("User", user_id, lambda doc: _text(doc.get("full_name")))
 
+    def project_manager_user(self, project: str) -> str | None:
+        """The project manager's user id (email)."""
+        return self._cached("Project", project, lambda doc: _text(doc.get(self.manager_field)))
+
     def project_manager(self, project: str) -> str | None:
-        manager = self._cached("Project", project, lambda doc: _text(doc.get(self.manager_field)))
+        """The project manager's full name (the user id when the user has none)."""
+        manager = self.project_manager_user(project)
         if manager is None:
             return None
         return self.user_full_name(manager) or manager

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
+from shared.core.alerts import Alert
 from shared.core.claims import ClaimOutcome
 from shared.core.envelope import Envelope, Json
 from shared.core.executions import RunCounts, SyncExecution
@@ -254,3 +255,42 @@ class ChatLinks(Protocol):
     def chat_of(self, user: str) -> int | None: ...
 
     def user_of(self, chat_id: int) -> str | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedAlert:
+    """An alert waiting in the outbox: `not_before` (epoch seconds) after a throttle or failure."""
+
+    alert: Alert
+    not_before: float = 0.0
+    attempts: int = 0
+
+
+class AlertOutbox(Protocol):
+    """Every alert once (its key), queued until sent; the record stays to refuse a second one."""
+
+    def put(self, alerts: Sequence[Alert], *, now: datetime) -> int:
+        """Queue the alerts not seen before; how many were new."""
+        ...
+
+    def pending(self, limit: int) -> list[QueuedAlert]:
+        """Oldest first."""
+        ...
+
+    def mark_sent(self, key: str, message_id: str, *, now: datetime) -> None: ...
+
+    def mark_failed(self, key: str, reason: str, *, now: datetime) -> None: ...
+
+    def defer(self, key: str, *, not_before: float, attempts: int) -> None: ...
+
+    def recent_sent(self, since: datetime) -> list[tuple[str, str, float]]:
+        """(channel, destination, epoch seconds) of alerts sent since `since`, by any instance."""
+        ...
+
+
+class WhatsAppSessions(Protocol):
+    """When each number last wrote to us: WhatsApp's 24-hour window for free-form messages."""
+
+    def last_inbound(self, phone: str) -> datetime | None: ...
+
+    def record_inbound(self, phone: str, *, now: datetime) -> None: ...

@@ -6,6 +6,7 @@ FIRESTORE_EMULATOR_HOST by itself. No google exception leaves this module.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -20,6 +21,7 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from shared.adapters.gcp_errors import GOOGLE_FAILURES, TRANSIENT, describe
+from shared.core.alerts import Alert
 from shared.core.claims import (
     Claim,
     ClaimOutcome,
@@ -35,13 +37,16 @@ from shared.core.invoice_rows import coalesce
 from shared.core.versions import parse_modified
 from shared.errors import ClaimHeld, UpstreamRejected, UpstreamUnavailable
 from shared.ports import (
+    AlertOutbox,
     FolderClaim,
     FolderRegistry,
     Lease,
+    QueuedAlert,
     QueuedChange,
     SheetOutbox,
     SyncExecutionLog,
     Watermarks,
+    WhatsAppSessions,
 )
 
 SERVICE = "firestore"
@@ -54,6 +59,9 @@ LEASES = "leases"
 SYNC_EXECUTIONS = "sync_executions"
 WATERMARKS = "watermarks"
 DRIVE_FOLDERS = "drive_folders"
+ALERTS = "alerts"
+ALERT_QUEUE = "alert_queue"
+WHATSAPP_SESSIONS = "whatsapp_sessions"
 
 DEFAULT_TIMEOUT_S = 10.0
 DEFAULT_RETENTION = timedelta(days=7)
@@ -167,6 +175,9 @@ class FirestoreStores:
         self.executions: SyncExecutionLog = FirestoreSyncExecutionLog(self.connection)
         self.watermarks: Watermarks = FirestoreWatermarks(self.connection)
         self.drive_folders: FolderRegistry = FirestoreFolderRegistry(self.connection)
+        self.alerts: AlertOutbox = FirestoreAlertOutbox(self.connection, retention=retention)
+        self.alert_drain_lease: Lease = FirestoreLease(self.connection, "alert-drain")
+        self.whatsapp_sessions: WhatsAppSessions = FirestoreWhatsAppSessions(self.connection)
 
 
 @contextmanager
@@ -748,3 +759,158 @@ class FirestoreWatermarks:
 
         with translated("advance watermark"):
             self._connection.swap(self._connection.collection(WATERMARKS).document(key), decide)
+
+
+# ---- the alert outbox and WhatsApp sessions ----------------------------------------------------
+
+
+class FirestoreAlertOutbox:
+    """`alerts/{hash of key}` remembers every alert (its state: queued, sent, failed) so a second
+    one is refused; `alert_queue/{same}` holds those still to send. Both are written together in
+    one batch, so an alert is never remembered without being queued."""
+
+    def __init__(self, connection: FirestoreConnection, *, retention: timedelta) -> None:
+        self._connection = connection
+        self._retention = retention
+
+    def _id(self, key: str) -> str:
+        return hashlib.sha256(key.encode()).hexdigest()[:40]
+
+    def _pair(self, key: str) -> tuple[firestore.DocumentReference, firestore.DocumentReference]:
+        doc_id = self._id(key)
+        return (
+            self._connection.collection(ALERTS).document(doc_id),
+            self._connection.collection(ALERT_QUEUE).document(doc_id),
+        )
+
+    def put(self, alerts: Sequence[Alert], *, now: datetime) -> int:
+        new = 0
+        with translated("queue alerts"):
+            for alert in alerts:
+                record, queued = self._pair(alert.key)
+                fields: Record = {
+                    "key": alert.key,
+                    "rule": alert.rule,
+                    "channel": alert.channel,
+                    "to": alert.to,
+                    "text": alert.text,
+                    "event_id": alert.event_id,
+                    "entity": alert.entity,
+                    "content_sid": alert.content_sid,
+                    "content_variables": dict(alert.content_variables),
+                    "created_at": now,
+                }
+                batch = self._connection.client().batch()
+                batch.create(
+                    record, {**fields, "state": "queued", "expire_at": now + self._retention}
+                )
+                batch.create(queued, {**fields, "not_before": 0.0, "attempts": 0})
+                try:
+                    batch.commit(retry=self._connection.retry, timeout=self._connection.timeout_s)
+                    new += 1
+                except google_errors.AlreadyExists:
+                    pass  # the same alert, from a redelivery or another instance
+        return new
+
+    def pending(self, limit: int) -> list[QueuedAlert]:
+        query = self._connection.collection(ALERT_QUEUE).order_by("created_at").limit(limit)
+        with translated("read alert queue"):
+            snapshots = list(
+                query.stream(retry=self._connection.retry, timeout=self._connection.timeout_s)
+            )
+        return [_queued_alert(snapshot.to_dict() or {}) for snapshot in snapshots]
+
+    def _settle(self, key: str, fields: Record) -> None:
+        record, queued = self._pair(key)
+        batch = self._connection.client().batch()
+        batch.update(record, fields)
+        batch.delete(queued)
+        batch.commit(retry=self._connection.retry, timeout=self._connection.timeout_s)
+
+    def mark_sent(self, key: str, message_id: str, *, now: datetime) -> None:
+        with translated("mark alert sent"):
+            self._settle(key, {"state": "sent", "sent_at": now, "message_id": message_id})
+
+    def mark_failed(self, key: str, reason: str, *, now: datetime) -> None:
+        with translated("mark alert failed"):
+            self._settle(key, {"state": "failed", "failed_at": now, "reason": reason[:500]})
+
+    def defer(self, key: str, *, not_before: float, attempts: int) -> None:
+        _, queued = self._pair(key)
+        # NotFound: settled meanwhile.
+        with translated("defer alert"), contextlib.suppress(google_errors.NotFound):
+            queued.update(
+                {"not_before": not_before, "attempts": attempts},
+                retry=self._connection.retry,
+                timeout=self._connection.timeout_s,
+            )
+
+    def recent_sent(self, since: datetime) -> list[tuple[str, str, float]]:
+        query = self._connection.collection(ALERTS).where(
+            filter=FieldFilter("sent_at", ">=", since)
+        )
+        with translated("read recent alerts"):
+            snapshots = list(
+                query.stream(retry=self._connection.retry, timeout=self._connection.timeout_s)
+            )
+        recent = []
+        for snapshot in snapshots:
+            fields = snapshot.to_dict() or {}
+            sent_at = fields.get("sent_at")
+            if isinstance(sent_at, datetime):
+                recent.append((str(fields["channel"]), str(fields["to"]), sent_at.timestamp()))
+        return recent
+
+    def records(self) -> list[Record]:
+        """Every remembered alert (tests, the demo)."""
+        with translated("read alerts"):
+            return [
+                _with_id(snapshot)
+                for snapshot in self._connection.collection(ALERTS).stream(
+                    retry=self._connection.retry, timeout=self._connection.timeout_s
+                )
+            ]
+
+
+def _queued_alert(fields: Record) -> QueuedAlert:
+    variables = fields.get("content_variables")
+    alert = Alert(
+        key=str(fields["key"]),
+        rule=str(fields["rule"]),
+        channel="whatsapp" if fields.get("channel") == "whatsapp" else "telegram",
+        to=str(fields["to"]),
+        text=str(fields["text"]),
+        event_id=str(fields.get("event_id", "")),
+        entity=str(fields.get("entity", "")),
+        content_sid=cast(str | None, fields.get("content_sid")),
+        content_variables=cast(dict[str, str], variables) if isinstance(variables, dict) else {},
+    )
+    return QueuedAlert(
+        alert,
+        not_before=float(cast(float, fields.get("not_before") or 0.0)),
+        attempts=_int(fields, "attempts"),
+    )
+
+
+class FirestoreWhatsAppSessions:
+    """`whatsapp_sessions/{number}`: when the number last wrote to us."""
+
+    def __init__(self, connection: FirestoreConnection) -> None:
+        self._connection = connection
+
+    def _document(self, phone: str) -> firestore.DocumentReference:
+        return self._connection.collection(WHATSAPP_SESSIONS).document(phone)
+
+    def last_inbound(self, phone: str) -> datetime | None:
+        with translated("read whatsapp session"):
+            fields = _snapshot_fields(self._connection.read(self._document(phone)))
+        value = (fields or {}).get("last_inbound_at")
+        return value if isinstance(value, datetime) else None
+
+    def record_inbound(self, phone: str, *, now: datetime) -> None:
+        with translated("record whatsapp session"):
+            self._document(phone).set(
+                {"last_inbound_at": now, "expire_at": now + timedelta(days=2)},
+                retry=self._connection.retry,
+                timeout=self._connection.timeout_s,
+            )

@@ -1,0 +1,154 @@
+"""Telegram through python-telegram-bot: messages and photo downloads, errors into the tree.
+
+PTB 22 is async-only and a Bot must not outlive its event loop (FACTS.md), so every loop opens
+its own `session()`; the synchronous helpers run one short loop each. The token is part of every
+URL Telegram serves: it never reaches a message, a log or a repr.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import AsyncIterator, Iterable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+
+from telegram import Bot
+from telegram.constants import ParseMode
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Forbidden,
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+    TimedOut,
+)
+from telegram.request import HTTPXRequest
+
+from shared.errors import UpstreamRejected, UpstreamUnavailable
+
+SERVICE = "telegram"
+PHOTO_LIMIT_BYTES = 20 * 1024 * 1024
+"""Bots may download files up to 20 MB."""
+
+
+class ChatMoved(UpstreamRejected):
+    """A group became a supergroup: Telegram names the chat's new id."""
+
+    def __init__(self, new_chat_id: int) -> None:
+        super().__init__("the group was upgraded to a supergroup with a new id", service=SERVICE)
+        self.new_chat_id = new_chat_id
+
+
+@dataclass(frozen=True)
+class TelegramApi:
+    token: str
+    base_url: str | None = None
+    """A local stand-in's `<url>/bot`; Telegram's own when None."""
+    base_file_url: str | None = None
+    timeout_s: float = 20.0
+    connections: int = 16
+
+    def __repr__(self) -> str:
+        return f"TelegramApi(base_url={self.base_url!r})"
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[TelegramSession]:
+        request = HTTPXRequest(
+            connection_pool_size=self.connections,
+            read_timeout=self.timeout_s,
+            write_timeout=self.timeout_s,
+            connect_timeout=min(self.timeout_s, 10.0),
+            pool_timeout=self.timeout_s,
+        )
+        bot = Bot(
+            self.token,
+            base_url=self.base_url or "https://api.telegram.org/bot",
+            base_file_url=self.base_file_url or "https://api.telegram.org/file/bot",
+            request=request,
+            get_updates_request=request,
+        )
+        try:
+            async with bot:
+                yield TelegramSession(bot)
+        except InvalidToken:
+            raise UpstreamRejected("the bot token was refused", service=SERVICE) from None
+
+    def send_all(self, messages: Iterable[tuple[int, str]]) -> list[int]:
+        """Send (chat, HTML text) pairs in order, waiting out a retry_after once each."""
+
+        async def run() -> list[int]:
+            sent = []
+            async with self.session() as telegram:
+                for chat, text in messages:
+                    try:
+                        sent.append(await telegram.send(chat, text))
+                    except UpstreamUnavailable as exc:
+                        if exc.retry_after_s is None or exc.retry_after_s > 10:
+                            raise
+                        await asyncio.sleep(exc.retry_after_s)
+                        sent.append(await telegram.send(chat, text))
+            return sent
+
+        return asyncio.run(run())
+
+    def download(self, file_id: str) -> bytes:
+        """A file a person sent (a photo), refused above Telegram's 20 MB bot limit."""
+
+        async def run() -> bytes:
+            async with self.session() as telegram:
+                return await telegram.download(file_id)
+
+        return asyncio.run(run())
+
+
+@dataclass(frozen=True)
+class TelegramSession:
+    bot: Bot
+
+    async def send(self, chat: int, text: str) -> int:
+        """Send HTML text; the message id. Raises UpstreamUnavailable (retry_after_s on 429),
+        ChatMoved, or UpstreamRejected."""
+        with _translated("send a message"):
+            message = await self.bot.send_message(
+                chat, text, parse_mode=ParseMode.HTML, disable_web_page_preview=True
+            )
+        return message.message_id
+
+    async def download(self, file_id: str) -> bytes:
+        with _translated("download a file"):
+            file = await self.bot.get_file(file_id)
+            if file.file_size and file.file_size > PHOTO_LIMIT_BYTES:
+                raise UpstreamRejected("the file is larger than 20 MB", service=SERVICE)
+            return bytes(await file.download_as_bytearray())
+
+
+@contextmanager
+def _translated(what: str) -> Iterator[None]:
+    """PTB's errors into ours, without the request (whose URL holds the token)."""
+    try:
+        yield
+    except RetryAfter as exc:
+        wait = exc.retry_after
+        seconds = wait.total_seconds() if isinstance(wait, dt.timedelta) else float(wait)
+        raise UpstreamUnavailable(
+            f"telegram throttled {what}; retry after {seconds:g} s",
+            service=SERVICE,
+            retry_after_s=seconds,
+        ) from None
+    except ChatMigrated as exc:
+        raise ChatMoved(exc.new_chat_id) from None
+    except (BadRequest, Forbidden) as exc:  # BadRequest is a NetworkError in PTB: first
+        raise UpstreamRejected(
+            f"telegram refused to {what}: {exc.message}", service=SERVICE
+        ) from None
+    except (TimedOut, NetworkError) as exc:
+        raise UpstreamUnavailable(
+            f"telegram did not answer to {what} ({type(exc).__name__})", service=SERVICE
+        ) from None
+    except TelegramError as exc:
+        raise UpstreamRejected(
+            f"telegram refused to {what}: {exc.message}", service=SERVICE
+        ) from None

@@ -1,0 +1,477 @@
+"""Alerts from ERPNext events to Telegram and WhatsApp: each once, within each channel's limits.
+
+A delivery turns its event into alerts by the rules (shared/core/alerts.py) and queues the new
+ones in the outbox, whose key makes a redelivered event or a second instance add nothing. Then it
+tries to become the one drainer (a lease): the drainer sends what is queued, paced below
+Telegram's limits (shared/core/pacing.py, primed with what was sent in the last minute by anyone),
+honours a retry_after, and marks each alert sent. A failure becomes an error record, never a
+block on ERPNext; a backlog longer than one call's budget is taken up by the next delivery or the
+scheduled drain. An instance that dies between a send and its mark may send that one alert again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections import OrderedDict, deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from shared import logs
+from shared.adapters.telegram import ChatMoved, TelegramApi, TelegramSession
+from shared.core.alerts import (
+    TELEGRAM_TEXT_LIMIT,
+    WHATSAPP_TEXT_LIMIT,
+    Alert,
+    AlertNames,
+    Channel,
+    Rule,
+    assigned_users,
+    content_variables,
+    format_amount,
+    render,
+    template_values,
+)
+from shared.core.envelope import Envelope
+from shared.core.failures import FailureReport
+from shared.core.pacing import Destination, Limits, Pacer
+from shared.errors import BridgeError, ConfigurationError, UpstreamRejected, UpstreamUnavailable
+from shared.ports import (
+    AlertOutbox,
+    ChatLinks,
+    DeskFigures,
+    ErrorLog,
+    Lease,
+    QueuedAlert,
+    ServiceDesk,
+    WhatsAppSessions,
+)
+
+log = logging.getLogger(__name__)
+
+INTEGRATION = "notifier"
+WHATSAPP_WINDOW = timedelta(hours=24)
+
+
+class Directory(Protocol):
+    def user_full_name(self, user_id: str) -> str | None: ...
+
+    def project_manager_user(self, project: str) -> str | None: ...
+
+
+class WhatsApp(Protocol):
+    def send_text(self, to_e164: str, body: str) -> str: ...
+
+    def send_template(
+        self, to_e164: str, content_sid: str, variables: Mapping[str, str]
+    ) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class NotifierConfig:
+    rules: tuple[Rule, ...]
+    chats: Mapping[str, int]
+    """Named chats the rules send to: service_team, oncall, admins ..."""
+    site_url: str = ""
+    """ERPNext's public address, for links in messages."""
+    names: AlertNames = field(default_factory=AlertNames)
+    telegram_limits: Limits = field(default_factory=Limits)
+    whatsapp_limits: Limits = field(
+        default_factory=lambda: Limits(global_per_window=10, margin_s=0.0)
+    )
+    window_margin: timedelta = timedelta(minutes=30)
+    """Free text only this long before the 24-hour window closes; a template after."""
+    budget_s: float = 45.0
+    """How long one call drains before leaving the rest to the next."""
+    in_flight: int = 16
+    attempts: int = 5
+
+    def chat(self, name: str) -> int:
+        if name in self.chats:
+            return self.chats[name]
+        try:
+            return int(name)
+        except ValueError:
+            raise ConfigurationError(
+                f"alert rules name the chat {name!r}, which is not configured"
+            ) from None
+
+
+@dataclass(frozen=True, slots=True)
+class DrainReport:
+    sent: int = 0
+    throttled: int = 0
+    failed: int = 0
+    deferred: int = 0
+
+    def __add__(self, other: DrainReport) -> DrainReport:
+        return DrainReport(
+            self.sent + other.sent,
+            self.throttled + other.throttled,
+            self.failed + other.failed,
+            self.deferred + other.deferred,
+        )
+
+
+@dataclass(frozen=True)
+class AlertPlanner:
+    """Envelope -> alerts: the rules that match, their texts, their resolved destinations."""
+
+    config: NotifierConfig
+    directory: Directory
+    links: ChatLinks
+    desk: ServiceDesk
+
+    def plan(self, envelope: Envelope) -> list[Alert]:
+        alerts: list[Alert] = []
+        for rule in self.config.rules:
+            if not rule.matches(envelope):
+                continue
+            values = self._values(envelope, rule)
+            for destination in rule.to:
+                for channel, to in self._resolve(destination, envelope):
+                    telegram = channel == "telegram"
+                    alerts.append(
+                        Alert(
+                            key=rule.alert_key(envelope, destination + ":" + to),
+                            rule=rule.id,
+                            channel=channel,
+                            to=to,
+                            text=render(
+                                rule.template,
+                                values,
+                                limit=TELEGRAM_TEXT_LIMIT if telegram else WHATSAPP_TEXT_LIMIT,
+                                as_html=telegram,
+                            ),
+                            event_id=envelope.event_id,
+                            entity=f"{envelope.doctype}/{envelope.name}",
+                            content_sid=None if telegram else rule.content_sid,
+                            content_variables={} if telegram else content_variables(rule, values),
+                        )
+                    )
+        return alerts
+
+    def _values(self, envelope: Envelope, rule: Rule) -> dict[str, object]:
+        doc = envelope.doc
+        values: dict[str, object] = {
+            key: value for key, value in doc.items() if isinstance(value, (str, int, float))
+        }
+        values["name"] = envelope.name
+        wanted = set(template_values(rule.template)) | set(rule.content_variables)
+        if "link" in wanted:
+            slug = envelope.doctype.lower().replace(" ", "-")
+            values["link"] = f"{self.config.site_url}/app/{slug}/{envelope.name}"
+        if "amount" in wanted:
+            values["amount"] = format_amount(doc.get("grand_total"), doc.get("currency"))
+        owner = doc.get("owner")
+        if "owner_name" in wanted and isinstance(owner, str):
+            values["owner_name"] = self.directory.user_full_name(owner) or owner
+        project = doc.get("project")
+        if "project_manager_name" in wanted and isinstance(project, str) and project:
+            manager = self.directory.project_manager_user(project)
+            values["project_manager_name"] = (
+                (self.directory.user_full_name(manager) or manager) if manager else ""
+            )
+        return values
+
+    def _resolve(self, destination: str, envelope: Envelope) -> list[tuple[Channel, str]]:
+        kind, _, value = destination.partition(":")
+        if kind == "chat":
+            return [("telegram", str(self.config.chat(value)))]
+        if kind == "whatsapp":
+            return [("whatsapp", value)]
+        if kind == "assignee":
+            users = assigned_users(envelope.doc)
+            return [("telegram", str(chat)) for chat in map(self.links.chat_of, users) if chat]
+        if kind == "project_manager":
+            manager = self._manager_of(envelope)
+            chat = self.links.chat_of(manager) if manager else None
+            return [("telegram", str(chat))] if chat else []
+        if kind == "client_whatsapp":
+            request_id = self._request_id(envelope)
+            phone = self.desk.client_phone(self.desk.request(request_id)) if request_id else None
+            return [("whatsapp", phone)] if phone else []
+        raise ConfigurationError(f"unknown alert destination {destination!r}")
+
+    def _request_id(self, envelope: Envelope) -> str | None:
+        if envelope.doctype == self.config.names.service_request:
+            return envelope.name
+        linked = envelope.doc.get(self.config.names.report_request_field)
+        return linked if isinstance(linked, str) and linked else None
+
+    def _manager_of(self, envelope: Envelope) -> str | None:
+        project = envelope.doc.get("project")
+        if not (isinstance(project, str) and project):
+            request_id = self._request_id(envelope)
+            project = self.desk.request(request_id).project if request_id else None
+        return self.directory.project_manager_user(project) if project else None
+
+
+@dataclass(frozen=True)
+class AlertDrainer:
+    """Sends the outbox as its one drainer at a time, at the channels' pace."""
+
+    outbox: AlertOutbox
+    lease: Lease
+    telegram: TelegramApi
+    whatsapp: WhatsApp | None
+    sessions: WhatsAppSessions
+    errors: ErrorLog
+    config: NotifierConfig
+    owner: str
+    clock: Callable[[], datetime]
+    lease_ttl: timedelta = timedelta(seconds=30)
+    batch: int = 500
+
+    def drain(self, budget_s: float | None = None) -> DrainReport:
+        """Drain as the lease holder until nothing is due or the budget is spent."""
+        deadline = time.monotonic() + (self.config.budget_s if budget_s is None else budget_s)
+        holder = f"{self.owner}:{uuid.uuid4().hex[:8]}"
+        report = DrainReport()
+        while self.lease.acquire(holder, now=self.clock(), ttl=self.lease_ttl):
+            try:
+                report += asyncio.run(_Round(self, holder, deadline).run())
+            finally:
+                self.lease.release(holder)
+            # Checked after releasing: an alert queued meanwhile either found the lease free
+            # (and drained itself) or is seen here.
+            if time.monotonic() >= deadline or not self.outbox.pending(1):
+                break
+        return report
+
+    def record(self, alert: Alert, exc: BaseException, *, now: datetime) -> None:
+        doctype, _, name = alert.entity.partition("/")
+        report = FailureReport(
+            integration=INTEGRATION,
+            operation=f"send_{alert.channel}",
+            entity_type=doctype,
+            entity_id=name,
+            event_id=alert.key,
+            message=f"{alert.rule} alert: {exc}",
+            details=type(exc).__name__,
+        )
+        try:
+            self.errors.record_failure(report, now=now)
+        except Exception:
+            log.exception("could not write the error record of an alert")
+
+    def window_open(self, phone: str, now: datetime) -> bool:
+        last = self.sessions.last_inbound(phone)
+        return last is not None and now - last < WHATSAPP_WINDOW - self.config.window_margin
+
+
+class _Round:
+    """One drainer's pass: dispatch in time order, each destination in its queue's order."""
+
+    def __init__(self, drainer: AlertDrainer, holder: str, deadline: float) -> None:
+        self.d = drainer
+        self.holder = holder
+        self.deadline = deadline
+        self.telegram_pace = Pacer(drainer.config.telegram_limits)
+        self.whatsapp_pace = Pacer(drainer.config.whatsapp_limits)
+        self.queues: OrderedDict[str, deque[QueuedAlert]] = OrderedDict()
+        self.known: set[str] = set()
+        self.report = DrainReport()
+
+    async def run(self) -> DrainReport:
+        d = self.d
+        since = d.clock() - timedelta(
+            seconds=d.config.telegram_limits.group_window_s + d.config.telegram_limits.margin_s
+        )
+        for channel, to, at in await asyncio.to_thread(d.outbox.recent_sent, since):
+            self._pacer(channel).prime([(_key(channel, to), at)])
+        await self._refill()
+        in_flight: set[asyncio.Task[None]] = set()
+        renewed = refilled = time.monotonic()
+        async with d.telegram.session() as telegram:
+            while (self.queues or in_flight) and time.monotonic() < self.deadline:
+                if time.monotonic() - renewed > d.lease_ttl.total_seconds() / 3:
+                    if not await asyncio.to_thread(
+                        d.lease.acquire, self.holder, now=d.clock(), ttl=d.lease_ttl
+                    ):
+                        break  # lost the lease (we stalled): stop sending, the new holder goes on
+                    renewed = time.monotonic()
+                if time.monotonic() - refilled > 1.0:
+                    await self._refill()
+                    refilled = time.monotonic()
+                wake = self._dispatch(telegram, in_flight)
+                timeout = max(0.0, min(wake, self.deadline) - time.time())
+                if in_flight:
+                    done, _ = await asyncio.wait(
+                        in_flight, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                    )
+                    in_flight -= done
+                else:
+                    await asyncio.sleep(timeout)
+            if in_flight:
+                await asyncio.wait(in_flight)
+        return self.report
+
+    async def _refill(self) -> None:
+        for queued in await asyncio.to_thread(self.d.outbox.pending, self.d.batch):
+            if queued.alert.key not in self.known:
+                self.known.add(queued.alert.key)
+                self.queues.setdefault(_dest(queued.alert), deque()).append(queued)
+
+    def _pacer(self, channel: str) -> Pacer:
+        return self.telegram_pace if channel == "telegram" else self.whatsapp_pace
+
+    def _dispatch(self, telegram: TelegramSession, in_flight: set[asyncio.Task[None]]) -> float:
+        """Start every alert whose destination may take one now; the time of the next chance."""
+        now = time.time()
+        wake = now + 1.0
+        for destination in list(self.queues):
+            if len(in_flight) >= self.d.config.in_flight:
+                break
+            queue = self.queues[destination]
+            queued = queue[0]
+            alert = queued.alert
+            pacer, key = self._pacer(alert.channel), _key(alert.channel, alert.to)
+            at = max(queued.not_before, pacer.next_time(key, now))
+            if at > now or not pacer.take(key, now):
+                wake = min(wake, at)
+                continue
+            queue.popleft()
+            if not queue:
+                del self.queues[destination]
+            in_flight.add(asyncio.create_task(self._send(telegram, queued)))
+        return wake
+
+    async def _send(self, telegram: TelegramSession, queued: QueuedAlert) -> None:
+        d, alert = self.d, queued.alert
+        try:
+            if alert.channel == "telegram":
+                message_id = str(await telegram.send(int(alert.to), alert.text))
+            else:
+                message_id = await asyncio.to_thread(self._send_whatsapp, alert)
+        except ChatMoved as moved:
+            log.warning(
+                "chat %s is now %s: update the alert chat settings", alert.to, moved.new_chat_id
+            )
+            self._again(replace(queued, alert=replace(alert, to=str(moved.new_chat_id))))
+            return
+        except UpstreamUnavailable as exc:
+            await self._retry(queued, exc)
+            return
+        except BridgeError as exc:  # refused: a blocked bot, a missing chat, no template
+            self.report += DrainReport(failed=1)
+            d.record(alert, exc, now=d.clock())
+            await asyncio.to_thread(d.outbox.mark_failed, alert.key, str(exc), now=d.clock())
+            return
+        except Exception as exc:
+            log.exception("unexpected failure sending an alert")
+            await self._retry(queued, exc)
+            return
+        self.report += DrainReport(sent=1)
+        await asyncio.to_thread(d.outbox.mark_sent, alert.key, message_id, now=d.clock())
+        if queued.attempts:
+            await asyncio.to_thread(d.errors.resolve_event, INTEGRATION, alert.key, now=d.clock())
+
+    def _send_whatsapp(self, alert: Alert) -> str:
+        if self.d.whatsapp is None:
+            raise UpstreamRejected("WhatsApp is not configured", service="twilio")
+        if self.d.window_open(alert.to, self.d.clock()):
+            return self.d.whatsapp.send_text(alert.to, alert.text)
+        if not alert.content_sid:
+            raise UpstreamRejected(
+                "outside WhatsApp's 24-hour window and the rule names no approved template",
+                service="twilio",
+            )
+        return self.d.whatsapp.send_template(alert.to, alert.content_sid, alert.content_variables)
+
+    async def _retry(self, queued: QueuedAlert, exc: BaseException) -> None:
+        d = self.d
+        now = time.time()
+        retry_after = getattr(exc, "retry_after_s", None)
+        if retry_after is not None:
+            # Throttled: the wait does not count as a failed attempt.
+            self.report += DrainReport(throttled=1)
+            self._pacer(queued.alert.channel).block(
+                _key(queued.alert.channel, queued.alert.to), now + retry_after
+            )
+            later = replace(queued, not_before=now + retry_after)
+        else:
+            attempts = queued.attempts + 1
+            later = replace(queued, attempts=attempts, not_before=now + min(2.0**attempts, 300.0))
+            if attempts >= d.config.attempts:
+                d.record(queued.alert, exc, now=d.clock())
+                self.report += DrainReport(deferred=1)
+        await asyncio.to_thread(
+            d.outbox.defer, queued.alert.key, not_before=later.not_before, attempts=later.attempts
+        )
+        self._again(later)
+
+    def _again(self, queued: QueuedAlert) -> None:
+        """Back to the head of its destination's queue: its order among its siblings holds."""
+        self.queues.setdefault(_dest(queued.alert), deque()).appendleft(queued)
+
+
+def _dest(alert: Alert) -> str:
+    return f"{alert.channel}:{alert.to}"
+
+
+def _key(channel: str, to: str) -> Destination:
+    return int(to) if channel == "telegram" else to
+
+
+@dataclass(frozen=True)
+class Notifier:
+    """The notifier service: `enqueue` is the consumer's side effect."""
+
+    planner: AlertPlanner
+    drainer: AlertDrainer
+    desk: ServiceDesk
+    clock: Callable[[], datetime]
+
+    def enqueue(self, envelope: Envelope) -> str:
+        alerts = self.planner.plan(envelope)
+        if not alerts:
+            return "no rule matched"
+        new = self.drainer.outbox.put(alerts, now=self.clock())
+        report = self.drainer.drain()
+        logs.log_event(log, logging.INFO, "alerts queued", alerts=len(alerts), new=new)
+        return (
+            f"{new} of {len(alerts)} alerts new; sent {report.sent}, {report.throttled} throttled"
+        )
+
+    def daily_digest(self) -> str:
+        """The analytics figures to the admin chat, once per day however often it is called."""
+        now = self.clock()
+        figures = self.desk.figures(now)
+        chat = self.drainer.config.chat("admins")
+        alert = Alert(
+            key=f"digest|{now.date().isoformat()}|{chat}",
+            rule="daily_digest",
+            channel="telegram",
+            to=str(chat),
+            text=digest_text(figures, now),
+            event_id=f"digest:{now.date().isoformat()}",
+            entity=f"Digest/{now.date().isoformat()}",
+        )
+        new = self.drainer.outbox.put([alert], now=now)
+        report = self.drainer.drain()
+        return f"digest {'queued' if new else 'already queued'}; sent {report.sent}"
+
+
+def digest_text(figures: DeskFigures, now: datetime) -> str:
+    average = (
+        f"{figures.average_hours_to_close:.1f} h"
+        if figures.average_hours_to_close is not None
+        else "no request closed in 30 days"
+    )
+    return render(
+        "📊 <b>Daily digest</b> {day}\nOpen requests: {open}\nAverage time to close: {average}\n"
+        "Invoiced this month: {invoiced}",
+        {
+            "day": now.date().isoformat(),
+            "open": figures.open_requests,
+            "average": average,
+            "invoiced": format_amount(figures.invoiced_this_month, figures.currency),
+        },
+        limit=TELEGRAM_TEXT_LIMIT,
+        as_html=True,
+    )
