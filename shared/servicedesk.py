@@ -100,8 +100,8 @@ class _PhoneMatch:
 class ErpNextServiceDesk:
     """The ServiceDesk port over ERPNext's REST API. Build it once per instance from the instance's
     ErpNextClient; it keeps no state of its own. Errors come from the client: NotFound,
-    PermissionDenied, UpstreamRejected, UpstreamUnavailable; InvalidPayload for a status or
-    `raised_by` it cannot use."""
+    PermissionDenied, UpstreamRejected, UpstreamUnavailable; InvalidPayload for a status it does
+    not know."""
 
     def __init__(self, client: ErpNextClient, config: DeskConfig | None = None) -> None:
         self._client = client
@@ -154,24 +154,20 @@ class ErpNextServiceDesk:
     def create_request(
         self, *, subject: str, description: str, priority: str, raised_by: str
     ) -> ServiceRequest:
-        """Insert a request. `raised_by` is an email address, or a client's phone number: then the
-        request carries the Contact with that number and its Customer, and ERPNext sets
-        raised_by to the API user (the field holds email addresses only)."""
+        """Insert a request. `raised_by` is a user's email address, or a client's phone number:
+        then the request carries the Contact with that number and its Customer, and ERPNext
+        sets raised_by to the API user (the field holds email addresses only). Anything else is
+        sent as it is, for ERPNext to accept or refuse (UpstreamRejected)."""
         config = self._config
         values: dict[str, Json] = {
             config.subject_field: subject,
             config.description_field: description,
             config.priority_field: priority,
         }
-        if "@" in raised_by:
+        phone = None if "@" in raised_by else normalise_e164(raised_by, config.default_country_code)
+        if phone is None:
             values[config.raised_by_field] = raised_by.strip()
         else:
-            phone = normalise_e164(raised_by, config.default_country_code)
-            if phone is None:
-                raise InvalidPayload(
-                    "raised_by is neither an email address nor a phone number",
-                    doctype=config.doctype,
-                )
             matches = list(self._contacts_of_phone(phone))
             match = next((m for m in matches if m.customer), matches[0] if matches else None)
             if match is not None:
@@ -181,13 +177,13 @@ class ErpNextServiceDesk:
         return self._to_request(self._client.insert(config.doctype, values))
 
     def attach_file(self, request_id: str, filename: str, content: bytes) -> str:
-        """Upload a private File attached to the request and return the File's name. The request
+        """Upload a private File attached to the request and return its `file_url`. The request
         is read first: Frappe itself would attach a file to a request that does not exist."""
         self._client.get_doc(self._config.doctype, request_id)
         uploaded = self._client.upload_file(
             self._config.doctype, request_id, filename, content, is_private=True
         )
-        return str(uploaded.get("name"))
+        return str(uploaded.get("file_url"))
 
     # -- people ---------------------------------------------------------------------------------
     def roles_of(self, user: str) -> frozenset[str]:

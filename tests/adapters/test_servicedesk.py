@@ -15,7 +15,7 @@ import pytest
 
 from devstack.erpnext import ErpNextStandIn
 from shared.adapters.erpnext import ErpNextClient, NotFound
-from shared.errors import InvalidPayload
+from shared.errors import InvalidPayload, UpstreamRejected
 from shared.ports import ServiceDesk
 from shared.servicedesk import DeskConfig, ErpNextServiceDesk, normalise_e164
 
@@ -208,10 +208,10 @@ def test_create_request_by_phone_links_the_contact_and_customer_of_that_number(
     assert stored["raised_by"] == "Administrator"  # ERPNext's session user: the API user
 
 
-def test_create_request_raises_invalid_payload_when_raised_by_is_neither_email_nor_phone(
+def test_create_request_raises_rejected_when_erpnext_refuses_raised_by_as_an_email(
     seeded: ErpNextStandIn, desk: ErpNextServiceDesk
 ) -> None:
-    with pytest.raises(InvalidPayload):
+    with pytest.raises(UpstreamRejected, match="InvalidEmailAddressError"):
         desk.create_request(subject="s", description="d", priority="Low", raised_by="Tom")
 
     assert len(seeded.all("Issue")) == 4
@@ -227,15 +227,15 @@ def test_attach_file_uploads_a_private_file_attached_to_the_request_and_fires_it
     seeded.add_webhook("File", "after_insert", receiver.url)
     content = b"\xff\xd8\xff site photo \r\n\x00"
 
-    file_name = desk.attach_file(issue["name"], "thermometer.jpg", content)
+    file_url = desk.attach_file(issue["name"], "thermometer.jpg", content)
     assert seeded.wait_for_deliveries(5)
 
-    stored = seeded.get("File", file_name)
+    (stored,) = seeded.all("File")
     assert (stored["attached_to_doctype"], stored["attached_to_name"]) == ("Issue", issue["name"])
-    assert (stored["file_url"], stored["is_private"]) == ("/private/files/thermometer.jpg", 1)
-    assert stored["file_size"] == len(content)
+    assert (file_url, stored["file_url"]) == ("/private/files/thermometer.jpg", file_url)
+    assert (stored["is_private"], stored["file_size"]) == (1, len(content))
     assert [(body["name"], body["attached_to_name"]) for body in receiver.bodies] == [
-        (file_name, issue["name"])
+        (stored["name"], issue["name"])
     ]
 
 
