@@ -1781,7 +1781,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--user", default="Administrator")
     parser.add_argument(
-        "--seed", action="store_true", help="add the demo's users, parties, projects"
+        "--seed",
+        action="store_true",
+        help="add the demo's users, parties, projects, contacts and issues",
+    )
+    parser.add_argument(
+        "--emergency-priority",
+        default="Urgent",
+        help="the name of the seeded emergency Issue Priority (default: Urgent)",
     )
     parser.add_argument(
         "--webhook",
@@ -1795,7 +1802,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         api_key=args.api_key, api_secret=args.api_secret, user=args.user, port=args.port
     )
     if args.seed:
-        standin.seed_demo_data()
+        standin.seed_demo_data(emergency_priority=args.emergency_priority)
     for spec in args.webhook:
         doctype, event, url = spec.split("|", 2)
         standin.add_webhook(doctype, event, url, os.environ.get("ERPNEXT_WEBHOOK_SECRET"))
