@@ -30,6 +30,7 @@ WHATSAPP_TEXT_LIMIT = 1600
 """Twilio's limit for a WhatsApp body."""
 ELLIPSIS = "…"
 _TAG = re.compile(r"<[^>]+>")
+_PARTIAL_ENTITY = re.compile(r"&#?\w*$")
 _DESTINATION = re.compile(
     r"^(chat:[\w\-]+|assignee|project_manager|client_whatsapp|whatsapp:\+\d{6,15})$"
 )
@@ -154,7 +155,9 @@ def parse_rules(text: str) -> tuple[Rule, ...]:
             raise ValueError(f"rule {number} is not an object")
         try:
             rules.append(_rule(row))
-        except (KeyError, TypeError, ValueError) as exc:
+        except KeyError as exc:
+            raise ValueError(f"rule {row.get('id', number)}: missing {exc}") from None
+        except (TypeError, ValueError) as exc:
             raise ValueError(f"rule {row.get('id', number)}: {exc}") from None
     ids = [rule.id for rule in rules]
     if len(set(ids)) != len(ids):
@@ -203,9 +206,15 @@ def _conditions(value: object) -> dict[str, tuple[str, ...]]:
 
 def check_template(template: str) -> None:
     """Refuse a template that `str.format` could not fill (a stray brace, a positional field)."""
-    for _, field_name, _, _ in string.Formatter().parse(template):
-        if field_name is not None and not re.fullmatch(r"\w+", field_name):
-            raise ValueError(f"template placeholder {{{field_name}}} must be a plain field name")
+    for _, field_name, format_spec, conversion in string.Formatter().parse(template):
+        if field_name is None:
+            continue
+        # Values are filled as text, by name: an index, an attribute, a conversion or a number
+        # format would fail (or leak) only when the first alert is rendered.
+        if not field_name.isidentifier() or format_spec or conversion:
+            shown = field_name + (f"!{conversion}" if conversion else "")
+            shown += f":{format_spec}" if format_spec else ""
+            raise ValueError(f"template placeholder {{{shown}}} must be a plain field name")
 
 
 # -- rendering ------------------------------------------------------------------------------------
@@ -218,6 +227,7 @@ def render(template: str, values: Mapping[str, object], *, limit: int, as_html: 
     """
     texts = {key: _text(value) for key, value in values.items()}
     base = template if as_html else html.unescape(_TAG.sub("", template))
+    used = set(template_values(base))
     while True:
         escaped = {
             key: html.escape(text, quote=False) if as_html else text for key, text in texts.items()
@@ -226,22 +236,40 @@ def render(template: str, values: Mapping[str, object], *, limit: int, as_html: 
         excess = len(result) - limit
         if excess <= 0:
             return result
-        longest = max(texts, key=lambda key: len(texts[key]), default=None)
-        if longest is None or len(texts[longest]) <= 1:
+        # Only a value the template shows, and one a cut still shortens ("x…" is as short as it
+        # gets): otherwise the template alone is too long, and cutting values would never end.
+        shortenable = [key for key in texts if key in used and len(texts[key]) > 1 + len(ELLIPSIS)]
+        longest = max(shortenable, key=lambda key: len(escaped[key]), default=None)
+        if longest is None:
             return (
                 _cut_plain(result, limit)
                 if not as_html
-                else _cut_plain(_TAG.sub("", result), limit)
+                else _cut_plain(_TAG.sub("", result), limit, as_html=True)
             )
-        keep = max(1, len(texts[longest]) - excess - len(ELLIPSIS))
+        room = len(escaped[longest]) - excess - len(ELLIPSIS)
+        keep = max(1, _prefix_fitting(texts[longest], room, as_html=as_html))
         texts[longest] = texts[longest][:keep].rstrip() + ELLIPSIS
 
 
-def _cut_plain(text: str, limit: int) -> str:
+def _prefix_fitting(text: str, room: int, *, as_html: bool) -> int:
+    """How many characters of `text` take at most `room` once escaped ('&' takes five)."""
+    if not as_html:
+        return max(0, room)
+    taken = 0
+    for index, char in enumerate(text):
+        taken += len(html.escape(char, quote=False))
+        if taken > room:
+            return index
+    return len(text)
+
+
+def _cut_plain(text: str, limit: int, *, as_html: bool = False) -> str:
     """Last resort when the template alone is too long: plain text, cut at a word."""
     if len(text) <= limit:
         return text
     cut = text[: limit - len(ELLIPSIS)]
+    if as_html:
+        cut = _PARTIAL_ENTITY.sub("", cut)
     space = cut.rfind(" ")
     return (cut[:space] if space > limit // 2 else cut).rstrip() + ELLIPSIS
 
