@@ -61,14 +61,20 @@ class Limits:
     """Sliding windows per chat, per group and overall; a clock the tests may drive."""
 
     clock: Callable[[], float] = time.monotonic
+    group_window_s: float = 60.0
+    """Tests may shorten the group window (20 per window) to see a long backlog drain quickly."""
+    forced: dict[int, deque[int]] = field(default_factory=lambda: defaultdict(deque))
+    """retry_after values to answer the next messages to a chat with, whatever the windows say."""
     _chats: dict[int, deque[float]] = field(default_factory=lambda: defaultdict(deque))
     _all: deque[float] = field(default_factory=deque)
 
     def admit(self, chat_id: int) -> int | None:
         """None when a message may go now, else the seconds to wait (Telegram's retry_after)."""
+        if self.forced[chat_id]:
+            return self.forced[chat_id].popleft()
         now = self.clock()
         window, cap, span = (
-            (self._chats[chat_id], PER_GROUP_MINUTE, 60.0)
+            (self._chats[chat_id], PER_GROUP_MINUTE, self.group_window_s)
             if chat_id < 0
             else (self._chats[chat_id], 1, PER_CHAT_S)
         )
@@ -91,16 +97,19 @@ class TelegramStandIn(LoopbackServer):
         *,
         username: str = "erp_bridge_bot",
         clock: Callable[[], float] = time.monotonic,
+        group_window_s: float = 60.0,
     ) -> None:
         super().__init__()
         self.token = token
         self.username = username
-        self.limits = Limits(clock)
+        self.limits = Limits(clock, group_window_s=group_window_s)
         self.chats: dict[int, list[Sent]] = defaultdict(list)
         self.refused: list[tuple[int, int]] = []
         """(chat id, retry_after) of every 429 answered."""
         self.webhook: tuple[str, str | None] | None = None
         self.files: dict[str, bytes] = {}
+        self.blocked: set[int] = set()
+        """Chats whose person blocked the bot: Telegram answers 403."""
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
 
@@ -118,6 +127,15 @@ class TelegramStandIn(LoopbackServer):
         file_id = f"AgAC{next(self._ids):08d}"
         self.files[file_id] = content
         return file_id
+
+    def throttle_next(self, chat_id: int, retry_after: int = 1) -> None:
+        """Answer the next message to `chat_id` with 429 retry_after, as Telegram may anytime."""
+        with self._lock:
+            self.limits.forced[chat_id].append(retry_after)
+
+    def texts(self, chat_id: int) -> list[str]:
+        """What a person sees in a chat, oldest first."""
+        return [sent.text or sent.caption or "" for sent in self.chats.get(chat_id, [])]
 
     def post_update(
         self, update: Mapping[str, Any], *, secret: str | None = None
@@ -218,6 +236,8 @@ class TelegramStandIn(LoopbackServer):
             chat_id = int(params["chat_id"])
         except (KeyError, TypeError, ValueError):
             raise BotApiError(400, "Bad Request: chat not found") from None
+        if chat_id in self.blocked:
+            raise BotApiError(403, "Forbidden: bot was blocked by the user")
         wait = self.limits.admit(chat_id)
         if wait is not None:
             self.refused.append((chat_id, wait))

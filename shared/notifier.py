@@ -38,7 +38,7 @@ from shared.core.alerts import (
 )
 from shared.core.envelope import Envelope
 from shared.core.failures import FailureReport
-from shared.core.pacing import Destination, Limits, Pacer
+from shared.core.pacing import Destination, Limits, Pacer, Slot
 from shared.errors import BridgeError, ConfigurationError, UpstreamRejected, UpstreamUnavailable
 from shared.ports import (
     AlertOutbox,
@@ -275,6 +275,8 @@ class _Round:
         self.whatsapp_pace = Pacer(drainer.config.whatsapp_limits)
         self.queues: OrderedDict[str, deque[QueuedAlert]] = OrderedDict()
         self.known: set[str] = set()
+        self.busy: set[str] = set()
+        self.settling: set[asyncio.Task[None]] = set()
         self.report = DrainReport()
 
     async def run(self) -> DrainReport:
@@ -295,7 +297,10 @@ class _Round:
                     ):
                         break  # lost the lease (we stalled): stop sending, the new holder goes on
                     renewed = time.monotonic()
-                if time.monotonic() - refilled > 1.0:
+                # Alerts queued meanwhile by other deliveries: looked for often when little
+                # waits here, seldom while a long backlog drains (each look reads the queue).
+                waiting = sum(map(len, self.queues.values()))
+                if time.monotonic() - refilled > (1.0 if waiting < 50 else 10.0):
                     await self._refill()
                     refilled = time.monotonic()
                 wake = self._dispatch(telegram, in_flight)
@@ -309,6 +314,8 @@ class _Round:
                     await asyncio.sleep(timeout)
             if in_flight:
                 await asyncio.wait(in_flight)
+            if self.settling:
+                await asyncio.gather(*self.settling)
         return self.report
 
     async def _refill(self) -> None:
@@ -327,27 +334,35 @@ class _Round:
         for destination in list(self.queues):
             if len(in_flight) >= self.d.config.in_flight:
                 break
+            if destination in self.busy:
+                continue  # one at a time per destination: people read them in order
             queue = self.queues[destination]
             queued = queue[0]
             alert = queued.alert
             pacer, key = self._pacer(alert.channel), _key(alert.channel, alert.to)
             at = max(queued.not_before, pacer.next_time(key, now))
-            if at > now or not pacer.take(key, now):
+            slot = pacer.start(key, now) if at <= now else None
+            if slot is None:
                 wake = min(wake, at)
                 continue
             queue.popleft()
             if not queue:
                 del self.queues[destination]
-            in_flight.add(asyncio.create_task(self._send(telegram, queued)))
+            self.busy.add(destination)
+            in_flight.add(asyncio.create_task(self._send(telegram, queued, slot)))
         return wake
 
-    async def _send(self, telegram: TelegramSession, queued: QueuedAlert) -> None:
+    async def _send(self, telegram: TelegramSession, queued: QueuedAlert, slot: Slot) -> None:
         d, alert = self.d, queued.alert
         try:
-            if alert.channel == "telegram":
-                message_id = str(await telegram.send(int(alert.to), alert.text))
-            else:
-                message_id = await asyncio.to_thread(self._send_whatsapp, alert)
+            try:
+                if alert.channel == "telegram":
+                    message_id = str(await telegram.send(int(alert.to), alert.text))
+                else:
+                    message_id = await asyncio.to_thread(self._send_whatsapp, alert)
+            finally:
+                self._pacer(alert.channel).finish(slot, time.time())
+                self.busy.discard(_dest(alert))
         except ChatMoved as moved:
             log.warning(
                 "chat %s is now %s: update the alert chat settings", alert.to, moved.new_chat_id
@@ -367,9 +382,14 @@ class _Round:
             await self._retry(queued, exc)
             return
         self.report += DrainReport(sent=1)
-        await asyncio.to_thread(d.outbox.mark_sent, alert.key, message_id, now=d.clock())
+        # Written beside the next sends, not before them: the destination is already free.
+        self.settling.add(asyncio.create_task(self._settle(queued, message_id)))
+
+    async def _settle(self, queued: QueuedAlert, message_id: str) -> None:
+        d, key = self.d, queued.alert.key
+        await asyncio.to_thread(d.outbox.mark_sent, key, message_id, now=d.clock())
         if queued.attempts:
-            await asyncio.to_thread(d.errors.resolve_event, INTEGRATION, alert.key, now=d.clock())
+            await asyncio.to_thread(d.errors.resolve_event, INTEGRATION, key, now=d.clock())
 
     def _send_whatsapp(self, alert: Alert) -> str:
         if self.d.whatsapp is None:

@@ -786,7 +786,7 @@ class FirestoreAlertOutbox:
     def put(self, alerts: Sequence[Alert], *, now: datetime) -> int:
         new = 0
         with translated("queue alerts"):
-            for alert in alerts:
+            for position, alert in enumerate(alerts):
                 record, queued = self._pair(alert.key)
                 fields: Record = {
                     "key": alert.key,
@@ -798,7 +798,8 @@ class FirestoreAlertOutbox:
                     "entity": alert.entity,
                     "content_sid": alert.content_sid,
                     "content_variables": dict(alert.content_variables),
-                    "created_at": now,
+                    # Their order among themselves too: messages go out in it.
+                    "created_at": now + timedelta(microseconds=position),
                 }
                 batch = self._connection.client().batch()
                 batch.create(

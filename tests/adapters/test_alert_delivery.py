@@ -1,0 +1,161 @@
+"""The alert drainer through python-telegram-bot against the Telegram stand-in, on the Firestore
+emulator: Telegram's limits kept (zero 429), throttles honoured, every alert sent once."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from itertools import pairwise
+
+import pytest
+
+from devstack.telegram import TelegramStandIn
+from shared.adapters.firestore import FirestoreStores
+from shared.adapters.telegram import TelegramApi
+from shared.core.alerts import Alert
+from shared.core.pacing import Limits
+from shared.notifier import AlertDrainer, NotifierConfig
+
+TOKEN = "123456:delivery-token"
+GROUP = -1001234
+FAST_GROUP_WINDOW_S = 0.5
+"""The group window shortened (20 a minute -> 20 a half second) on both sides, so that 500
+alerts drain in seconds while the limit is kept exactly as it would be over 25 minutes."""
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@pytest.fixture
+def telegram() -> Iterator[TelegramStandIn]:
+    with TelegramStandIn(TOKEN, group_window_s=FAST_GROUP_WINDOW_S) as running:
+        yield running
+
+
+@pytest.fixture
+def stores(project_id: str) -> FirestoreStores:
+    return FirestoreStores(project_id, timeout_s=10)
+
+
+def drainer(
+    stores: FirestoreStores, telegram: TelegramStandIn, owner: str = "test"
+) -> AlertDrainer:
+    limits = Limits(group_window_s=FAST_GROUP_WINDOW_S, margin_s=0.05)
+    return AlertDrainer(
+        outbox=stores.alerts,
+        lease=stores.alert_drain_lease,
+        telegram=TelegramApi(TOKEN, base_url=telegram.base_url),
+        whatsapp=None,
+        sessions=stores.whatsapp_sessions,
+        errors=stores.errors,
+        config=NotifierConfig(rules=(), chats={}, telegram_limits=limits, budget_s=120),
+        owner=owner,
+        clock=utc_now,
+    )
+
+
+def alert(n: int, to: int, text: str | None = None) -> Alert:
+    return Alert(
+        key=f"rule|event-{n}|{to}",
+        rule="rule",
+        channel="telegram",
+        to=str(to),
+        text=text or f"alert {n}",
+        event_id=f"event-{n}",
+        entity=f"Issue/ISS-{n}",
+    )
+
+
+def test_500_alerts_to_one_group_go_at_the_group_limit_with_no_429(
+    stores: FirestoreStores, telegram: TelegramStandIn
+) -> None:
+    assert stores.alerts.put([alert(n, GROUP) for n in range(500)], now=utc_now()) == 500
+    started = time.monotonic()
+    # Two instances drain at once, as two deliveries would: the lease lets one send at a time.
+    reports = []
+    threads = [
+        threading.Thread(
+            target=lambda o=owner: reports.append(drainer(stores, telegram, o).drain())
+        )
+        for owner in ("instance-a", "instance-b")
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.monotonic() - started
+    assert telegram.refused == []
+    assert telegram.texts(GROUP) == [f"alert {n}" for n in range(500)]  # once each, in order
+    assert sum(report.sent for report in reports) == 500
+    # 20 per window: 24 full windows must pass; at the limit, not much more (the margin).
+    assert 24 * FAST_GROUP_WINDOW_S <= elapsed < 25 * (FAST_GROUP_WINDOW_S + 0.05) * 1.5
+    assert stores.alerts.pending(1) == []
+
+
+def test_100_chats_drain_near_the_global_limit_with_no_429(
+    stores: FirestoreStores, telegram: TelegramStandIn
+) -> None:
+    chats = range(5001, 5101)
+    stores.alerts.put([alert(n, chat) for n, chat in enumerate(chats)], now=utc_now())
+    started = time.monotonic()
+    report = drainer(stores, telegram).drain()
+    elapsed = time.monotonic() - started
+    assert report.sent == 100 and telegram.refused == []
+    assert all(len(telegram.chats[chat]) == 1 for chat in chats)
+    rate = 100 / elapsed
+    assert 20 <= rate <= 30, f"{rate:.1f} messages a second"
+
+
+def test_the_same_alert_queued_three_times_is_sent_once(
+    stores: FirestoreStores, telegram: TelegramStandIn
+) -> None:
+    news = [stores.alerts.put([alert(1, 42)], now=utc_now()) for _ in range(3)]
+    assert news == [1, 0, 0]
+    drainer(stores, telegram).drain()
+    stores.alerts.put([alert(1, 42)], now=utc_now())  # a redelivery after it was sent
+    drainer(stores, telegram).drain()
+    assert telegram.texts(42) == ["alert 1"]
+
+
+def test_a_throttled_alert_waits_retry_after_and_goes_once(
+    stores: FirestoreStores, telegram: TelegramStandIn
+) -> None:
+    telegram.throttle_next(42, retry_after=1)
+    stores.alerts.put([alert(1, 42), alert(2, 42)], now=utc_now())
+    started = time.monotonic()
+    report = drainer(stores, telegram).drain()
+    assert telegram.refused == [(42, 1)]
+    assert telegram.texts(42) == ["alert 1", "alert 2"]
+    assert report.sent == 2 and report.throttled == 1
+    assert time.monotonic() - started >= 1.0 + 1.0  # retry_after, then a second for the next
+
+
+def test_a_refused_send_becomes_an_error_record_and_blocks_nothing(
+    stores: FirestoreStores, telegram: TelegramStandIn
+) -> None:
+    telegram.blocked.add(77)
+    stores.alerts.put([alert(1, 77), alert(2, 42)], now=utc_now())
+    report = drainer(stores, telegram).drain()
+    assert (report.sent, report.failed) == (1, 1)
+    assert telegram.texts(42) == ["alert 2"]
+    (record,) = stores.errors.list_errors()
+    assert record["operation"] == "send_telegram" and "blocked" in str(record["message"])
+    assert record["entity_id"] == "ISS-1"
+    assert stores.alerts.pending(10) == []
+
+
+def test_messages_to_one_chat_keep_their_order_and_pace(
+    stores: FirestoreStores, telegram: TelegramStandIn
+) -> None:
+    stores.alerts.put([alert(n, 42) for n in range(3)], now=utc_now())
+    drainer(stores, telegram).drain()
+    assert telegram.texts(42) == ["alert 0", "alert 1", "alert 2"]
+    assert telegram.refused == []
+    records = sorted(
+        (r for r in stores.alerts.records() if r["state"] == "sent"), key=lambda r: r["sent_at"]
+    )
+    gaps = [(b["sent_at"] - a["sent_at"]).total_seconds() for a, b in pairwise(records)]
+    assert all(gap >= 1.0 for gap in gaps)
