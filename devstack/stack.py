@@ -24,9 +24,12 @@ from devstack.erpnext import ErpNextStandIn
 from devstack.ports import free_port
 from devstack.processes import ServerProcess, launch
 from devstack.sheets import SheetsStandIn
+from devstack.telegram import TelegramStandIn
+from devstack.twilio import TwilioStandIn
 from shared.adapters.firestore import FirestoreStores
 from shared.adapters.pubsub import ensure_push_subscription, ensure_topic
 from shared.adapters.sheets import GoogleSheetLayout, sheets_client
+from shared.adapters.telegram import TelegramApi
 from shared.config import Settings
 from shared.core.routing import DEAD_LETTER, DEAD_LETTER_SUBSCRIPTION, SUBSCRIPTIONS, TOPICS
 from shared.core.sheet_layout import TRACKER_TAB
@@ -35,6 +38,14 @@ from shared.sheets_sync import set_up_sheet
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT_S = 60.0
 DRIVE_ACCOUNT = "bridge@bridge-local.iam.gserviceaccount.com"
+BOT_USERNAME = "erp_bridge_bot"
+CHATS = {"service_team": -1001001, "oncall": -1001002, "admins": -1001003}
+"""The named group chats alerts go to (negative ids: groups)."""
+TWILIO_ACCOUNT = "AC" + "0" * 32
+WHATSAPP_FROM = "+14155238886"
+WHATSAPP_PUBLIC_URL = "https://bridge.example.com/whatsapp"
+"""Where Twilio believes the webhook is (a load balancer's address): signatures cover it."""
+COMPLETED_TEMPLATE = "HX" + "c0" * 16
 
 
 @dataclass(frozen=True)
@@ -50,7 +61,21 @@ DEAD_LETTERS = FunctionSpec("erp_webhook", "record_dead_letter")
 RECONCILE = FunctionSpec("sheets_sync", "reconcile_invoices")
 BACKFILL = FunctionSpec("drive_upload", "backfill_attachments")
 DOWNLOAD = FunctionSpec("drive_upload", "download_attachment")
-HTTP_TARGETS = {WEBHOOK.target, RECONCILE.target, BACKFILL.target, DOWNLOAD.target}
+TELEGRAM_WEBHOOK = FunctionSpec("notifier", "telegram_webhook")
+WHATSAPP_WEBHOOK = FunctionSpec("notifier", "whatsapp_webhook")
+DRAIN = FunctionSpec("notifier", "drain_alerts")
+DIGEST = FunctionSpec("notifier", "daily_digest")
+HTTP_SPECS = (
+    WEBHOOK,
+    RECONCILE,
+    BACKFILL,
+    DOWNLOAD,
+    TELEGRAM_WEBHOOK,
+    WHATSAPP_WEBHOOK,
+    DRAIN,
+    DIGEST,
+)
+HTTP_TARGETS = {spec.target for spec in HTTP_SPECS}
 CONSUMER_FUNCTIONS = {
     "sheets_sync": FunctionSpec("sheets_sync", "sync_invoice_sheet"),
     "drive_upload": FunctionSpec("drive_upload", "upload_attachment"),
@@ -104,6 +129,8 @@ class Devstack:
     sheets: SheetsStandIn
     spreadsheet_id: str
     drive: DriveStandIn
+    telegram: TelegramStandIn
+    twilio: TwilioStandIn
     functions: dict[str, RunningFunction] = field(default_factory=dict)
     _stores: FirestoreStores | None = None
 
@@ -166,6 +193,14 @@ class Devstack:
     @property
     def download_url(self) -> str:
         return self.functions[DOWNLOAD.target].url + "/"
+
+    def drain_alerts(self) -> dict[str, object]:
+        """What Cloud Scheduler does: drain alerts a throttle left behind."""
+        return self._scheduled(DRAIN)
+
+    def daily_digest(self) -> dict[str, object]:
+        """What Cloud Scheduler does each morning: the digest to the admins' chat."""
+        return self._scheduled(DIGEST)
 
     def _scheduled(self, spec: FunctionSpec) -> dict[str, object]:
         response = requests.post(self.functions[spec.target].url + "/", timeout=300)
@@ -232,6 +267,13 @@ def running_devstack(
         sheets = stack.enter_context(SheetsStandIn())
         spreadsheet_id = sheets.create_spreadsheet("Invoice Tracker")
         drive = stack.enter_context(DriveStandIn())
+        telegram_token = f"7000001:{secrets.token_urlsafe(24)}"
+        telegram = stack.enter_context(TelegramStandIn(telegram_token, username=BOT_USERNAME))
+        twilio_token = secrets.token_hex(16)
+        twilio = stack.enter_context(TwilioStandIn(TWILIO_ACCOUNT, twilio_token))
+        twilio.add_template(
+            COMPLETED_TEMPLATE, "Your service request {{1}} ({{2}}) is completed. Thank you!"
+        )
         drive_token = secrets.token_hex(16)
         drive.add_principal(drive_token, DRIVE_ACCOUNT, service_account=True)
         shared_drive = drive.create_shared_drive("ERPNext attachments", {DRIVE_ACCOUNT})
@@ -252,6 +294,17 @@ def running_devstack(
             "DRIVE_ENDPOINT": drive.endpoint,
             "DRIVE_CA_CERTS": drive.ca_file or "",
             "DRIVE_TOKEN": drive_token,
+            "TELEGRAM_BOT_TOKEN": telegram_token,
+            "TELEGRAM_WEBHOOK_SECRET": secrets.token_urlsafe(24),
+            "TELEGRAM_BOT_USERNAME": BOT_USERNAME,
+            "TELEGRAM_API_URL": telegram.url,
+            "ALERT_CHATS_JSON": json.dumps(CHATS),
+            "TWILIO_ACCOUNT_SID": TWILIO_ACCOUNT,
+            "TWILIO_AUTH_TOKEN": twilio_token,
+            "TWILIO_WHATSAPP_FROM": WHATSAPP_FROM,
+            "TWILIO_API_URL": twilio.base_url,
+            "WHATSAPP_WEBHOOK_PUBLIC_URL": WHATSAPP_PUBLIC_URL,
+            "WHATSAPP_TEMPLATE_REQUEST_COMPLETED": COMPLETED_TEMPLATE,
             **(extra_env or {}),
         }
         set_up_tracker(env)
@@ -260,22 +313,29 @@ def running_devstack(
         stack.callback(_restore_env, saved)
         for topic in (*TOPICS, DEAD_LETTER):
             ensure_topic(project, topic)
-        devstack = Devstack(emulators, env, log_dir, erpnext, sheets, spreadsheet_id, drive)
+        devstack = Devstack(
+            emulators, env, log_dir, erpnext, sheets, spreadsheet_id, drive, telegram, twilio
+        )
         stack.callback(devstack.stop_functions)
-        specs = [
-            WEBHOOK,
-            DEAD_LETTERS,
-            RECONCILE,
-            BACKFILL,
-            DOWNLOAD,
-            *CONSUMER_FUNCTIONS.values(),
-        ]
+        specs = [*HTTP_SPECS, DEAD_LETTERS, *CONSUMER_FUNCTIONS.values()]
         for spec in specs:  # launch all, then wait: each spends seconds importing
             devstack.functions[spec.target] = launch_function(spec, env, log_dir)
         for running in devstack.functions.values():
             wait_serving(running)
         devstack.subscribe()
+        set_up_bot_webhooks(devstack)
         yield devstack
+
+
+def set_up_bot_webhooks(devstack: Devstack) -> None:
+    """What an operator does once: point Telegram and Twilio at the two webhooks."""
+    config = Settings.from_env(devstack.env, function="notifier").notifier
+    assert config is not None
+    api = TelegramApi(config.telegram_token, base_url=devstack.telegram.base_url)
+    api.set_webhook(devstack.functions[TELEGRAM_WEBHOOK.target].url + "/", config.telegram_secret)
+    devstack.twilio.set_webhook(
+        devstack.functions[WHATSAPP_WEBHOOK.target].url + "/", public_url=WHATSAPP_PUBLIC_URL
+    )
 
 
 def set_up_tracker(env: Mapping[str, str]) -> int:

@@ -23,11 +23,18 @@ from shared.ingress import Ingress
 from shared.runtime import Consumer, DeadLetterRecorder, Effect
 
 if TYPE_CHECKING:
+    from shared.adapters.bot_store import FirestoreBotStore
     from shared.adapters.erpnext import ErpNextClient
     from shared.adapters.firestore import FirestoreStores
+    from shared.adapters.telegram import TelegramApi
+    from shared.bot_webhooks import TelegramWebhook, WhatsAppWebhook
+    from shared.config import NotifierSettings
     from shared.drive_upload import AttachmentProxy, DriveBackfill, DriveUploader
+    from shared.notifier import Notifier
     from shared.reconcile import InvoiceReconciliation
+    from shared.servicedesk import ErpNextServiceDesk
     from shared.sheets_sync import InvoiceSheetSync
+    from shared.telegram_bot import TelegramBot
 
 
 def utc_now() -> datetime:
@@ -231,11 +238,164 @@ def drive_backfill() -> DriveBackfill:
     )
 
 
+def _notifier_settings() -> tuple[Settings, NotifierSettings]:
+    config = settings("notifier")
+    if config.notifier is None:
+        raise ConfigurationError("notifier has no Telegram configuration")
+    return config, config.notifier
+
+
+@functools.cache
+def service_desk() -> ErpNextServiceDesk:
+    from shared.servicedesk import DeskConfig, ErpNextServiceDesk
+
+    config, _ = _notifier_settings()
+    return ErpNextServiceDesk(
+        erpnext("notifier"), DeskConfig(doctype=config.service_request_doctype)
+    )
+
+
+@functools.cache
+def telegram_api() -> TelegramApi:
+    from shared.adapters.telegram import TelegramApi
+
+    _, notifier_config = _notifier_settings()
+    base = notifier_config.telegram_api_url
+    return TelegramApi(
+        notifier_config.telegram_token,
+        base_url=f"{base}/bot" if base else None,
+        base_file_url=f"{base}/file/bot" if base else None,
+    )
+
+
+@functools.cache
+def notifier() -> Notifier:
+    from shared.adapters.twilio import WhatsAppSender
+    from shared.core.pacing import Limits
+    from shared.directory import ErpNextDirectory
+    from shared.notifier import AlertDrainer, AlertPlanner, Notifier, NotifierConfig
+
+    config, notifier_config = _notifier_settings()
+    stores = _firestore(config.project)
+    alert_config = NotifierConfig(
+        rules=notifier_config.rules,
+        chats=notifier_config.chats,
+        site_url=notifier_config.site_url,
+        names=notifier_config.names,
+        telegram_limits=Limits(group_window_s=notifier_config.group_window_s),
+        budget_s=notifier_config.budget_s,
+    )
+    whatsapp = None
+    if notifier_config.twilio_account_sid and notifier_config.twilio_auth_token:
+        whatsapp = WhatsAppSender(
+            notifier_config.twilio_account_sid,
+            notifier_config.twilio_auth_token,
+            notifier_config.whatsapp_from or "",
+            base_url=notifier_config.twilio_api_url,
+            status_callback_url=notifier_config.whatsapp_public_url,
+        )
+    directory = ErpNextDirectory(
+        erpnext("notifier"), utc_now, manager_field=config.project_manager_field
+    )
+    return Notifier(
+        planner=AlertPlanner(
+            config=alert_config, directory=directory, links=_bot_store(), desk=service_desk()
+        ),
+        drainer=AlertDrainer(
+            outbox=stores.alerts,
+            lease=stores.alert_drain_lease,
+            telegram=telegram_api(),
+            whatsapp=whatsapp,
+            sessions=stores.whatsapp_sessions,
+            errors=stores.errors,
+            config=alert_config,
+            owner=instance_id(),
+            clock=utc_now,
+        ),
+        desk=service_desk(),
+        clock=utc_now,
+    )
+
+
+@functools.cache
+def _bot_store() -> FirestoreBotStore:
+    from shared.adapters.bot_store import FirestoreBotStore
+
+    config, _ = _notifier_settings()
+    return FirestoreBotStore(_firestore(config.project).connection)
+
+
+@functools.cache
+def telegram_bot() -> TelegramBot:
+    from shared.telegram_bot import BotConfig, TelegramBot
+
+    _, notifier_config = _notifier_settings()
+    emergency = notifier_config.names.emergency_priorities[:1]
+    return TelegramBot(
+        username=notifier_config.bot_username,
+        desk=service_desk(),
+        store=_bot_store(),
+        files=telegram_api(),
+        clock=utc_now,
+        config=BotConfig(
+            priorities=("Low", "Medium", "High", *emergency),
+            bootstrap_admin_ids=notifier_config.bootstrap_admin_ids,
+        ),
+    )
+
+
+@functools.cache
+def telegram_webhook() -> TelegramWebhook:
+    from shared.bot_webhooks import TelegramWebhook
+
+    _, notifier_config = _notifier_settings()
+    return TelegramWebhook(
+        bot=telegram_bot(),
+        store=_bot_store(),
+        sender=telegram_api(),
+        secret=notifier_config.telegram_secret,
+        clock=utc_now,
+    )
+
+
+@functools.cache
+def whatsapp_webhook() -> WhatsAppWebhook:
+    from shared.adapters.twilio import signature_valid
+    from shared.bot_webhooks import WhatsAppWebhook
+    from shared.errors import UpstreamRejected
+
+    config, notifier_config = _notifier_settings()
+    if not (notifier_config.twilio_auth_token and notifier_config.whatsapp_public_url):
+        raise ConfigurationError("WhatsApp is not configured (TWILIO_* settings)")
+    service = notifier()
+    stores = _firestore(config.project)
+
+    def on_failed(sid: str, code: str) -> None:
+        alert = stores.alerts.by_message(sid)
+        if alert is not None:
+            failure = UpstreamRejected(
+                f"WhatsApp did not deliver it (error {code})", service="twilio"
+            )
+            service.drainer.record(alert, failure, now=utc_now())
+
+    return WhatsAppWebhook(
+        desk=service_desk(),
+        sessions=stores.whatsapp_sessions,
+        auth_token=notifier_config.twilio_auth_token,
+        public_url=notifier_config.whatsapp_public_url,
+        signature_valid=signature_valid,
+        clock=utc_now,
+        on_failed=on_failed,
+    )
+
+
 def _effect(name: str, project: str) -> Effect:
     if name == "sheets_sync":
         return invoice_sheet_sync().enqueue
     if name == "drive_upload":
         return drive_uploader().apply
+    if name == "notifier":
+        return notifier().enqueue
     return recorded_effect(name, project)
 
 
@@ -275,6 +435,13 @@ def reset() -> None:
         drive_uploader,
         drive_backfill,
         attachment_proxy,
+        service_desk,
+        telegram_api,
+        notifier,
+        _bot_store,
+        telegram_bot,
+        telegram_webhook,
+        whatsapp_webhook,
         consumer,
         dead_letter_recorder,
     )

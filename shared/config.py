@@ -6,11 +6,13 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TypeAlias, cast
 
+from shared.core.alerts import AlertNames, Rule, default_rules, parse_rules
 from shared.core.invoice_rows import DEFAULT_COLUMNS, DeletedPolicy, TrackerConfig, parse_columns
 from shared.core.routing import RouteTable, default_routes
 from shared.errors import ConfigurationError
@@ -54,6 +56,31 @@ class DriveConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class NotifierSettings:
+    """Telegram, Twilio and the alert rules; tokens never show in repr."""
+
+    telegram_token: str = field(repr=False)
+    telegram_secret: str = field(repr=False)
+    """The webhook's secret token: Telegram sends it in X-Telegram-Bot-Api-Secret-Token."""
+    bot_username: str
+    chats: Mapping[str, int]
+    rules: tuple[Rule, ...]
+    names: AlertNames
+    site_url: str
+    telegram_api_url: str | None = None
+    """Local runs only: a Telegram stand-in's address (its `/bot` and `/file/bot` under it)."""
+    group_window_s: float = 60.0
+    budget_s: float = 45.0
+    bootstrap_admin_ids: frozenset[int] = frozenset()
+    twilio_account_sid: str | None = None
+    twilio_auth_token: str | None = field(default=None, repr=False)
+    whatsapp_from: str | None = None
+    whatsapp_public_url: str | None = None
+    """The WhatsApp webhook's address as Twilio calls it: the signature covers it."""
+    twilio_api_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything a function needs to know about its environment; secrets never show in repr."""
 
@@ -79,6 +106,7 @@ class Settings:
     tracker: TrackerConfig | None = None
     project_manager_field: str = "project_manager"
     drive: DriveConfig | None = None
+    notifier: NotifierSettings | None = None
 
     @classmethod
     def from_env(
@@ -116,7 +144,8 @@ class Settings:
         if not project:
             problems.append("GCP_PROJECT (the Google Cloud project id) is not set")
         service_request_doctype = env.get("SERVICE_REQUEST_DOCTYPE", "Issue").strip() or "Issue"
-        routes = default_routes(service_request_doctype)
+        service_report_doctype = env.get("SERVICE_REPORT_DOCTYPE", "Service Report").strip()
+        routes = default_routes(service_request_doctype, service_report_doctype)
         if env.get("ROUTES_JSON"):
             try:
                 routes = parse_routes(env["ROUTES_JSON"])
@@ -153,6 +182,11 @@ class Settings:
                 )
             tracker = _tracker_config(env, erpnext_url, problems)
         drive = _drive_config(env, secret, problems) if function == "drive_upload" else None
+        notifier = (
+            _notifier_config(env, secret, erpnext_url, service_request_doctype, problems)
+            if function == "notifier"
+            else None
+        )
 
         settings = cls(
             project=project,
@@ -177,6 +211,7 @@ class Settings:
             project_manager_field=env.get("PROJECT_MANAGER_FIELD", "project_manager").strip()
             or "project_manager",
             drive=drive,
+            notifier=notifier,
         )
         if problems:
             raise ConfigurationError(
@@ -195,7 +230,7 @@ def _erpnext(
     url = env.get("ERPNEXT_URL", "").strip().rstrip("/") or None
     key = secret("ERPNEXT_API_KEY", "erpnext-api-key")
     api_secret = secret("ERPNEXT_API_SECRET", "erpnext-api-secret")
-    if function in ("sheets_sync", "drive_upload") and not (url and key and api_secret):
+    if function in ("sheets_sync", "drive_upload", "notifier") and not (url and key and api_secret):
         problems.append(
             "ERPNEXT_URL, ERPNEXT_API_KEY and ERPNEXT_API_SECRET (or secrets "
             "'erpnext-api-key', 'erpnext-api-secret') are all needed to read ERPNext"
@@ -254,6 +289,97 @@ def _drive_config(
         token_uri=env.get("DRIVE_TOKEN_URI") or "https://oauth2.googleapis.com/token",
         chunk_bytes=chunk,
         offload=env.get("DRIVE_OFFLOAD", "false").strip().lower() in ("1", "true", "yes"),
+    )
+
+
+def _notifier_config(
+    env: Mapping[str, str],
+    secret: Callable[[str, str], str | None],
+    erpnext_url: str | None,
+    service_request_doctype: str,
+    problems: list[str],
+) -> NotifierSettings | None:
+    before = len(problems)
+    token = secret("TELEGRAM_BOT_TOKEN", "telegram-bot-token")
+    webhook_secret = secret("TELEGRAM_WEBHOOK_SECRET", "telegram-webhook-secret")
+    username = env.get("TELEGRAM_BOT_USERNAME", "").strip().removeprefix("@")
+    if not (token and webhook_secret and username):
+        problems.append(
+            "TELEGRAM_BOT_TOKEN, TELEGRAM_WEBHOOK_SECRET (or secrets 'telegram-bot-token', "
+            "'telegram-webhook-secret') and TELEGRAM_BOT_USERNAME are all needed"
+        )
+    elif not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", webhook_secret):
+        problems.append(
+            "TELEGRAM_WEBHOOK_SECRET must be 1-256 of A-Z a-z 0-9 _ - (Telegram's rule)"
+        )
+    chats: dict[str, int] = {}
+    try:
+        raw = json.loads(env.get("ALERT_CHATS_JSON") or "{}")
+        chats = {str(name): int(chat) for name, chat in dict(raw).items()}
+    except (ValueError, TypeError):
+        problems.append('ALERT_CHATS_JSON must map names to chat ids: {"admins": -100123}')
+    names = AlertNames(
+        service_request=service_request_doctype,
+        service_report=env.get("SERVICE_REPORT_DOCTYPE", "Service Report").strip()
+        or "Service Report",
+        report_request_field=env.get("SERVICE_REPORT_REQUEST_FIELD", "service_request").strip(),
+        emergency_priorities=tuple(
+            p.strip() for p in env.get("EMERGENCY_PRIORITIES", "Urgent").split(",") if p.strip()
+        ),
+        completed_content_sid=env.get("WHATSAPP_TEMPLATE_REQUEST_COMPLETED") or None,
+    )
+    rules = default_rules(names)
+    if env.get("ALERT_RULES_JSON"):
+        try:
+            rules = parse_rules(env["ALERT_RULES_JSON"])
+        except ValueError as exc:
+            problems.append(f"ALERT_RULES_JSON: {exc}")
+    for rule in rules:
+        for destination in rule.to:
+            name = destination.removeprefix("chat:")
+            if destination.startswith("chat:") and name not in chats:
+                try:
+                    int(name)
+                except ValueError:
+                    problems.append(
+                        f"alert rule {rule.id} sends to chat {name!r}: add it to ALERT_CHATS_JSON"
+                    )
+    twilio = (
+        env.get("TWILIO_ACCOUNT_SID", "").strip() or None,
+        secret("TWILIO_AUTH_TOKEN", "twilio-auth-token"),
+        env.get("TWILIO_WHATSAPP_FROM", "").strip() or None,
+        env.get("WHATSAPP_WEBHOOK_PUBLIC_URL", "").strip() or None,
+    )
+    if any(twilio) and not all(twilio):
+        problems.append(
+            "WhatsApp needs TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN (or secret 'twilio-auth-token'), "
+            "TWILIO_WHATSAPP_FROM and WHATSAPP_WEBHOOK_PUBLIC_URL together"
+        )
+    admins = env.get("TELEGRAM_BOOTSTRAP_ADMIN_IDS", "")
+    try:
+        admin_ids = frozenset(int(part) for part in admins.split(",") if part.strip())
+    except ValueError:
+        problems.append("TELEGRAM_BOOTSTRAP_ADMIN_IDS must be Telegram user ids, comma separated")
+        admin_ids = frozenset()
+    if len(problems) > before or not (token and webhook_secret):
+        return None
+    return NotifierSettings(
+        telegram_token=token,
+        telegram_secret=webhook_secret,
+        bot_username=username,
+        chats=chats,
+        rules=rules,
+        names=names,
+        site_url=(env.get("ERPNEXT_PUBLIC_URL") or erpnext_url or "").rstrip("/"),
+        telegram_api_url=env.get("TELEGRAM_API_URL", "").rstrip("/") or None,
+        group_window_s=float(env.get("TELEGRAM_GROUP_WINDOW_SECONDS") or 60.0),
+        budget_s=float(env.get("NOTIFIER_BUDGET_SECONDS") or 45.0),
+        bootstrap_admin_ids=admin_ids,
+        twilio_account_sid=twilio[0],
+        twilio_auth_token=twilio[1],
+        whatsapp_from=twilio[2],
+        whatsapp_public_url=twilio[3],
+        twilio_api_url=env.get("TWILIO_API_URL", "").rstrip("/") or None,
     )
 
 

@@ -287,6 +287,10 @@ class AlertOutbox(Protocol):
         """(channel, destination, epoch seconds) of alerts sent since `since`, by any instance."""
         ...
 
+    def by_message(self, message_id: str) -> Alert | None:
+        """The alert a sent message carried (Twilio reports failures by message sid)."""
+        ...
+
 
 class WhatsAppSessions(Protocol):
     """When each number last wrote to us: WhatsApp's 24-hour window for free-form messages."""

@@ -862,6 +862,17 @@ class FirestoreAlertOutbox:
                 recent.append((str(fields["channel"]), str(fields["to"]), sent_at.timestamp()))
         return recent
 
+    def by_message(self, message_id: str) -> Alert | None:
+        query = self._connection.collection(ALERTS).where(
+            filter=FieldFilter("message_id", "==", message_id)
+        )
+        with translated("find an alert"):
+            for snapshot in query.limit(1).stream(
+                retry=self._connection.retry, timeout=self._connection.timeout_s
+            ):
+                return _queued_alert(snapshot.to_dict() or {}).alert
+        return None
+
     def records(self) -> list[Record]:
         """Every remembered alert (tests, the demo)."""
         with translated("read alerts"):

@@ -94,6 +94,16 @@ class TelegramApi:
 
         return asyncio.run(run())
 
+    def set_webhook(self, url: str, secret: str) -> None:
+        """Point Telegram at the bot's webhook; every update will carry `secret`."""
+
+        async def run() -> None:
+            async with self.session() as telegram:
+                with _translated("set the webhook"):
+                    await telegram.bot.set_webhook(url, secret_token=secret)
+
+        asyncio.run(run())
+
     def download(self, file_id: str) -> bytes:
         """A file a person sent (a photo), refused above Telegram's 20 MB bot limit."""
 

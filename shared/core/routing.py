@@ -17,14 +17,18 @@ ANY_EVENT = "*"
 RouteTable: TypeAlias = Mapping[tuple[str, str], tuple[str, ...]]
 
 
-def default_routes(service_request_doctype: str = "Issue") -> RouteTable:
-    """The stock table; the service-request doctype is `Issue` in stock ERPNext, often custom."""
+def default_routes(
+    service_request_doctype: str = "Issue", service_report_doctype: str = "Service Report"
+) -> RouteTable:
+    """The stock table; the service-request doctype is `Issue` in stock ERPNext, often custom,
+    and service reports are a site's own doctype."""
     return {
         ("Sales Invoice", ANY_EVENT): (INVOICES,),
         ("Purchase Invoice", ANY_EVENT): (INVOICES,),
         ("File", "after_insert"): (FILES,),
         ("File", "on_trash"): (FILES,),
         (service_request_doctype, ANY_EVENT): (SERVICE_REQUESTS,),
+        (service_report_doctype, ANY_EVENT): (SERVICE_REQUESTS,),
     }
 
 

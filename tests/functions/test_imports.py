@@ -39,6 +39,10 @@ def loaded_modules(main_py: Path) -> set[str]:
         "ERPNEXT_API_SECRET": "import-check-secret",
         "DRIVE_AUTH": "shared_drive",
         "DRIVE_SHARED_DRIVE_ID": "import-check-drive",
+        "TELEGRAM_BOT_TOKEN": "1:import-check-token",
+        "TELEGRAM_WEBHOOK_SECRET": "import-check-secret",
+        "TELEGRAM_BOT_USERNAME": "import_check_bot",
+        "ALERT_CHATS_JSON": '{"service_team": -1, "oncall": -2, "admins": -3}',
         "PATH": "/usr/bin:/bin",
     }
     result = subprocess.run(
@@ -65,3 +69,4 @@ def test_consumers_build_no_client_at_import(folder: str) -> None:
     modules = loaded_modules(ROOT / "functions" / folder / "main.py")
     assert "google.cloud.firestore" not in modules
     assert "googleapiclient" not in modules and "requests" not in modules
+    assert "telegram" not in modules and "twilio" not in modules

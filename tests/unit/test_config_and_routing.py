@@ -64,7 +64,7 @@ def test_bad_numbers_are_reported_with_their_names() -> None:
 
 def test_service_request_doctype_is_configurable() -> None:
     settings = Settings.from_env(
-        {"GCP_PROJECT": "p", "SERVICE_REQUEST_DOCTYPE": "Service Call"}, function="notifier"
+        {"GCP_PROJECT": "p", "SERVICE_REQUEST_DOCTYPE": "Service Call"}, function="routes_only"
     )
     assert topics_for(settings.routes, "Service Call", "after_insert") == (SERVICE_REQUESTS,)
     assert topics_for(settings.routes, "Issue", "after_insert") == ()
@@ -78,7 +78,7 @@ def test_routes_json_replaces_the_table() -> None:
     settings = Settings.from_env(env, function="erp_webhook_unused")
     assert topics_for(settings.routes, "Quotation", "on_update") == (INVOICES,)
     with pytest.raises(ConfigurationError, match="ROUTES_JSON"):
-        Settings.from_env({"GCP_PROJECT": "p", "ROUTES_JSON": "{"}, function="notifier")
+        Settings.from_env({"GCP_PROJECT": "p", "ROUTES_JSON": "{"}, function="routes_only")
 
 
 @pytest.mark.parametrize(
