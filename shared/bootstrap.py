@@ -15,9 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from shared import logs, metrics
 from shared.config import SecretReader, Settings
-from shared.core.envelope import Envelope
 from shared.core.invoice_rows import TrackerConfig
-from shared.core.plans import PLANS
 from shared.errors import ConfigurationError
 from shared.ingress import Ingress
 from shared.runtime import Consumer, DeadLetterRecorder, Effect
@@ -89,19 +87,6 @@ def _firestore(project: str) -> FirestoreStores:
     from shared.adapters.firestore import FirestoreStores
 
     return FirestoreStores(project)
-
-
-def recorded_effect(consumer: str, project: str) -> Effect:
-    """The placeholder side effect: write down, in Firestore, what the consumer would do."""
-    describe = PLANS[consumer]
-    actions = _firestore(project).actions
-
-    def effect(envelope: Envelope) -> str:
-        action = describe(envelope)
-        actions.record(consumer, envelope, action, now=utc_now())
-        return action
-
-    return effect
 
 
 @functools.cache
@@ -396,7 +381,7 @@ def _effect(name: str, project: str) -> Effect:
         return drive_uploader().apply
     if name == "notifier":
         return notifier().enqueue
-    return recorded_effect(name, project)
+    raise ConfigurationError(f"no consumer is called {name!r}")
 
 
 @functools.cache

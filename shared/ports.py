@@ -64,15 +64,6 @@ class ErrorLog(Protocol):
         ...
 
 
-class ActionLog(Protocol):
-    def record(self, consumer: str, envelope: Envelope, action: str, *, now: datetime) -> None:
-        """Write down a side effect a consumer performed (until the real side effects exist)."""
-        ...
-
-
-# ---- Invoice Tracker (sheets_sync) -----------------------------------------------------------
-
-
 class QueuedChange(Protocol):
     """An outbox entry: the queued envelope (and the adapter's own version of it)."""
 

@@ -1,4 +1,4 @@
-"""Firestore: idempotency claims, applied versions, error records and the action log.
+"""Firestore: idempotency claims, versions, error records, outboxes, leases and the bots' state.
 
 One client, built on first use, serves every store of an instance; it honours
 FIRESTORE_EMULATOR_HOST by itself. No google exception leaves this module.
@@ -53,7 +53,6 @@ SERVICE = "firestore"
 CLAIMS = "idempotency"
 VERSIONS = "document_versions"
 ERRORS = "errors"
-ACTIONS = "actions"
 SHEET_OUTBOX = "sheet_outbox"
 LEASES = "leases"
 SYNC_EXECUTIONS = "sync_executions"
@@ -169,7 +168,6 @@ class FirestoreStores:
         self.claims = FirestoreIdempotencyStore(self.connection, retention=retention)
         self.versions = FirestoreVersionStore(self.connection)
         self.errors = FirestoreErrorLog(self.connection)
-        self.actions = FirestoreActionLog(self.connection)
         self.sheet_outbox: SheetOutbox = FirestoreSheetOutbox(self.connection)
         self.sheet_flush_lease: Lease = FirestoreLease(self.connection, "invoice-sheet-flush")
         self.executions: SyncExecutionLog = FirestoreSyncExecutionLog(self.connection)
@@ -457,51 +455,6 @@ def _with_id(snapshot: Snapshot) -> Record:
 
 
 # ---- action log -------------------------------------------------------------------------------
-
-
-class FirestoreActionLog:
-    """`actions/{auto id}`: every side effect a consumer performed; duplicates stay visible."""
-
-    def __init__(self, connection: FirestoreConnection) -> None:
-        self._connection = connection
-
-    def record(self, consumer: str, envelope: Envelope, action: str, *, now: datetime) -> None:
-        fields: Record = {
-            "consumer": consumer,
-            "event_id": envelope.event_id,
-            "event_type": envelope.event_type,
-            "doctype": envelope.doctype,
-            "name": envelope.name,
-            "modified": envelope.modified,
-            "action": action,
-            "recorded_at": now,
-        }
-        with translated("record action"):
-            # add() on purpose, not a deterministic id: a duplicate effect must show as two rows.
-            self._connection.collection(ACTIONS).add(
-                fields, retry=self._connection.retry, timeout=self._connection.timeout_s
-            )
-
-    def list_actions(self, consumer: str | None = None) -> list[Record]:
-        """Oldest first; each action carries its `id`."""
-        query: firestore.CollectionReference | firestore.Query = self._connection.collection(
-            ACTIONS
-        )
-        if consumer is not None:
-            query = query.where(filter=FieldFilter("consumer", "==", consumer))
-        with translated("list actions"):
-            actions = [
-                _with_id(snapshot)
-                for snapshot in query.stream(
-                    retry=self._connection.retry, timeout=self._connection.timeout_s
-                )
-            ]
-        return sorted(actions, key=_recorded_at)
-
-
-def _recorded_at(action: Record) -> datetime:
-    recorded_at = action.get("recorded_at")
-    return recorded_at if isinstance(recorded_at, datetime) else datetime.min.replace(tzinfo=UTC)
 
 
 # ---- Invoice Tracker outbox and flush lease ---------------------------------------------------

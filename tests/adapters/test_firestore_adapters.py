@@ -300,24 +300,6 @@ def test_list_errors_filters_by_status_newest_first_when_asked(stores: Firestore
     assert stores.errors.get("no-such-record") is None
 
 
-# ---- actions --------------------------------------------------------------------------------
-
-
-def test_action_log_shows_both_when_one_action_is_recorded_twice(stores: FirestoreStores) -> None:
-    stores.actions.record("sheets_sync", envelope(), "upsert row SINV-0001", now=NOW)
-    stores.actions.record("sheets_sync", envelope(), "upsert row SINV-0001", now=NOW)
-    stores.actions.record("notifier", envelope(), "alert finance", now=NOW)
-
-    actions = stores.actions.list_actions("sheets_sync")
-
-    assert len(actions) == 2
-    assert actions[0]["id"] != actions[1]["id"]
-    assert {a["event_id"] for a in actions} == {"e1"}
-    assert actions[0]["action"] == "upsert row SINV-0001"
-    assert actions[0]["modified"] == "2026-11-23 10:00:00"
-    assert len(stores.actions.list_actions()) == 3
-
-
 # ---- outages and fixtures -------------------------------------------------------------------
 
 
@@ -330,7 +312,6 @@ def test_upstream_unavailable_within_the_timeout_when_firestore_is_unreachable(
         lambda: stores.claims.claim("sheets_sync", "e1", owner="a", now=NOW, lease=LEASE),
         lambda: stores.versions.record_applied("c", "File", "a", "2026-11-23 10:00:00"),
         lambda: stores.errors.record_failure(failure(), now=NOW),
-        lambda: stores.actions.record("c", envelope(), "x", now=NOW),
     ]
     for operation in operations:
         started = time.monotonic()

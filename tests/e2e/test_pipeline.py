@@ -17,7 +17,7 @@ import requests
 from devstack.drive import DriveFile
 from devstack.emulators import Emulators
 from devstack.erpnext import ErpNextStandIn
-from devstack.stack import Devstack, running_devstack
+from devstack.stack import CHATS, Devstack, running_devstack
 from shared.adapters.pubsub import PubSubPublisher
 from shared.core.claims import ClaimState
 from tests.frappe import frappe_signature
@@ -63,8 +63,14 @@ def erp(stack: Devstack) -> ErpNextStandIn:
     return erp
 
 
-def actions_for(stack: Devstack, name: str, consumer: str | None = None) -> list[dict[str, object]]:
-    return [a for a in stack.stores().actions.list_actions(consumer) if a["name"] == name]
+def alerts_about(stack: Devstack, name: str) -> list[tuple[int, str]]:
+    """Every Telegram message that names the document: (chat, text)."""
+    return [
+        (chat, sent.text or "")
+        for chat, messages in list(stack.telegram.chats.items())
+        for sent in list(messages)
+        if name in (sent.text or "")
+    ]
 
 
 def sheet_rows(stack: Devstack, name: str) -> list[list[object]]:
@@ -93,7 +99,11 @@ def test_stand_in_webhooks_verify_and_reach_every_consumer(
     (delivery,) = erp.deliveries(docname=name, event="after_insert")
     assert delivery.state == "delivered"
     assert wait_until(lambda: len(sheet_rows(stack, name)) == 1)
-    assert wait_until(lambda: len(actions_for(stack, name, "notifier")) == 1)
+    assert wait_until(lambda: len(alerts_about(stack, name)) == 1)
+    ((chat, text),) = alerts_about(stack, name)
+    assert chat == CHATS["admins"]
+    assert f"Invoice <b>{name}</b> uploaded by Administrator for Project PROJ-0001" in text
+    assert "amount 5,000.00 USD" in text
     row = stack.tracker_row(name)
     assert row is not None
     assert row["Customer / Supplier"] == "Acme Builders" and row["Amount"] == "5,000.00"
@@ -111,10 +121,10 @@ def test_one_effect_per_consumer_when_the_same_webhook_arrives_three_times(
     erp.wait_for_deliveries(timeout=20)
     deliveries = erp.deliveries(docname=name, event="after_insert")
     assert [d.state for d in deliveries] == ["delivered"] * 3
-    assert wait_until(lambda: len(actions_for(stack, name, "notifier")) >= 1)
+    assert wait_until(lambda: len(alerts_about(stack, name)) >= 1)
     assert wait_until(lambda: len(sheet_rows(stack, name)) >= 1)
     time.sleep(3)  # room for a wrongly doubled effect to show up
-    assert len(actions_for(stack, name, "notifier")) == 1
+    assert len(alerts_about(stack, name)) == 1
     assert len(sheet_rows(stack, name)) == 1
     duplicates = [
         o for o in stack.outcomes() if o.get("name") == name and o["outcome"] == "duplicate"
@@ -184,13 +194,12 @@ def test_crashed_claim_is_taken_over_after_its_lease_and_applied_once(
         timeout=10,
     )
     assert response.json()["event_id"] == envelope.event_id
-    assert wait_until(
-        lambda: len(actions_for(stack, str(issue["name"]), "notifier")) == 1, timeout=40
-    )
+    assert wait_until(lambda: len(alerts_about(stack, str(issue["name"]))) == 1, timeout=40)
     claim = stack.stores().claims.get("notifier", envelope.event_id)
     assert claim is not None and claim.state is ClaimState.DONE
     time.sleep(2)
-    assert len(actions_for(stack, str(issue["name"]), "notifier")) == 1
+    ((chat, text),) = alerts_about(stack, str(issue["name"]))
+    assert chat == CHATS["service_team"] and "Pump broken" in text
 
 
 def test_undecodable_message_becomes_an_error_record_and_is_acknowledged(stack: Devstack) -> None:
