@@ -240,3 +240,47 @@ def test_analytics_for_admins_only(people: Devstack) -> None:
     figures = say(people, ANA, "/analytics")
     assert "Open requests:" in figures and "Invoiced this month:" in figures
     assert "Open requests:" not in say(people, DANA, "/analytics")
+
+
+def test_an_emergency_request_reaches_the_team_and_on_call_escaped(people: Devstack) -> None:
+    erp = people.erpnext
+    issue = erp.insert(
+        "Issue",
+        {
+            "subject": "Gas smell <b>near</b> boiler & meter",
+            "priority": "Urgent",
+            "customer": "Acme Builders",
+        },
+    )
+    name = str(issue["name"])
+    telegram = people.telegram
+
+    def about(chat: int) -> list[str]:
+        return [text for text in telegram.texts(chat) if name in text]
+
+    assert wait_until(lambda: len(about(CHATS["oncall"])) == 1 and len(about(GROUP)) == 1)
+    (alarm,) = about(CHATS["oncall"])
+    assert "EMERGENCY" in alarm
+    assert "Gas smell &lt;b&gt;near&lt;/b&gt; boiler &amp; meter" in alarm
+    time.sleep(1)
+    assert len(about(CHATS["oncall"])) == 1 and len(about(GROUP)) == 1
+
+
+def test_a_service_report_reaches_the_admins_and_the_requests_pm(people: Devstack) -> None:
+    erp = people.erpnext
+    erp.add_webhook("Service Report", "on_submit", f"{people.webhook_url}?event=on_submit", SECRET)
+    leak = issue_named(erp, "Hydraulic leak at the loading bay")  # Acme's project: Ana is PM
+    report = erp.insert(
+        "Service Report", {"service_request": leak["name"], "summary": "Seal replaced"}
+    )
+    erp.submit("Service Report", str(report["name"]))
+    name = str(report["name"])
+    telegram = people.telegram
+    assert wait_until(
+        lambda: (
+            any(name in text for text in telegram.texts(CHATS["admins"]))
+            and any(name in text for text in telegram.texts(ANA))
+        )
+    )
+    (to_pm,) = [text for text in telegram.texts(ANA) if name in text]
+    assert str(leak["name"]) in to_pm and "Service report" in to_pm
