@@ -2,6 +2,9 @@
 
 bridge sheet-setup   # header, frozen row, formats, Summary, Overhead, highlight rule (idempotent)
 bridge reconcile     # bring the Invoice Tracker up to date with ERPNext now, with progress
+bridge backfill      # copy to Drive the attachments that have no Drive copy yet, with progress
+bridge telegram-webhook URL   # point Telegram at the bot's webhook, with its secret token
+bridge link-code USER         # a one-time link for an ERPNext user's Telegram (the first admin)
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from shared.core.executions import RunCounts
 from shared.errors import BridgeError, ConfigurationError
 
 
-def sheet_setup() -> int:
+def sheet_setup(*args: str) -> int:
     from shared.adapters.sheets import GoogleSheetLayout
     from shared.sheets_sync import set_up_sheet
 
@@ -30,7 +33,7 @@ def sheet_setup() -> int:
     return 0
 
 
-def reconcile() -> int:
+def reconcile(*args: str) -> int:
     return _run_job(
         "reconciling {n} invoices read from ERPNext",
         lambda progress: bootstrap.invoice_reconciliation().run(progress),
@@ -38,7 +41,7 @@ def reconcile() -> int:
     )
 
 
-def backfill() -> int:
+def backfill(*args: str) -> int:
     return _run_job(
         "backfilling: {n} attachments without a Drive copy",
         lambda progress: bootstrap.drive_backfill().run(progress),
@@ -74,15 +77,45 @@ def _run_job(
     return 1 if counts.failed else 0
 
 
-COMMANDS = {"sheet-setup": sheet_setup, "reconcile": reconcile, "backfill": backfill}
+def telegram_webhook(*args: str) -> int:
+    if len(args) != 1 or not args[0].startswith("https://"):
+        raise ConfigurationError(
+            "give the webhook's public https:// address, e.g. its Cloud Run URL"
+        )
+    config = bootstrap.settings("notifier").notifier
+    assert config is not None  # settings refuse to load without it
+    bootstrap.telegram_api().set_webhook(args[0], config.telegram_secret)
+    print(f"Telegram now posts updates for @{config.bot_username} to {args[0]}")
+    return 0
+
+
+def link_code(*args: str) -> int:
+    from datetime import UTC, datetime
+
+    if len(args) != 1 or "@" not in args[0]:
+        raise ConfigurationError("give the ERPNext user (an email), e.g. admin@example.com")
+    bot = bootstrap.telegram_bot()
+    print(bot.deep_link(bot.create_link_code(args[0], datetime.now(UTC))))
+    print("Usable once; send it to that person only.", file=sys.stderr)
+    return 0
+
+
+COMMANDS: dict[str, Callable[..., int]] = {
+    "sheet-setup": sheet_setup,
+    "reconcile": reconcile,
+    "backfill": backfill,
+    "telegram-webhook": telegram_webhook,
+    "link-code": link_code,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bridge", description=__doc__.split("\n\n")[0])
     parser.add_argument("command", choices=sorted(COMMANDS))
+    parser.add_argument("arguments", nargs="*", help="the command's own (see above)")
     args = parser.parse_args(argv)
     try:
-        return COMMANDS[args.command]()
+        return COMMANDS[args.command](*args.arguments)
     except ConfigurationError as exc:
         print(f"bridge {args.command}: {exc}", file=sys.stderr)
         return 2

@@ -1,4 +1,4 @@
-"""`bridge sheet-setup` and `bridge reconcile`, configured by the environment as an operator runs them,
+"""The `bridge` operator commands, configured by the environment as an operator runs them,
 against the Firestore emulator and the ERPNext and Sheets stand-ins."""
 
 from __future__ import annotations
@@ -9,11 +9,13 @@ import pytest
 
 from devstack.erpnext import ErpNextStandIn
 from devstack.sheets import SheetsStandIn
+from devstack.telegram import TelegramStandIn
 from shared import bootstrap
 from shared.cli import main
 from shared.core.sheet_layout import TRACKER_TAB
 
 SECRET = "commands-api-secret"
+BOT_TOKEN = "7000002:ops-bot-token"
 
 
 @pytest.fixture
@@ -83,3 +85,41 @@ def test_a_missing_setting_is_named_and_exits_2(
     finally:
         bootstrap.reset()
     assert "SHEETS_SPREADSHEET_ID" in capsys.readouterr().err
+
+
+@pytest.fixture
+def bot_site(
+    site: tuple[ErpNextStandIn, SheetsStandIn, str], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[TelegramStandIn]:
+    with TelegramStandIn(BOT_TOKEN, username="ops_bot") as telegram:
+        for key, value in {
+            "TELEGRAM_BOT_TOKEN": BOT_TOKEN,
+            "TELEGRAM_WEBHOOK_SECRET": "ops-webhook-secret",
+            "TELEGRAM_BOT_USERNAME": "ops_bot",
+            "TELEGRAM_API_URL": telegram.url,
+            "ALERT_CHATS_JSON": '{"service_team": -1, "oncall": -2, "admins": -3}',
+        }.items():
+            monkeypatch.setenv(key, value)
+        bootstrap.reset()
+        yield telegram
+
+
+def test_telegram_webhook_points_telegram_at_the_bot_with_its_secret(
+    bot_site: TelegramStandIn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["telegram-webhook", "http://not-https.example.com/"]) == 2
+    assert bot_site.webhook is None
+    assert main(["telegram-webhook", "https://bridge.example.com/telegram"]) == 0
+    assert bot_site.webhook == ("https://bridge.example.com/telegram", "ops-webhook-secret")
+    assert "ops-webhook-secret" not in capsys.readouterr().out
+
+
+def test_link_code_prints_a_one_time_deep_link(
+    bot_site: TelegramStandIn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["link-code", "ana.lopez@example.com"]) == 0
+    link = capsys.readouterr().out.strip()
+    assert link.startswith("https://t.me/ops_bot?start=")
+    code = link.rsplit("=", 1)[1]
+    assert 20 <= len(code) <= 64 and code.replace("-", "").replace("_", "").isalnum()
+    assert main(["link-code", "not-a-user"]) == 2
