@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit tools venv clean bench-sheets bench-drive
+.PHONY: demo test lint typecheck unit tools venv clean bench-sheets bench-drive bench-notifier
 
 venv: $(STAMP)
 
@@ -39,6 +39,9 @@ bench-sheets: tools
 
 bench-drive: tools
 	$(BIN)/python -m bench.drive_bench
+
+bench-notifier: tools
+	$(BIN)/python -m bench.notifier_bench
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -104,6 +104,8 @@ class TelegramStandIn(LoopbackServer):
         self.username = username
         self.limits = Limits(clock, group_window_s=group_window_s)
         self.chats: dict[int, list[Sent]] = defaultdict(list)
+        self.sent_at: dict[int, list[float]] = defaultdict(list)
+        """When each message was accepted (the limits' clock), per chat."""
         self.refused: list[tuple[int, int]] = []
         """(chat id, retry_after) of every 429 answered."""
         self.webhook: tuple[str, str | None] | None = None
@@ -244,6 +246,7 @@ class TelegramStandIn(LoopbackServer):
             raise BotApiError(429, f"Too Many Requests: retry after {wait}", retry_after=wait)
         sent.chat_id, sent.message_id = chat_id, next(self._ids)
         self.chats[chat_id].append(sent)
+        self.sent_at[chat_id].append(self.limits.clock())
         return sent
 
     def _message(self, sent: Sent) -> Json:

@@ -1,0 +1,121 @@
+"""Notifier benchmark: alerts drained into the Telegram stand-in, which enforces Telegram's limits.
+
+Two runs through the real drainer (python-telegram-bot, the Firestore outbox on the emulator):
+N alerts to one group, and one alert to each of 100 private chats. Reported: messages a second,
+messages in the busiest group window (limit 20), and the 429s the stand-in answered (target 0).
+The group window is shortened (60 s -> `--group-window`) on both sides, so a run takes seconds
+while keeping the same 20-per-window limit; the per-chat and global limits are Telegram's own.
+
+    python -m bench.notifier_bench [--group-alerts 200] [--group-window 3]   # or: make bench-notifier
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from devstack.emulators import running_emulators
+from devstack.telegram import TelegramStandIn
+from shared.adapters.firestore import FirestoreStores
+from shared.adapters.telegram import TelegramApi
+from shared.core.alerts import Alert
+from shared.core.pacing import Limits
+from shared.notifier import AlertDrainer, NotifierConfig
+
+TOKEN = "7000009:bench-token"
+GROUP = -1009999
+console = Console()
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def run(
+    stores: FirestoreStores, telegram: TelegramStandIn, limits: Limits, alerts: list[Alert]
+) -> tuple[float, int]:
+    stores.alerts.put(alerts, now=utc_now())
+    drainer = AlertDrainer(
+        outbox=stores.alerts,
+        lease=stores.alert_drain_lease,
+        telegram=TelegramApi(TOKEN, base_url=telegram.base_url),
+        whatsapp=None,
+        sessions=stores.whatsapp_sessions,
+        errors=stores.errors,
+        config=NotifierConfig(rules=(), chats={}, telegram_limits=limits, budget_s=3600),
+        owner="bench",
+        clock=utc_now,
+    )
+    started = time.monotonic()
+    sent = drainer.drain().sent
+    return time.monotonic() - started, sent
+
+
+def alert(n: int, to: int) -> Alert:
+    return Alert(f"bench|{n}|{to}", "bench", "telegram", str(to), f"alert {n}", f"e{n}", "Issue/x")
+
+
+def busiest_window(telegram: TelegramStandIn, chat: int, window_s: float) -> int:
+    times = sorted(telegram.sent_at[chat])
+    return max(
+        (sum(1 for t in times[i:] if t < start + window_s) for i, start in enumerate(times)),
+        default=0,
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--group-alerts", type=int, default=200)
+    parser.add_argument("--group-window", type=float, default=3.0)
+    args = parser.parse_args()
+    limits = Limits(group_window_s=args.group_window)
+    table = Table(title="Notifier: alerts drained into the Telegram stand-in")
+    for column in ("run", "messages", "seconds", "messages/s", "busiest window", "429s"):
+        table.add_column(column, justify="right")
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-notifier-") as logs,
+        running_emulators("bench-notifier", Path(logs)),
+        Progress(console=console, transient=True) as progress,
+    ):
+        stores = FirestoreStores("bench-notifier")
+        task = progress.add_task("one group", total=None)
+        with TelegramStandIn(TOKEN, group_window_s=args.group_window) as telegram:
+            seconds, sent = run(
+                stores, telegram, limits, [alert(n, GROUP) for n in range(args.group_alerts)]
+            )
+            table.add_row(
+                f"{args.group_alerts} to one group (20 per {args.group_window:g} s)",
+                str(sent),
+                f"{seconds:.1f}",
+                f"{sent / seconds:.1f}",
+                f"{busiest_window(telegram, GROUP, args.group_window)} / 20",
+                str(len(telegram.refused)),
+            )
+        progress.update(task, description="100 chats")
+        with TelegramStandIn(TOKEN) as telegram:
+            chats = range(10_001, 10_101)
+            seconds, sent = run(
+                stores, telegram, limits, [alert(n, c) for n, c in enumerate(chats)]
+            )
+            busiest = max(busiest_window(telegram, chat, 1.0) for chat in chats)
+            table.add_row(
+                "1 to each of 100 chats (30/s overall)",
+                str(sent),
+                f"{seconds:.1f}",
+                f"{sent / seconds:.1f}",
+                f"{busiest} / 1 per chat",
+                str(len(telegram.refused)),
+            )
+    console.print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
