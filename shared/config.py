@@ -70,7 +70,7 @@ class NotifierSettings:
     telegram_api_url: str | None = None
     """Local runs only: a Telegram stand-in's address (its `/bot` and `/file/bot` under it)."""
     group_window_s: float = 60.0
-    budget_s: float = 45.0
+    budget_s: float = 20.0
     bootstrap_admin_ids: frozenset[int] = frozenset()
     twilio_account_sid: str | None = None
     twilio_auth_token: str | None = field(default=None, repr=False)
@@ -372,8 +372,8 @@ def _notifier_config(
         names=names,
         site_url=(env.get("ERPNEXT_PUBLIC_URL") or erpnext_url or "").rstrip("/"),
         telegram_api_url=env.get("TELEGRAM_API_URL", "").rstrip("/") or None,
-        group_window_s=float(env.get("TELEGRAM_GROUP_WINDOW_SECONDS") or 60.0),
-        budget_s=float(env.get("NOTIFIER_BUDGET_SECONDS") or 45.0),
+        group_window_s=_seconds(env, "TELEGRAM_GROUP_WINDOW_SECONDS", 60.0, problems),
+        budget_s=_seconds(env, "NOTIFIER_BUDGET_SECONDS", 20.0, problems),
         bootstrap_admin_ids=admin_ids,
         twilio_account_sid=twilio[0],
         twilio_auth_token=twilio[1],
@@ -381,6 +381,18 @@ def _notifier_config(
         whatsapp_public_url=twilio[3],
         twilio_api_url=env.get("TWILIO_API_URL", "").rstrip("/") or None,
     )
+
+
+def _seconds(env: Mapping[str, str], key: str, default: float, problems: list[str]) -> float:
+    raw = env.get(key) or ""
+    try:
+        value = float(raw) if raw else default
+    except ValueError:
+        value = 0.0
+    if value <= 0:
+        problems.append(f"{key} must be a positive number of seconds, not {raw!r}")
+        return default
+    return value
 
 
 def _tracker_config(

@@ -85,7 +85,7 @@ class NotifierConfig:
     )
     window_margin: timedelta = timedelta(minutes=30)
     """Free text only this long before the 24-hour window closes; a template after."""
-    budget_s: float = 45.0
+    budget_s: float = 20.0
     """How long one call drains before leaving the rest to the next."""
     in_flight: int = 16
     attempts: int = 5
