@@ -1,9 +1,11 @@
 """`make demo`: the whole bridge on this machine, a scripted day of ERPNext activity, and what happened.
 
-Starts the emulators, the functions and the ERPNext, Sheets and Drive stand-ins; plays invoices,
-an attachment and a service request (with a duplicate, a late older delivery, a forged signature,
-a silent change caught by reconciliation, and a consumer outage); prints what was published, what
-each consumer did and why, the Invoice Tracker sheet, the Drive folders, and the error records;
+Starts the emulators, the functions and the ERPNext, Sheets, Drive, Telegram and Twilio stand-ins;
+plays invoices, an attachment and service requests (with a duplicate, a late older delivery, a
+forged signature, a silent change caught by reconciliation, and a consumer outage), an emergency,
+two requests resolved, clients writing on WhatsApp and the daily digest; prints what was
+published, what each consumer did and why, the Invoice Tracker sheet, the Drive folders, the
+error records, and every Telegram chat and WhatsApp conversation as the people in them see it;
 then stops everything it started.
 """
 
@@ -12,26 +14,43 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import html
 import json
+import re
 import secrets
 import time
 from collections import Counter
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 import requests
 from google.cloud import pubsub_v1
 from rich.console import Console
+from rich.panel import Panel
 from rich.table import Table
+from rich.text import Text
 
 from devstack.drive import FOLDER
 from devstack.erpnext import ErpNextStandIn
-from devstack.stack import Devstack, running_devstack
+from devstack.stack import CHATS, WHATSAPP_WEBHOOK, Devstack, running_devstack
+from devstack.twilio import Message
+from shared.adapters.bot_store import FirestoreBotStore
 from shared.adapters.pubsub import ensure_pull_subscription
 from shared.core.routing import DEAD_LETTER, TOPICS
 from shared.core.sheet_layout import TRACKER_TAB
+from shared.servicedesk import normalise_e164
 
 console = Console(width=150)
 SITE = "erp.example.com"
+CHAT_NAMES = {
+    CHATS["service_team"]: "service team",
+    CHATS["oncall"]: "on-call",
+    CHATS["admins"]: "admins",
+}
+STRANGER = "+15005550009"
+TODAY = datetime.now(UTC).date().isoformat()
+"""The demo's day: its invoices are posted today, so the digest counts them as this month's."""
+_TAG = re.compile(r"<[^>]+>")
 
 
 def step(text: str) -> None:
@@ -73,7 +92,8 @@ def wire_webhooks(erp: ErpNextStandIn, url: str, secret: str) -> None:
         era="develop",
         request_structure="form",
     )
-    erp.add_webhook("Issue", "after_insert", f"{url}?event=after_insert", secret, era="develop")
+    for event in ("after_insert", "on_update"):
+        erp.add_webhook("Issue", event, f"{url}?event={event}", secret, era="develop")
     erp.add_webhook("ToDo", "after_insert", f"{url}?event=after_insert", secret)
 
 
@@ -81,7 +101,7 @@ def submitted_invoice(
     erp: ErpNextStandIn, doctype: str, fields: dict[str, object], user: str
 ) -> str:
     """A draft invoice saved by `user`, then submitted (ERPNext sets it Unpaid on submit)."""
-    name = str(erp.insert(doctype, {**fields, "posting_date": "2026-11-23"}, user=user)["name"])
+    name = str(erp.insert(doctype, {**fields, "posting_date": TODAY}, user=user)["name"])
     erp.submit(doctype, name)
     return name
 
@@ -192,10 +212,96 @@ def play_the_day(stack: Devstack, erp: ErpNextStandIn, secret: str) -> dict[str,
         lambda: any(r.get("entity_id") == urgent for r in stack.stores().errors.list_errors()), 90
     )
     stack.restart("send_alerts")
-    notes[urgent] = "notifier was down: dead-lettered into a pending error record"
+    notes[urgent] = (
+        "notifier was down: its webhooks (after_insert, on_update) dead-lettered into pending "
+        "error records"
+    )
     notes[issue] = "service request"
     settled(stack)
     return notes
+
+
+def contact_named(erp: ErpNextStandIn, first_name: str) -> dict[str, object]:
+    (contact,) = [doc for doc in erp.all("Contact") if doc.get("first_name") == first_name]
+    return contact
+
+
+def issue_named(erp: ErpNextStandIn, subject: str) -> str:
+    (name,) = [str(doc["name"]) for doc in erp.all("Issue") if doc.get("subject") == subject]
+    return name
+
+
+def phone_of(contact: dict[str, object]) -> str:
+    phone = normalise_e164(str(contact.get("mobile_no") or ""))
+    assert phone is not None, "the seeded contacts have mobile numbers"
+    return phone
+
+
+def play_the_notifier(stack: Devstack, erp: ErpNextStandIn, notes: dict[str, str]) -> None:
+    """The service desk's side: alerts to the team's chats, clients on WhatsApp, the digest."""
+    twilio = stack.twilio
+    tom, maria, sam = (contact_named(erp, name) for name in ("Tom", "Maria", "Sam"))
+    step("Tom (Blue River Foods) phones in an emergency; the desk raises it as Urgent")
+    emergency = str(
+        erp.insert(
+            "Issue",
+            {
+                "subject": "Walk-in freezer at -2 C and rising",
+                "priority": "Urgent",
+                "customer": "Blue River Foods",
+                "contact": tom["name"],
+                "raised_by": tom["email_id"],
+            },
+            user="dana.kim@example.com",
+        )["name"]
+    )
+    step(f"Tom asks on WhatsApp: STATUS {emergency}")
+    twilio.post_inbound(phone_of(tom), f"STATUS {emergency}", profile_name="Tom Becker")
+    step("Sam (Acme Builders) asks about Tom's request: refused, as if it did not exist")
+    twilio.post_inbound(phone_of(sam), f"STATUS {emergency}", profile_name="Sam Ortiz")
+    step("Someone whose number ERPNext does not know writes to the WhatsApp number")
+    twilio.post_inbound(STRANGER, "hi, is my order ready?", profile_name="Unknown")
+    step("Someone posts a forged WhatsApp message straight to the webhook (wrong signature)")
+    forged = requests.post(
+        stack.functions[WHATSAPP_WEBHOOK.target].url + "/",
+        data={"From": f"whatsapp:{phone_of(maria)}", "Body": "STATUS ISS-2026-00001"},
+        headers={"X-Twilio-Signature": "Zm9yZ2Vk"},
+        timeout=15,
+    )
+    notes["forged WhatsApp"] = (
+        f"Twilio's signature checked over the public URL: answered {forged.status_code}, "
+        "nothing looked up or sent"
+    )
+    erp.wait_for_deliveries(timeout=30)
+    settled(stack)
+    step("Eli fixes the freezer and resolves it: Tom wrote minutes ago, so plain text")
+    erp.save("Issue", emergency, {"status": "Resolved"}, user="eli.moreau@example.com")
+    notes[emergency] = (
+        "emergency: service team and on-call alerted; Tom asked on WhatsApp and was told "
+        "when it was done (free text: he wrote within 24 hours)"
+    )
+    leak = issue_named(erp, "Hydraulic leak at the loading bay")
+    # The seeded requests were imported just now; this one was reported yesterday morning.
+    reported = datetime.now(UTC) - timedelta(days=1)
+    erp.set_value_silently(
+        "Issue",
+        leak,
+        {"opening_date": reported.date().isoformat(), "opening_time": "08:30:00"},
+    )
+    step(f"Dana resolves {leak}, Maria's hydraulic leak reported yesterday, then saves her notes")
+    erp.save("Issue", leak, {"status": "Resolved"}, user="dana.kim@example.com")
+    erp.save("Issue", leak, {"resolution_details": "Seal replaced."}, user="dana.kim@example.com")
+    notes[leak] = (
+        "resolved: Maria, who has not written in 24 hours, got the approved WhatsApp template; "
+        "once, although the request was saved twice"
+    )
+    erp.wait_for_deliveries(timeout=30)
+    settled(stack)
+    step("Cloud Scheduler's morning call runs the daily digest (twice, by accident)")
+    stack.daily_digest()
+    stack.daily_digest()
+    notes["daily digest"] = "called twice: the admins got it once"
+    twilio.settle()
 
 
 def drain(project: str) -> list[tuple[str, dict[str, object]]]:
@@ -305,6 +411,9 @@ def show(stack: Devstack, erp: ErpNextStandIn, notes: dict[str, str]) -> None:
         accidents.add_row(name, note)
     console.print(accidents)
 
+    show_telegram(stack)
+    show_whatsapp(stack, erp)
+
 
 def show_tracker(stack: Devstack) -> None:
     """The Invoice Tracker as a person sees it in Google Sheets (the stand-in's cells)."""
@@ -350,12 +459,87 @@ def show_drive(stack: Devstack) -> None:
     console.print(drive)
 
 
+def plain(text: str) -> str:
+    """Telegram HTML as a person reads it: tags rendered away, entities as characters."""
+    return html.unescape(_TAG.sub("", text))
+
+
+def show_telegram(stack: Devstack) -> None:
+    """Every Telegram chat the bot wrote in, oldest message first: the groups, then people."""
+    console.rule("8. Telegram: each chat as its members see it")
+    links = FirestoreBotStore(stack.stores().connection)
+    chats = stack.telegram.chats
+    for chat_id in [*CHAT_NAMES, *sorted(set(chats) - set(CHAT_NAMES))]:
+        messages = list(chats.get(chat_id, []))
+        if chat_id in CHAT_NAMES:
+            title = f"{CHAT_NAMES[chat_id]} group ({chat_id})"
+        else:
+            title = f"{links.user_of(chat_id) or 'a person'}'s private chat ({chat_id})"
+        transcript = Table.grid(padding=(0, 2))
+        transcript.add_column(style="bold green", no_wrap=True)
+        transcript.add_column()
+        for sent in messages:
+            transcript.add_row("bot", plain(sent.text or sent.caption or ""))
+        if not messages:
+            transcript.add_row("", Text("(no messages)", style="dim"))
+        console.print(Panel(transcript, title=title, title_align="left", width=140))
+
+
+def show_whatsapp(stack: Devstack, erp: ErpNextStandIn) -> None:
+    """Every WhatsApp conversation: what the person wrote and what reached their phone."""
+    console.rule("9. WhatsApp: each conversation as the person sees it on their phone")
+    twilio = stack.twilio
+    people = {
+        phone: (str(contact.get("first_name")), f"{contact.get('full_name')}, {_customer(contact)}")
+        for contact in erp.all("Contact")
+        if (phone := normalise_e164(str(contact.get("mobile_no") or "")))
+    }
+    conversations: dict[str, list[Message]] = {}
+    for message in [*twilio.inbound, *(m for sent in twilio.outbound.values() for m in sent)]:
+        person = message.from_ if message.direction == "inbound" else message.to
+        conversations.setdefault(person.removeprefix("whatsapp:"), []).append(message)
+    for phone, messages in conversations.items():
+        first_name, who = people.get(phone, ("them", "a number ERPNext does not know"))
+        transcript = Table.grid(padding=(0, 2))
+        transcript.add_column(style="dim", no_wrap=True)
+        transcript.add_column(no_wrap=True)
+        transcript.add_column()
+        transcript.add_column(style="dim", no_wrap=True)
+        for message in sorted(messages, key=lambda m: m.date_created):
+            when = message.date_created.strftime("%H:%M:%S")
+            if message.direction == "inbound":
+                transcript.add_row(when, Text(first_name, style="bold cyan"), message.body, "")
+                continue
+            kind = (
+                "approved template"
+                if message.content_sid
+                else "reply"
+                if message.direction == "outbound-reply"
+                else "free text"
+            )
+            status = message.status + (f" ({message.error_code})" if message.error_code else "")
+            transcript.add_row(
+                when, Text("bridge", style="bold green"), message.body, f"{kind}, {status}"
+            )
+        console.print(Panel(transcript, title=f"{who}: {phone}", title_align="left", width=140))
+
+
+def _customer(contact: dict[str, object]) -> str:
+    links = contact.get("links")
+    names = [
+        str(row.get("link_name"))
+        for row in (links if isinstance(links, list) else [])
+        if isinstance(row, dict) and row.get("link_doctype") == "Customer"
+    ]
+    return ", ".join(names) or "no customer"
+
+
 def main() -> int:
     secret = secrets.token_urlsafe(24)
     console.rule("[bold]ERPNext Bridge demo")
     step(
-        "starting the Pub/Sub and Firestore emulators, the ERPNext and Google Sheets stand-ins, "
-        "and the six functions (a few seconds)"
+        "starting the Pub/Sub and Firestore emulators, the ERPNext, Google Sheets, Drive, "
+        "Telegram and Twilio stand-ins, and the functions (a few seconds)"
     )
     started = time.monotonic()
     with running_devstack(
@@ -369,6 +553,7 @@ def main() -> int:
         erp = stack.erpnext
         wire_webhooks(erp, stack.webhook_url, secret)
         notes = play_the_day(stack, erp, secret)
+        play_the_notifier(stack, erp, notes)
         show(stack, erp, notes)
     step("stopped everything the demo started")
     return 0
