@@ -125,8 +125,9 @@ class WhatsAppWebhook:
             phone = None
         if not phone:
             return twiml("Sorry, I could not read your number.")
-        self.sessions.record_inbound(phone, now=self.clock())
         customer = self.desk.customer_of_phone(phone)
+        if customer is not None:  # strangers' numbers are not kept
+            self.sessions.record_inbound(phone, now=self.clock())
         if customer is None:
             logs.log_event(log, logging.INFO, "WhatsApp message from an unknown number refused")
             return twiml(

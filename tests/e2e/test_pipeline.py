@@ -195,8 +195,12 @@ def test_crashed_claim_is_taken_over_after_its_lease_and_applied_once(
     )
     assert response.json()["event_id"] == envelope.event_id
     assert wait_until(lambda: len(alerts_about(stack, str(issue["name"]))) == 1, timeout=40)
-    claim = stack.stores().claims.get("notifier", envelope.event_id)
-    assert claim is not None and claim.state is ClaimState.DONE
+
+    def claim_done() -> bool:  # marked done just after the alert went out
+        claim = stack.stores().claims.get("notifier", envelope.event_id)
+        return claim is not None and claim.state is ClaimState.DONE
+
+    assert wait_until(claim_done)
     time.sleep(2)
     ((chat, text),) = alerts_about(stack, str(issue["name"]))
     assert chat == CHATS["service_team"] and "Pump broken" in text
