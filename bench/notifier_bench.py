@@ -12,6 +12,7 @@ while keeping the same 20-per-window limit; the per-chat and global limits are T
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -81,9 +82,10 @@ def main() -> int:
         table.add_column(column, justify="right")
     with (
         tempfile.TemporaryDirectory(prefix="bench-notifier-") as logs,
-        running_emulators("bench-notifier", Path(logs)),
+        running_emulators("bench-notifier", Path(logs)) as emulators,
         Progress(console=console, transient=True) as progress,
     ):
+        os.environ.update(emulators.env())
         stores = FirestoreStores("bench-notifier")
         task = progress.add_task("one group", total=None)
         with TelegramStandIn(TOKEN, group_window_s=args.group_window) as telegram:
