@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -20,19 +20,11 @@ from devstack.erpnext import ErpNextStandIn
 from devstack.stack import CHATS, Devstack, running_devstack
 from shared.adapters.pubsub import PubSubPublisher
 from shared.core.claims import ClaimState
+from tests.e2e import wait_until
 from tests.frappe import frappe_signature
 
 SECRET = "e2e-webhook-secret"
 LEASE_S = 4
-
-
-def wait_until(check: Callable[[], bool], timeout: float = 30.0, every: float = 0.25) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(every)
-    return check()
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -19,21 +19,13 @@ from devstack.emulators import Emulators
 from devstack.erpnext import ErpNextStandIn
 from devstack.stack import BOT_USERNAME, CHATS, TELEGRAM_WEBHOOK, Devstack, running_devstack
 from shared.adapters.bot_store import FirestoreBotStore
+from tests.e2e import wait_until
 
 SECRET = "e2e-bot-webhook-secret"
 ANA, DANA, BEN, STRANGER = 4001, 4004, 4002, 4999
 GROUP = CHATS["service_team"]
 _updates = itertools.count(1)
 _messages = itertools.count(1)
-
-
-def wait_until(check: Callable[[], bool], timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.2)
-    return check()
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -29,6 +29,7 @@ from devstack.stack import (
     running_devstack,
 )
 from devstack.twilio import Message
+from tests.e2e import wait_until
 
 SECRET = "e2e-whatsapp-webhook-secret"
 MARIA = "+447700900123"
@@ -41,15 +42,6 @@ UNKNOWN_REPLY = (
     "to your contact details."
 )
 COMPLETED = "Your service request {name} ({subject}) is completed. Thank you!"
-
-
-def wait_until(check: Callable[[], bool], timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.2)
-    return check()
 
 
 @pytest.fixture(scope="module")
