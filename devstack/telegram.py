@@ -54,6 +54,8 @@ class Sent:
     caption: str | None = None
     parse_mode: str | None = None
     photo: str | None = None
+    thread: int | None = None
+    """The forum topic (message_thread_id) it went to."""
 
 
 @dataclass
@@ -190,7 +192,15 @@ class TelegramStandIn(LoopbackServer):
             raise BotApiError(400, "Bad Request: message text is empty")
         if len(text) > TEXT_LIMIT:
             raise BotApiError(400, "Bad Request: message is too long")
-        sent = self._send(params, Sent(0, 0, text=text, parse_mode=params.get("parse_mode")))
+        topic = params.get("message_thread_id")
+        sent = Sent(
+            0,
+            0,
+            text=text,
+            parse_mode=params.get("parse_mode"),
+            thread=int(topic) if topic is not None else None,
+        )
+        sent = self._send(params, sent)
         return self._message(sent)
 
     def _sendPhoto(self, params: Json) -> Json:

@@ -39,7 +39,7 @@ _STATUS = re.compile(r"^\s*status\s+(\S+)\s*$", re.IGNORECASE)
 
 
 class ReplySender(Protocol):
-    def send_all(self, messages: list[tuple[int, str]]) -> list[int]: ...
+    def send_all(self, messages: list[tuple[int, str, int | None]]) -> list[int]: ...
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,9 @@ class TelegramWebhook:
 
     def _send(self, replies: list[Reply]) -> None:
         if replies:
-            self.sender.send_all([(reply.chat_id, reply.text) for reply in replies])
+            self.sender.send_all(
+                [(reply.chat_id, reply.text, reply.message_thread_id) for reply in replies]
+            )
 
 
 class Sessions(Protocol):

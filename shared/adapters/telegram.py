@@ -76,20 +76,20 @@ class TelegramApi:
         except InvalidToken:
             raise UpstreamRejected("the bot token was refused", service=SERVICE) from None
 
-    def send_all(self, messages: Iterable[tuple[int, str]]) -> list[int]:
-        """Send (chat, HTML text) pairs in order, waiting out a retry_after once each."""
+    def send_all(self, messages: Iterable[tuple[int, str, int | None]]) -> list[int]:
+        """Send (chat, HTML text, forum topic) in order, waiting out a retry_after once each."""
 
         async def run() -> list[int]:
             sent = []
             async with self.session() as telegram:
-                for chat, text in messages:
+                for chat, text, topic in messages:
                     try:
-                        sent.append(await telegram.send(chat, text))
+                        sent.append(await telegram.send(chat, text, topic))
                     except UpstreamUnavailable as exc:
                         if exc.retry_after_s is None or exc.retry_after_s > 10:
                             raise
                         await asyncio.sleep(exc.retry_after_s)
-                        sent.append(await telegram.send(chat, text))
+                        sent.append(await telegram.send(chat, text, topic))
             return sent
 
         return asyncio.run(run())
@@ -118,12 +118,16 @@ class TelegramApi:
 class TelegramSession:
     bot: Bot
 
-    async def send(self, chat: int, text: str) -> int:
-        """Send HTML text; the message id. Raises UpstreamUnavailable (retry_after_s on 429),
-        ChatMoved, or UpstreamRejected."""
+    async def send(self, chat: int, text: str, topic: int | None = None) -> int:
+        """Send HTML text (into a forum `topic` if given); the message id. Raises
+        UpstreamUnavailable (retry_after_s on 429), ChatMoved, or UpstreamRejected."""
         with _translated("send a message"):
             message = await self.bot.send_message(
-                chat, text, parse_mode=ParseMode.HTML, disable_web_page_preview=True
+                chat,
+                text,
+                parse_mode=ParseMode.HTML,
+                disable_web_page_preview=True,
+                message_thread_id=topic,
             )
         return message.message_id
 

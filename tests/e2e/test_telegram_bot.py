@@ -174,6 +174,17 @@ def test_group_commands_come_addressed_to_the_bot(people: Devstack) -> None:
     assert len(telegram.chats[GROUP]) == before
 
 
+def test_an_answer_in_a_forum_group_stays_in_its_topic(people: Devstack) -> None:
+    telegram = people.telegram
+    before = len(telegram.chats[GROUP])
+    asked = update(
+        DANA, f"/help@{BOT_USERNAME}", chat=GROUP, message_thread_id=7, is_topic_message=True
+    )
+    assert telegram.post_update(asked).status_code == 200
+    (answer,) = telegram.chats[GROUP][before:]
+    assert answer.thread == 7 and "/my_requests" in (answer.text or "")
+
+
 def test_unknown_commands_get_a_friendly_answer(people: Devstack) -> None:
     assert "/help" in say(people, DANA, "/teleport")
 
