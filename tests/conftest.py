@@ -9,6 +9,16 @@ import pytest
 import requests
 
 from devstack.emulators import Emulators, running_emulators
+from shared.resilience import BREAKERS
+
+
+@pytest.fixture(autouse=True)
+def closed_circuits() -> Iterator[None]:
+    """Circuit breakers are per process: each test starts with every circuit closed and the
+    defaults, and leaves no open circuit (or a fake clock) to the next."""
+    BREAKERS.reset()
+    yield
+    BREAKERS.reset()
 
 
 @pytest.fixture(scope="session")
