@@ -1,0 +1,426 @@
+"""infra/ declares exactly what the code uses: topics, subscriptions, entry points, secrets and
+TTL collections, each checked both ways against the code; and checkov finds nothing high in it.
+
+The Terraform is parsed with python-hcl2 (bridgecrew's fork, the one checkov itself parses with).
+`terraform validate` needs the google provider, which cannot be downloaded here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import hcl2
+import pytest
+
+from shared.config import Settings
+from shared.core.routing import DEAD_LETTER, DEAD_LETTER_SUBSCRIPTION, SUBSCRIPTIONS, TOPICS
+from shared.errors import ConfigurationError
+from tests.infra import codefacts
+
+INFRA = codefacts.ROOT / "infra"
+PUBLIC = {"receive_erp_webhook", "telegram_webhook", "whatsapp_webhook"}
+"""The only functions anyone may call: each authenticates its caller (HMAC signature, Telegram's
+secret token, Twilio's signature)."""
+
+LOCAL_ONLY_SECRETS = {
+    "drive-token": "read only with DRIVE_ENDPOINT set: a local Drive stand-in's fixed token",
+    "admin-api-key": "local runs' stand-in for a Google identity (shared/auth.py); the cloud "
+    "verifies OIDC tokens",
+}
+"""Secret names the code reads that the cloud never needs; everything else must be in infra."""
+
+NOT_HIGH = {
+    "CKV_GCP_83": "Pub/Sub topics with a customer-managed key: Google already encrypts every "
+    "message at rest; a KMS key is defence in depth (and a key ring can never be deleted), "
+    "not an exposure",
+}
+"""Checkov run without a platform key reports no severities. Every failed check then counts as
+HIGH, except these, each with the reason it is not."""
+
+
+# ---- the Terraform, parsed --------------------------------------------------------------------
+
+
+def _value(attribute: Any) -> Any:
+    """python-hcl2 wraps each attribute's value in a one-element list."""
+    return attribute[0] if isinstance(attribute, list) and len(attribute) == 1 else attribute
+
+
+@cache
+def terraform() -> dict[str, Any]:
+    merged: dict[str, Any] = {"locals": {}, "resource": {}, "variable": {}, "output": {}}
+    for path in sorted(INFRA.glob("*.tf")):
+        with path.open() as handle:
+            parsed = hcl2.load(handle)
+        for block in parsed.get("locals", []):
+            merged["locals"].update({k: _value(v) for k, v in block.items()})
+        for block in parsed.get("resource", []):
+            for kind, named in block.items():
+                merged["resource"].setdefault(kind, {}).update(named)
+        for key in ("variable", "output"):
+            for block in parsed.get(key, []):
+                merged[key].update(block)
+    return merged
+
+
+def local(name: str) -> Any:
+    return terraform()["locals"][name]
+
+
+def resource(kind: str, name: str) -> dict[str, Any]:
+    return terraform()["resource"][kind][name]
+
+
+def block(body: Mapping[str, Any], name: str) -> dict[str, Any]:
+    blocks = body.get(name)
+    assert blocks, f"no {name} block"
+    return dict(blocks[0])
+
+
+def attr(body: Mapping[str, Any], name: str) -> Any:
+    return _value(body[name])
+
+
+ENTRY_POINTS = codefacts.entry_points()
+
+
+def functions() -> dict[str, dict[str, Any]]:
+    return dict(local("functions"))
+
+
+# ---- Pub/Sub ----------------------------------------------------------------------------------
+
+
+def test_topics_are_the_routing_tables_topics_and_its_dead_letter_topic() -> None:
+    assert sorted(local("topics")) == sorted(TOPICS)
+    assert local("dead_letter_topic") == DEAD_LETTER
+    assert attr(resource("google_pubsub_topic", "events"), "for_each") == "${toset(local.topics)}"
+    assert attr(resource("google_pubsub_topic", "dead_letter"), "name") == (
+        "${local.dead_letter_topic}"
+    )
+
+
+def test_subscriptions_are_the_routing_tables_each_pushing_to_its_consumers_event_function() -> (
+    None
+):
+    declared = {
+        name: (spec["topic"], ENTRY_POINTS[spec["entry_point"]].folder)
+        for name, spec in local("subscriptions").items()
+    }
+    assert declared == {s.name: (s.topic, s.consumer) for s in SUBSCRIPTIONS}
+    for name, spec in local("subscriptions").items():
+        target = ENTRY_POINTS[spec["entry_point"]]
+        assert target.kind == "cloud_event", f"{name} pushes to an HTTP function"
+    recorder = local("dead_letter_subscription")
+    assert (recorder["name"], recorder["topic"]) == (
+        DEAD_LETTER_SUBSCRIPTION.name,
+        DEAD_LETTER_SUBSCRIPTION.topic,
+    )
+    assert ENTRY_POINTS[recorder["entry_point"]].kind == "cloud_event"
+
+
+def test_every_event_function_is_fed_by_a_subscription() -> None:
+    fed = {spec["entry_point"] for spec in local("subscriptions").values()}
+    fed.add(local("dead_letter_subscription")["entry_point"])
+    events = {name for name, e in ENTRY_POINTS.items() if e.kind == "cloud_event"}
+    assert fed == events
+
+
+def test_consumer_subscriptions_retry_then_dead_letter_and_the_recorder_does_not() -> None:
+    push = resource("google_pubsub_subscription", "push")
+    assert attr(push, "for_each") == "${local.subscriptions}"
+    assert attr(push, "name") == "${each.key}"
+    retry = block(push, "retry_policy")
+    assert attr(retry, "minimum_backoff") and attr(retry, "maximum_backoff")
+    dead_letter = block(push, "dead_letter_policy")
+    assert attr(dead_letter, "dead_letter_topic") == "${google_pubsub_topic.dead_letter.id}"
+    assert attr(dead_letter, "max_delivery_attempts") == "${var.max_delivery_attempts}"
+    assert block(push, "push_config")["oidc_token"], "push without an OIDC identity"
+    recorder = resource("google_pubsub_subscription", "dead_letter_recorder")
+    assert "dead_letter_policy" not in recorder
+    assert block(recorder, "retry_policy")
+    assert attr(recorder, "name") == "${local.dead_letter_subscription.name}"
+
+
+# ---- functions --------------------------------------------------------------------------------
+
+
+def test_every_entry_point_in_the_code_is_a_deployed_function_and_nothing_else() -> None:
+    assert sorted(functions()) == sorted(ENTRY_POINTS)
+    for name, spec in functions().items():
+        entry = ENTRY_POINTS[name]
+        assert spec["source"] == entry.folder, name
+        assert spec["trigger"] == ("pubsub" if entry.kind == "cloud_event" else "http"), name
+        assert (spec["access"] == "pubsub") == (entry.kind == "cloud_event"), name
+
+
+def test_functions_are_second_gen_python311_built_from_the_staged_source_per_entry_point() -> None:
+    fn = resource("google_cloudfunctions2_function", "fn")
+    assert attr(fn, "for_each") == "${local.functions}"
+    build = block(fn, "build_config")
+    assert attr(build, "runtime") == "python311"
+    assert attr(build, "entry_point") == "${each.key}"
+    storage = block(block(build, "source"), "storage_source")
+    assert "google_storage_bucket_object.source[each.value.source]" in attr(storage, "object")
+    staged = resource("google_storage_bucket_object", "source")
+    assert attr(staged, "source") == "${var.staged_dir}/${each.value}.zip"
+
+
+def test_sizes_fit_the_quotas_and_the_push_ack_deadline() -> None:
+    for name, spec in functions().items():
+        assert 1 <= spec["max_instances"] <= 20, name
+        if spec["trigger"] == "pubsub":
+            assert spec["timeout"] <= 600, f"{name}: longer than Pub/Sub's push ack deadline"
+        if spec["access"] == "scheduler":
+            assert spec["timeout"] <= 1800, f"{name}: longer than Scheduler's attempt deadline"
+    # One flusher and one drainer hold a lease: more instances would only wait.
+    assert functions()["sync_invoice_sheet"]["max_instances"] <= 3
+    assert functions()["send_alerts"]["max_instances"] <= 3
+    for job in ("reconcile_invoices", "backfill_attachments", "drain_alerts", "daily_digest"):
+        assert functions()[job]["max_instances"] == 1, job
+
+
+def test_only_the_self_authenticating_webhooks_are_public() -> None:
+    public = {name for name, spec in functions().items() if spec["access"] == "public"}
+    assert public == PUBLIC
+    assert "download_attachment_public ?" in functions()["download_attachment"]["access"]
+    assert json.dumps(attr(resource("google_cloud_run_v2_service_iam_member", "invoker"), "member"))
+    assert 'fn.access == \\"public\\" ? \\"allUsers\\"' in json.dumps(local("invoker_of"))
+
+
+def test_pubsub_and_scheduler_targets_refuse_the_internet_at_the_network() -> None:
+    service = block(resource("google_cloudfunctions2_function", "fn"), "service_config")
+    assert attr(service, "ingress_settings") == (
+        "${contains(['pubsub', 'scheduler'],each.value.access) ? "
+        '"ALLOW_INTERNAL_ONLY" : "ALLOW_ALL"}'
+    )
+
+
+def test_every_scheduled_entry_point_has_a_job_calling_it_with_the_schedulers_oidc_token() -> None:
+    jobs = local("scheduled_jobs")
+    targets = sorted(job["entry_point"] for job in jobs.values())
+    scheduled = sorted(name for name, spec in functions().items() if spec["access"] == "scheduler")
+    assert targets == scheduled
+    for name in targets:
+        assert ENTRY_POINTS[name].kind == "http", name
+    job = resource("google_cloud_scheduler_job", "job")
+    oidc = block(block(job, "http_target"), "oidc_token")
+    assert attr(oidc, "service_account_email") == "${google_service_account.scheduler.email}"
+    # What the function checks as its audience is what Scheduler puts in the token.
+    assert attr(oidc, "audience") == "${local.function_url[each.value.entry_point]}"
+    env = attr(
+        block(resource("google_cloudfunctions2_function", "fn"), "service_config"),
+        "environment_variables",
+    )
+    assert "'ADMIN_AUDIENCE': '${local.function_url[each.key]}'" in env
+
+
+# ---- secrets ----------------------------------------------------------------------------------
+
+
+def test_every_secret_the_code_reads_is_declared_and_no_other() -> None:
+    in_code = codefacts.secret_pairs()
+    cloud = {name: env for name, env in in_code.items() if name not in LOCAL_ONLY_SECRETS}
+    assert dict(local("secrets")) == cloud
+    assert attr(resource("google_secret_manager_secret", "secret"), "for_each") == (
+        "${local.secrets}"
+    )
+
+
+BASE_ENV = {
+    "GCP_PROJECT": "p",
+    "ERP_SITE": "erp.example.com",
+    "SHEETS_SPREADSHEET_ID": "sheet",
+    "ERPNEXT_URL": "http://erp.invalid",
+    "DRIVE_AUTH": "shared_drive",
+    "DRIVE_SHARED_DRIVE_ID": "drive",
+    "TELEGRAM_BOT_USERNAME": "bridge_bot",
+    "ALERT_CHATS_JSON": '{"service_team": -1, "oncall": -2, "admins": -3}',
+}
+FEATURE_ENV = {
+    "DRIVE_AUTH": "oauth_user",
+    "TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
+    "TWILIO_WHATSAPP_FROM": "+10000000000",
+    "WHATSAPP_WEBHOOK_PUBLIC_URL": "https://example.invalid/whatsapp",
+}
+
+
+def _probe(folder: str, env: Mapping[str, str], provided: set[str] | None) -> tuple[set[str], bool]:
+    """The secrets `folder`'s settings ask Secret Manager for (all given unless `provided` says
+    which), and whether the settings then start."""
+    asked: set[str] = set()
+
+    def read_secret(name: str) -> str | None:
+        asked.add(name)
+        return "A1_" + name.replace("-", "_") if provided is None or name in provided else None
+
+    try:
+        Settings.from_env(env, function=folder, read_secret=read_secret)
+    except ConfigurationError:
+        return asked, False
+    return asked, True
+
+
+def usable_secrets(folder: str) -> set[str]:
+    """Every secret `folder` reads with every feature on (WhatsApp, a user's Drive)."""
+    asked, started = _probe(folder, {**BASE_ENV, **FEATURE_ENV}, None)
+    assert started, f"{folder} does not start with every feature on"
+    return asked
+
+
+def required_secrets(folder: str) -> set[str]:
+    """The secrets without which `folder` does not start, with the base settings."""
+
+    def starts(provided: set[str]) -> bool:
+        return _probe(folder, BASE_ENV, provided)[1]
+
+    given, _ = _probe(folder, BASE_ENV, None)
+    if not starts(given):
+        # A feature's secret without the rest of the feature's settings (Twilio's token without
+        # its account) is itself refused: leave such a secret out.
+        given = next(given - {name} for name in sorted(given) if starts(given - {name}))
+    return {name for name in given if not starts(given - {name})}
+
+
+@pytest.mark.parametrize(
+    "identity",
+    [
+        "erp-ingress",
+        "erp-dead-letters",
+        "erp-operations",
+        "sheets-sync",
+        "drive-upload",
+        "notifier",
+    ],
+)
+def test_each_identity_reads_only_secrets_its_functions_use_and_every_one_they_require(
+    identity: str,
+) -> None:
+    mounted = set(local("identities")[identity]["secrets"])
+    folders = {spec["source"] for spec in functions().values() if spec["identity"] == identity}
+    assert folders, f"{identity} runs no function"
+    for folder in folders:
+        usable = usable_secrets(folder)
+        assert mounted <= usable, f"{identity} can read secrets {folder} never asks for"
+        required = required_secrets(folder)
+        assert required, f"{folder} requires no secret: the probe is broken"
+        assert required <= mounted, f"{folder} cannot start without {required - mounted}"
+
+
+def test_each_folder_can_read_every_cloud_secret_it_uses_with_every_feature_on() -> None:
+    for folder in sorted({spec["source"] for spec in functions().values()}):
+        mounted: set[str] = set()
+        for spec in functions().values():
+            if spec["source"] == folder:
+                mounted |= set(local("identities")[spec["identity"]]["secrets"])
+        assert mounted == usable_secrets(folder) - set(LOCAL_ONLY_SECRETS), folder
+
+
+def test_the_identities_are_declared_for_every_function_and_used() -> None:
+    used = {spec["identity"] for spec in functions().values()}
+    assert used == set(local("identities"))
+
+
+def test_only_the_webhook_folders_identities_publish() -> None:
+    publishers = {
+        spec["identity"]
+        for name, spec in functions().items()
+        if local("identities")[spec["identity"]]["publishes"]
+    }
+    folders = {spec["source"] for spec in functions().values() if spec["identity"] in publishers}
+    assert folders == {"erp_webhook"}
+    assert "receive_erp_webhook" in {
+        n for n, s in functions().items() if s["identity"] in publishers
+    }
+    # The ingress touches nothing but Pub/Sub and its secret.
+    ingress = local("identities")[functions()["receive_erp_webhook"]["identity"]]
+    assert ingress == {"publishes": True, "firestore": False, "secrets": ["webhook-secret"]}
+
+
+def test_mounted_secrets_use_the_variable_names_the_code_reads() -> None:
+    service = block(resource("google_cloudfunctions2_function", "fn"), "service_config")
+    dynamic = service["dynamic"][0]["secret_environment_variables"]
+    content = dynamic["content"][0]
+    assert attr(content, "key") == "${local.secrets[secret_environment_variables.value]}"
+    assert "local.identities[each.value.identity].secrets" in attr(dynamic, "for_each")
+
+
+# ---- Firestore --------------------------------------------------------------------------------
+
+
+def test_ttl_policies_cover_exactly_the_collections_written_with_expire_at() -> None:
+    written = codefacts.ttl_collections()
+    assert written, "the code writes no expire_at: the reader is broken"
+    assert sorted(local("ttl_collections")) == sorted(written), json.dumps(written, indent=1)
+    assert local("ttl_field") == codefacts.TTL_FIELD
+    field = resource("google_firestore_field", "ttl")
+    assert attr(field, "for_each") == "${toset(local.ttl_collections)}"
+    assert attr(field, "field") == "${local.ttl_field}"
+    assert "ttl_config" in field
+
+
+# ---- checkov ----------------------------------------------------------------------------------
+
+
+@cache
+def checkov_report() -> dict[str, Any]:
+    checkov = Path(sys.executable).with_name("checkov")
+    env = {
+        **os.environ,
+        "BC_SKIP_MAPPING": "TRUE",
+        "CHECKOV_EXPERIMENTAL_TERRAFORM_MANAGED_MODULES": "FALSE",
+    }
+    env.pop("BC_API_KEY", None)
+    result = subprocess.run(
+        [
+            str(checkov),
+            "--directory",
+            str(INFRA),
+            "--framework",
+            "terraform",
+            "--skip-download",  # offline: no policy metadata, no severities
+            "--output",
+            "json",
+            "--compact",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=180,
+        check=False,
+    )
+    assert result.returncode in (0, 1), result.stderr[-2000:]
+    report = json.loads(result.stdout)
+    return report[0] if isinstance(report, list) else report
+
+
+def test_checkov_parses_every_resource_and_runs_its_checks() -> None:
+    summary = checkov_report()["summary"]
+    assert summary["parsing_errors"] == 0
+    assert summary["resource_count"] >= 30
+    assert summary["passed"] >= 5
+
+
+def test_checkov_reports_no_failed_high_or_critical_check() -> None:
+    failed = checkov_report()["results"].get("failed_checks", [])
+    high = [
+        f"{c['check_id']} {c['resource']}: {c['check_name']} (severity {c.get('severity')})"
+        for c in failed
+        if (c.get("severity") or "HIGH").upper() in ("HIGH", "CRITICAL")
+        and not (c.get("severity") is None and c["check_id"] in NOT_HIGH)
+    ]
+    assert high == []
+
+
+def test_every_skipped_check_says_why_inline() -> None:
+    for check in checkov_report()["results"].get("skipped_checks", []):
+        assert len(check.get("check_result", {}).get("suppress_comment", "")) > 20, check[
+            "check_id"
+        ]

@@ -1,0 +1,265 @@
+"""Each function staged as Cloud Build stages it (devstack/stage.py) imports from its folder alone.
+
+A fresh interpreter starts in the staged folder with only that folder on its path; the project's
+virtualenv supplies third-party packages, but every distribution the staged requirements.txt does
+not name is hidden, and so is the repository's own `shared`. The probe imports main.py and every
+module the entry points' builders import lazily, so a deploy cannot fail on a missing module or
+a missing requirement, at start or at the first request.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+from devstack import stage
+from tests.infra import codefacts
+
+FUNCTIONS = stage.function_names()
+PIN = re.compile(r"^([a-z0-9][a-z0-9-]*)==([A-Za-z0-9.+!-]+)$")
+
+ENV = {
+    "GCP_PROJECT": "p",
+    "ERP_SITE": "erp.example.com",
+    "WEBHOOK_SECRET": "staging-check-secret",
+    "SHEETS_SPREADSHEET_ID": "staging-check-sheet",
+    "ERPNEXT_URL": "http://erp.invalid",
+    "ERPNEXT_API_KEY": "staging-check-key",
+    "ERPNEXT_API_SECRET": "staging-check-secret",
+    "DRIVE_AUTH": "shared_drive",
+    "DRIVE_SHARED_DRIVE_ID": "staging-check-drive",
+    "TELEGRAM_BOT_TOKEN": "1:staging-check-token",
+    "TELEGRAM_WEBHOOK_SECRET": "staging-check-secret",
+    "TELEGRAM_BOT_USERNAME": "staging_check_bot",
+    "ALERT_CHATS_JSON": '{"service_team": -1, "oncall": -2, "admins": -3}',
+    "PATH": "/usr/bin:/bin",
+}
+
+PROBE = r"""
+import importlib, importlib.abc, importlib.machinery, json, os, sys
+
+staged, hidden_file, wanted = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+hidden = json.load(open(hidden_file))
+# The repository's editable install would supply `shared` from the work tree: remove it.
+sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in getattr(f, "__name__", type(f).__name__)]
+sys.path[:] = [p for p in sys.path if os.path.realpath(p or ".") != os.path.realpath(hidden["repo"])]
+files = set(hidden["files"])
+
+
+class HideUnlisted(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is not None and spec.origin in files:
+            raise ModuleNotFoundError(f"{name} is not in the staged requirements.txt", name=name)
+        return None
+
+
+sys.meta_path.insert(0, HideUnlisted())
+main = importlib.import_module("main")
+for module in wanted["modules"]:
+    importlib.import_module(module)
+outside = sorted(
+    name for name, module in list(sys.modules.items())
+    if (name == "shared" or name.startswith("shared.") or name == "main")
+    and not os.path.realpath(getattr(module, "__file__", "") or staged).startswith(os.path.realpath(staged))
+)
+print(json.dumps({
+    "entry_points": sorted(n for n in wanted["entry_points"] if callable(getattr(main, n, None))),
+    "outside": outside,
+}))
+"""
+
+
+def _decided(test: ast.expr, bound: dict[str, str]) -> bool | None:
+    """`name == "x"` (or !=) on a parameter bound to a constant: which branch runs."""
+    if (
+        isinstance(test, ast.Compare)
+        and isinstance(test.left, ast.Name)
+        and test.left.id in bound
+        and len(test.ops) == 1
+        and isinstance(test.ops[0], ast.Eq | ast.NotEq)
+        and isinstance(test.comparators[0], ast.Constant)
+    ):
+        equal = bound[test.left.id] == test.comparators[0].value
+        return equal if isinstance(test.ops[0], ast.Eq) else not equal
+    return None
+
+
+def _binding(call: ast.Call, builder: ast.FunctionDef, bound: dict[str, str]) -> dict[str, str]:
+    binding: dict[str, str] = {}
+    for param, arg in zip(builder.args.args, call.args, strict=False):
+        if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+            binding[param.arg] = arg.value
+        elif isinstance(arg, ast.Name) and arg.id in bound:
+            binding[param.arg] = bound[arg.id]
+    return binding
+
+
+def lazy_modules(staged: Path) -> list[str]:
+    """Modules imported inside the bootstrap builders main.py calls, and the builders those call,
+    following the branch a constant argument picks (`consumer("drive_upload")` imports only
+    drive_upload's effect)."""
+    bootstrap_tree = ast.parse((staged / "shared" / "bootstrap.py").read_text())
+    builders = {n.name: n for n in bootstrap_tree.body if isinstance(n, ast.FunctionDef)}
+    todo: list[tuple[str, dict[str, str]]] = []
+    main_tree = ast.parse((staged / "main.py").read_text())
+    called = {id(n.func) for n in ast.walk(main_tree) if isinstance(n, ast.Call)}
+    for node in ast.walk(main_tree):
+        if (
+            isinstance(node, ast.Attribute)
+            and id(node) not in called
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "bootstrap"
+            and node.attr in builders
+        ):
+            todo.append((node.attr, {}))  # passed on, not called here: any argument
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and isinstance(node.func.value, ast.Name)
+            and node.func.value.id == "bootstrap"
+            and node.func.attr in builders
+        ):
+            todo.append((node.func.attr, _binding(node, builders[node.func.attr], {})))
+    modules: set[str] = set()
+    seen: set[tuple[str, frozenset[tuple[str, str]]]] = set()
+
+    def visit(node: ast.AST, bound: dict[str, str]) -> None:
+        if isinstance(node, ast.If) and (branch := _decided(node.test, bound)) is not None:
+            for statement in node.body if branch else node.orelse:
+                visit(statement, bound)
+            return
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            modules.add(node.module)
+        elif isinstance(node, ast.Import):
+            modules.update(alias.name for alias in node.names)
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in builders
+        ):
+            todo.append((node.func.id, _binding(node, builders[node.func.id], bound)))
+        for child in ast.iter_child_nodes(node):
+            visit(child, bound)
+
+    while todo:
+        name, bound = todo.pop()
+        key = (name, frozenset(bound.items()))
+        if key in seen:
+            continue
+        seen.add(key)
+        for statement in builders[name].body:
+            visit(statement, bound)
+    return sorted(modules)
+
+
+def hidden_files(requirements: list[str]) -> list[str]:
+    """Every file of an installed distribution the staged requirements do not name."""
+    allowed = {stage.canonical(line.split("==")[0]) for line in requirements}
+    files: list[str] = []
+    for dist in metadata.distributions():
+        if stage.canonical(dist.metadata["Name"]) in allowed:
+            continue
+        files.extend(
+            str(dist.locate_file(f)) for f in dist.files or () if f.suffix in (".py", ".so")
+        )
+    return files
+
+
+@pytest.fixture(scope="module")
+def staged_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("staged")
+    for function in FUNCTIONS:
+        stage.stage(function, root / function)
+    return root
+
+
+def requirement_lines(folder: Path) -> list[str]:
+    lines = (folder / "requirements.txt").read_text().splitlines()
+    return [line for line in lines if line.strip() and not line.startswith("#")]
+
+
+def test_every_function_folder_is_staged() -> None:
+    assert sorted({e.folder for e in codefacts.entry_points().values()}) == FUNCTIONS
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_staged_requirements_pin_exact_versions_from_the_lock(
+    staged_root: Path, function: str
+) -> None:
+    pins, _ = stage.read_lock(stage.LOCK_FILE.read_text())
+    lines = requirement_lines(staged_root / function)
+    assert lines
+    for line in lines:
+        match = PIN.match(line)
+        assert match, f"{function}: {line!r} is not name==version"
+        assert pins[match.group(1)] == match.group(2), line
+    assert "functions-framework" in {line.split("==")[0] for line in lines}
+
+
+def test_dev_tools_and_foreign_sdks_stay_out_of_the_webhook(staged_root: Path) -> None:
+    names = {line.split("==")[0] for line in requirement_lines(staged_root / "erp_webhook")}
+    assert not names & {"pytest", "mypy", "ruff", "checkov", "python-telegram-bot", "twilio"}
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_staged_function_imports_its_entry_points_from_its_folder_alone(
+    staged_root: Path, function: str, tmp_path: Path
+) -> None:
+    folder = staged_root / function
+    wanted = {
+        "entry_points": sorted(
+            n for n, e in codefacts.entry_points().items() if e.folder == function
+        ),
+        "modules": lazy_modules(folder),
+    }
+    hidden = tmp_path / "hidden.json"
+    hidden.write_text(
+        json.dumps({"repo": str(codefacts.ROOT), "files": hidden_files(requirement_lines(folder))})
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE, str(folder), str(hidden), json.dumps(wanted)],
+        capture_output=True,
+        text=True,
+        cwd=folder,
+        env={**ENV, "PYTHONPATH": str(folder)},
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.splitlines()[-1])
+    assert report["entry_points"] == wanted["entry_points"]
+    assert report["outside"] == []
+
+
+def test_a_missing_requirement_is_caught(staged_root: Path, tmp_path: Path) -> None:
+    """The probe must fail when the staged requirements lack what the code imports."""
+    folder = staged_root / "notifier"
+    lines = [line for line in requirement_lines(folder) if not line.startswith("twilio==")]
+    hidden = tmp_path / "hidden.json"
+    hidden.write_text(json.dumps({"repo": str(codefacts.ROOT), "files": hidden_files(lines)}))
+    wanted = {"entry_points": [], "modules": ["shared.adapters.twilio"]}
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE, str(folder), str(hidden), json.dumps(wanted)],
+        capture_output=True,
+        text=True,
+        cwd=folder,
+        env={**ENV, "PYTHONPATH": str(folder)},
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "twilio is not in the staged requirements.txt" in result.stderr
+
+
+def test_staged_archive_is_reproducible(staged_root: Path, tmp_path: Path) -> None:
+    first = stage.write_zip(staged_root / "erp_webhook", tmp_path / "a.zip").read_bytes()
+    second = stage.write_zip(staged_root / "erp_webhook", tmp_path / "b.zip").read_bytes()
+    assert first == second
