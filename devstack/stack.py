@@ -17,10 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
 from devstack.drive import DriveStandIn
 from devstack.emulators import Emulators, running_emulators
 from devstack.erpnext import ErpNextStandIn
+from devstack.google_oidc import OidcIssuer
 from devstack.ports import free_port
 from devstack.processes import ServerProcess, launch
 from devstack.sheets import SheetsStandIn
@@ -46,6 +49,9 @@ WHATSAPP_FROM = "+14155238886"
 WHATSAPP_PUBLIC_URL = "https://bridge.example.com/whatsapp"
 """Where Twilio believes the webhook is (a load balancer's address): signatures cover it."""
 COMPLETED_TEMPLATE = "HX" + "c0" * 16
+SCHEDULER_ACCOUNT = "scheduler@bridge-local.iam.gserviceaccount.com"
+ADMIN_AUDIENCE = "https://bridge.example.com/"
+"""One audience for every function here (in the cloud: each function's own URL)."""
 
 
 @dataclass(frozen=True)
@@ -65,8 +71,12 @@ TELEGRAM_WEBHOOK = FunctionSpec("notifier", "telegram_webhook")
 WHATSAPP_WEBHOOK = FunctionSpec("notifier", "whatsapp_webhook")
 DRAIN = FunctionSpec("notifier", "drain_alerts")
 DIGEST = FunctionSpec("notifier", "daily_digest")
+ADMIN = FunctionSpec("erp_webhook", "admin_api")
+RETRY = FunctionSpec("erp_webhook", "retry_errors")
 HTTP_SPECS = (
     WEBHOOK,
+    ADMIN,
+    RETRY,
     RECONCILE,
     BACKFILL,
     DOWNLOAD,
@@ -86,17 +96,30 @@ CONSUMER_FUNCTIONS = {
 @dataclass
 class RunningFunction(ServerProcess):
     spec: FunctionSpec
+    metrics_port: int = 0
+    """Where its Prometheus endpoint listens (METRICS_PORT): `metrics_url`."""
 
     @property
     def url(self) -> str:
         return f"http://{self.host}"
 
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
+
 
 def launch_function(
-    spec: FunctionSpec, env: Mapping[str, str], log_dir: Path, port: int | None = None
+    spec: FunctionSpec,
+    env: Mapping[str, str],
+    log_dir: Path,
+    port: int | None = None,
+    metrics_port: int | None = None,
 ) -> RunningFunction:
-    """Start one function under functions-framework on a free port; `wait_serving` waits for it."""
+    """Start one function under functions-framework on a free port, its /metrics on another;
+    `wait_serving` waits for it."""
     port = port or free_port()
+    metrics_port = metrics_port or free_port()
+    env = {**env, "METRICS_PORT": str(metrics_port)}
     log_path = log_dir / f"{spec.target}.log"
     command = [
         sys.executable,
@@ -110,7 +133,20 @@ def launch_function(
     if spec.target not in HTTP_TARGETS:
         command.append("--signature-type=cloudevent")
     server = launch(spec.target, command, port=port, log_path=log_path, env=env, cwd=ROOT)
-    return RunningFunction(server.name, server.port, server.process, server.log_path, spec)
+    return RunningFunction(
+        server.name, server.port, server.process, server.log_path, spec, metrics_port
+    )
+
+
+def scrape(url: str) -> list[Sample]:
+    """What a Prometheus server would read from one endpoint; [] when it does not answer."""
+    try:
+        response = requests.get(url, timeout=10)
+        response.raise_for_status()
+    except requests.RequestException:
+        return []
+    families = text_string_to_metric_families(response.text)
+    return [sample for family in families for sample in family.samples]
 
 
 def wait_serving(running: RunningFunction) -> RunningFunction:
@@ -131,6 +167,7 @@ class Devstack:
     drive: DriveStandIn
     telegram: TelegramStandIn
     twilio: TwilioStandIn
+    oidc: OidcIssuer
     functions: dict[str, RunningFunction] = field(default_factory=dict)
     _stores: FirestoreStores | None = None
 
@@ -202,10 +239,29 @@ class Devstack:
         """What Cloud Scheduler does each morning: the digest to the admins' chat."""
         return self._scheduled(DIGEST)
 
+    def retry_errors(self) -> dict[str, object]:
+        """What Cloud Scheduler does: replay pending errors whose failure is old enough."""
+        return self._scheduled(RETRY)
+
+    @property
+    def admin_url(self) -> str:
+        return self.functions[ADMIN.target].url
+
+    def admin_headers(self) -> dict[str, str]:
+        """What Cloud Scheduler sends: an OIDC identity token of its service account."""
+        token = self.oidc.token_for(SCHEDULER_ACCOUNT, ADMIN_AUDIENCE)
+        return {"Authorization": f"Bearer {token}"}
+
     def _scheduled(self, spec: FunctionSpec) -> dict[str, object]:
-        response = requests.post(self.functions[spec.target].url + "/", timeout=300)
+        response = requests.post(
+            self.functions[spec.target].url + "/", headers=self.admin_headers(), timeout=300
+        )
         answer: dict[str, object] = response.json()
         return answer
+
+    def metrics(self) -> dict[str, list[Sample]]:
+        """Every function's /metrics, as Prometheus would scrape them: target -> samples."""
+        return {target: scrape(running.metrics_url) for target, running in self.functions.items()}
 
     def stop_functions(self) -> None:
         for running in self.functions.values():
@@ -216,7 +272,9 @@ class Devstack:
         old = self.functions[target]
         old.stop()
         self.functions[target] = wait_serving(
-            launch_function(old.spec, self.env, self.log_dir, port=old.port)
+            launch_function(
+                old.spec, self.env, self.log_dir, port=old.port, metrics_port=old.metrics_port
+            )
         )
         return self.functions[target]
 
@@ -274,6 +332,7 @@ def running_devstack(
         twilio.add_template(
             COMPLETED_TEMPLATE, "Your service request {{1}} ({{2}}) is completed. Thank you!"
         )
+        oidc = stack.enter_context(OidcIssuer())
         drive_token = secrets.token_hex(16)
         drive.add_principal(drive_token, DRIVE_ACCOUNT, service_account=True)
         shared_drive = drive.create_shared_drive("ERPNext attachments", {DRIVE_ACCOUNT})
@@ -305,6 +364,10 @@ def running_devstack(
             "TWILIO_API_URL": twilio.base_url,
             "WHATSAPP_WEBHOOK_PUBLIC_URL": WHATSAPP_PUBLIC_URL,
             "WHATSAPP_TEMPLATE_REQUEST_COMPLETED": COMPLETED_TEMPLATE,
+            "ADMIN_AUDIENCE": ADMIN_AUDIENCE,
+            "ADMIN_ALLOWED_EMAILS": SCHEDULER_ACCOUNT,
+            "GOOGLE_CERTS_URL": oidc.certs_url,
+            "ADMIN_API_KEY": secrets.token_urlsafe(24),
             **(extra_env or {}),
         }
         set_up_tracker(env)
@@ -314,7 +377,7 @@ def running_devstack(
         for topic in (*TOPICS, DEAD_LETTER):
             ensure_topic(project, topic)
         devstack = Devstack(
-            emulators, env, log_dir, erpnext, sheets, spreadsheet_id, drive, telegram, twilio
+            emulators, env, log_dir, erpnext, sheets, spreadsheet_id, drive, telegram, twilio, oidc
         )
         stack.callback(devstack.stop_functions)
         specs = [*HTTP_SPECS, DEAD_LETTERS, *CONSUMER_FUNCTIONS.values()]

@@ -107,6 +107,13 @@ class Settings:
     project_manager_field: str = "project_manager"
     drive: DriveConfig | None = None
     notifier: NotifierSettings | None = None
+    admin_audience: str | None = None
+    """The function's URL, the `aud` of the OIDC tokens Cloud Scheduler and operators send."""
+    admin_allowed: frozenset[str] = frozenset()
+    """Emails (service accounts, operators) allowed to call the admin API and scheduled jobs."""
+    admin_key: str | None = field(default=None, repr=False)
+    """Local runs: a key accepted instead of a Google identity (`Authorization: Key ...`)."""
+    google_certs_url: str = "https://www.googleapis.com/oauth2/v1/certs"
 
     @classmethod
     def from_env(
@@ -212,6 +219,15 @@ class Settings:
             or "project_manager",
             drive=drive,
             notifier=notifier,
+            admin_audience=env.get("ADMIN_AUDIENCE", "").strip() or None,
+            admin_allowed=frozenset(
+                email.strip()
+                for email in env.get("ADMIN_ALLOWED_EMAILS", "").split(",")
+                if email.strip()
+            ),
+            admin_key=secret("ADMIN_API_KEY", "admin-api-key"),
+            google_certs_url=env.get("GOOGLE_CERTS_URL")
+            or "https://www.googleapis.com/oauth2/v1/certs",
         )
         if problems:
             raise ConfigurationError(

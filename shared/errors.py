@@ -7,6 +7,8 @@
     └── Permanent                    record an error, acknowledge
         ├── InvalidSignature         the webhook signature is missing or wrong
         ├── InvalidPayload           the body is not what we accept (not JSON, too big, fields missing)
+        ├── AccessDenied             the caller may not do this (403)
+        ├── AlreadyRunning           a job asked to start while it runs (409)
         ├── MappingError             a valid event that cannot be mapped to the target's shape
         └── UpstreamRejected         an outside service refused the request (4xx other than 429)
 
@@ -72,6 +74,10 @@ class InvalidPayload(Permanent):
 
 class AccessDenied(Permanent):
     """The person asking may not have what they asked for (HTTP 403)."""
+
+
+class AlreadyRunning(Permanent):
+    """A scheduled job was asked to start while a run of it holds its lock (HTTP 409)."""
 
 
 class MappingError(Permanent):

@@ -26,7 +26,9 @@ def upload_attachment(cloud_event: CloudEvent) -> None:
 
 
 def _backfill(request: runtime.HttpRequest) -> runtime.HttpAnswer:
-    return runtime.job_answer(bootstrap.drive_backfill().run())
+    bootstrap.admin_auth("drive_upload").verify(request.headers)
+    with bootstrap.job_locks("drive_upload").exclusive("backfill_attachments"):
+        return runtime.job_answer(bootstrap.drive_backfill().run())
 
 
 @functions_framework.http

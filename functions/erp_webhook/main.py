@@ -1,4 +1,6 @@
-"""erp_webhook: the bridge's front door (signed ERPNext webhooks in) and its back door (dead letters).
+"""erp_webhook: the bridge's front door (signed ERPNext webhooks in), its back door (dead letters)
+and its operations desk (the admin API over error records and sync executions, and the scheduled
+retry of pending errors; both need a Google identity allowed by the settings).
 
 Wiring only. Settings are checked at import, so an instance without a webhook secret never starts.
 """
@@ -43,3 +45,22 @@ def record_dead_letter(cloud_event: CloudEvent) -> None:
     runtime.serve_event(
         "record_dead_letter", cloud_event.data, bootstrap.dead_letter_recorder().handle
     )
+
+
+def _admin(request: flask.Request) -> runtime.HttpAnswer:
+    return bootstrap.admin_api().handle(request, request.method, request.path)
+
+
+@functions_framework.http
+def admin_api(request: flask.Request) -> runtime.HttpAnswer:
+    return runtime.serve_http("admin_api", _settings.project, request, lambda _: _admin(request))
+
+
+def _retry(request: runtime.HttpRequest) -> runtime.HttpAnswer:
+    bootstrap.admin_auth("erp_webhook").verify(request.headers)
+    return runtime.job_answer(bootstrap.error_desk().retry_pending())
+
+
+@functions_framework.http
+def retry_errors(request: flask.Request) -> runtime.HttpAnswer:
+    return runtime.serve_http("retry_errors", _settings.project, request, _retry)

@@ -14,6 +14,7 @@ import functions_framework
 from cloudevents.http import CloudEvent
 
 from shared import bootstrap, runtime
+from shared.core.executions import RunCounts
 
 _settings = bootstrap.settings("notifier")  # fail fast at start when settings are missing
 
@@ -38,8 +39,15 @@ def whatsapp_webhook(request: flask.Request) -> runtime.HttpAnswer:
 
 
 def _drain(request: runtime.HttpRequest) -> runtime.HttpAnswer:
-    report = bootstrap.notifier().drainer.drain()
-    return runtime.answer(200, sent=report.sent, throttled=report.throttled, failed=report.failed)
+    bootstrap.admin_auth("notifier").verify(request.headers)
+
+    def work(counts: RunCounts) -> None:
+        report = bootstrap.notifier().drainer.drain()
+        counts.seen = report.sent + report.failed + report.deferred
+        counts.updated, counts.skipped, counts.failed = report.sent, report.deferred, report.failed
+
+    locks = bootstrap.job_locks("notifier")
+    return runtime.job_answer(locks.run("drain_alerts", bootstrap.executions("notifier"), work))
 
 
 @functions_framework.http
@@ -48,7 +56,16 @@ def drain_alerts(request: flask.Request) -> runtime.HttpAnswer:
 
 
 def _digest(request: runtime.HttpRequest) -> runtime.HttpAnswer:
-    return runtime.answer(200, result=bootstrap.notifier().daily_digest())
+    bootstrap.admin_auth("notifier").verify(request.headers)
+    result: list[str] = []
+
+    def work(counts: RunCounts) -> None:
+        result.append(bootstrap.notifier().daily_digest())
+        counts.seen = counts.updated = 1
+
+    locks = bootstrap.job_locks("notifier")
+    execution, _ = locks.run("daily_digest", bootstrap.executions("notifier"), work)
+    return runtime.answer(200, execution=execution, result=result[0])
 
 
 @functions_framework.http

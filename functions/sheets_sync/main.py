@@ -22,7 +22,9 @@ def sync_invoice_sheet(cloud_event: CloudEvent) -> None:
 
 
 def _reconcile(request: runtime.HttpRequest) -> runtime.HttpAnswer:
-    return runtime.job_answer(bootstrap.invoice_reconciliation().run())
+    bootstrap.admin_auth("sheets_sync").verify(request.headers)
+    with bootstrap.job_locks("sheets_sync").exclusive("reconcile_invoices"):
+        return runtime.job_answer(bootstrap.invoice_reconciliation().run())
 
 
 @functions_framework.http

@@ -31,6 +31,7 @@ from shared.core.claims import (
     new_claim,
 )
 from shared.core.envelope import Envelope
+from shared.core.error_query import ErrorFilter
 from shared.core.executions import RunCounts, RunStatus, SyncExecution
 from shared.core.failures import ErrorStatus, FailureReport
 from shared.core.invoice_rows import coalesce
@@ -174,8 +175,12 @@ class FirestoreStores:
         self.watermarks: Watermarks = FirestoreWatermarks(self.connection)
         self.drive_folders: FolderRegistry = FirestoreFolderRegistry(self.connection)
         self.alerts: AlertOutbox = FirestoreAlertOutbox(self.connection, retention=retention)
-        self.alert_drain_lease: Lease = FirestoreLease(self.connection, "alert-drain")
+        self.alert_drain_lease: Lease = self.lease("alert-drain")
         self.whatsapp_sessions: WhatsAppSessions = FirestoreWhatsAppSessions(self.connection)
+
+    def lease(self, name: str) -> Lease:
+        """The lease called `name` (a flush, a drain, a job's lock)."""
+        return FirestoreLease(self.connection, name)
 
 
 @contextmanager
@@ -411,19 +416,22 @@ class FirestoreErrorLog:
                 return None, False  # resolved meanwhile, or deleted
             return Change({"status": ErrorStatus.RESOLVED.value, "resolved_at": now}), True
 
-        query = (
+        # The event's own records, and records a person replayed as this event.
+        queries = [
             self._connection.collection(ERRORS)
             .where(filter=FieldFilter("integration", "==", integration))
-            .where(filter=FieldFilter("event_id", "==", event_id))
+            .where(filter=FieldFilter(field, "==", event_id))
             .where(filter=FieldFilter("status", "==", ErrorStatus.PENDING.value))
-        )
+            for field in ("event_id", "replayed_as")
+        ]
         with translated("resolve errors"):
-            pending = [
+            pending = {
                 snapshot.id
+                for query in queries
                 for snapshot in query.stream(
                     retry=self._connection.retry, timeout=self._connection.timeout_s
                 )
-            ]
+            }
             resolved = [self._connection.swap(self._document(rid), decide) for rid in pending]
         return any(resolved)
 
@@ -448,6 +456,53 @@ class FirestoreErrorLog:
         with translated("read error"):
             snapshot = self._connection.read(self._document(record_id))
         return _with_id(snapshot) if snapshot.exists else None
+
+    def search(self, wanted: ErrorFilter) -> list[Record]:
+        """Newest first. Production merges the single-field composite indexes infra/ declares
+        (each filter field with last_seen descending), so any combination of filters is served."""
+        query: firestore.CollectionReference | firestore.Query = self._connection.collection(ERRORS)
+        for key, value in wanted.equalities().items():
+            query = query.where(filter=FieldFilter(key, "==", value))
+        if wanted.since is not None:
+            query = query.where(filter=FieldFilter("last_seen", ">=", wanted.since))
+        if wanted.until is not None:
+            query = query.where(filter=FieldFilter("last_seen", "<", wanted.until))
+        ordered = query.order_by("last_seen", direction=firestore.Query.DESCENDING)
+        with translated("search errors"):
+            return [
+                _with_id(snapshot)
+                for snapshot in ordered.limit(wanted.limit).stream(
+                    retry=self._connection.retry, timeout=self._connection.timeout_s
+                )
+            ]
+
+    def set_status(
+        self, record_ids: Sequence[str], status: str, *, now: datetime, note: str | None = None
+    ) -> list[str]:
+        """Set each record's status (a person's triage); the ids that exist and were set."""
+
+        def decide(fields: Record | None) -> tuple[Change | None, bool]:
+            if fields is None:
+                return None, False
+            change: Record = {
+                "status": status,
+                "resolved_at": now if status != ErrorStatus.PENDING.value else None,
+            }
+            if note is not None:
+                change["note"] = note
+            return Change(change), True
+
+        with translated("set error status"):
+            return [rid for rid in record_ids if self._connection.swap(self._document(rid), decide)]
+
+    def mark_replayed(self, record_id: str, event_id: str, *, now: datetime) -> None:
+        """The record was replayed as `event_id`: that event's success resolves it."""
+        with translated("mark error replayed"):
+            self._document(record_id).update(
+                {"replayed_as": event_id, "replayed_at": now},
+                retry=self._connection.retry,
+                timeout=self._connection.timeout_s,
+            )
 
 
 def _with_id(snapshot: Snapshot) -> Record:
