@@ -10,6 +10,11 @@
 
 terraform {
   required_version = ">= 1.5"
+  # State in a bucket of the project: `terraform init -backend-config=bucket=<project>-bridge-tfstate`
+  # (docs/OPERATIONS.md creates it; cloudbuild.yaml passes it).
+  backend "gcs" {
+    prefix = "erpnext-bridge"
+  }
   required_providers {
     google = {
       source  = "hashicorp/google"
