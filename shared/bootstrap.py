@@ -13,12 +13,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from shared import logs, metrics
+from shared import logs, metrics, observability
 from shared.config import SecretReader, Settings
 from shared.core.invoice_rows import TrackerConfig
 from shared.errors import ConfigurationError
 from shared.ingress import Ingress
-from shared.ports import SyncExecutionLog
 from shared.runtime import Consumer, DeadLetterRecorder, Effect
 
 if TYPE_CHECKING:
@@ -26,13 +25,10 @@ if TYPE_CHECKING:
     from shared.adapters.erpnext import ErpNextClient
     from shared.adapters.firestore import FirestoreStores
     from shared.adapters.telegram import TelegramApi
-    from shared.admin_api import AdminApi
-    from shared.auth import AdminAuth
     from shared.bot_webhooks import TelegramWebhook, WhatsAppWebhook
     from shared.config import NotifierSettings
     from shared.drive_upload import AttachmentProxy, DriveBackfill, DriveUploader
     from shared.notifier import Notifier
-    from shared.operations import ErrorDesk, JobLocks
     from shared.reconcile import InvoiceReconciliation
     from shared.servicedesk import ErpNextServiceDesk
     from shared.sheets_sync import InvoiceSheetSync
@@ -68,7 +64,9 @@ def settings(function: str) -> Settings:
     metrics.install_prometheus()
     project = os.environ.get("GCP_PROJECT") or os.environ.get("GOOGLE_CLOUD_PROJECT") or ""
     reader = _secret_reader(project) if project else None
-    return Settings.from_env(os.environ, function=function, read_secret=reader)
+    config = Settings.from_env(os.environ, function=function, read_secret=reader)
+    observability.start(function, config)  # secrets scrubbed; Sentry and /metrics when configured
+    return config
 
 
 @functools.cache
@@ -88,9 +86,12 @@ def ingress() -> Ingress:
 
 @functools.cache
 def _firestore(project: str) -> FirestoreStores:
+    from shared.adapters.error_count import count_pending_errors
     from shared.adapters.firestore import FirestoreStores
 
-    return FirestoreStores(project)
+    stores = FirestoreStores(project)
+    metrics.watch_pending_errors(functools.partial(count_pending_errors, stores.connection))
+    return stores
 
 
 @functools.cache
@@ -411,58 +412,6 @@ def dead_letter_recorder() -> DeadLetterRecorder:
     return DeadLetterRecorder(errors=_firestore(config.project).errors, clock=utc_now)
 
 
-@functools.cache
-def admin_auth(function: str) -> AdminAuth:
-    """Who may call `function`'s admin and scheduled endpoints."""
-    from shared.auth import AdminAuth
-
-    config = settings(function)
-    return AdminAuth(
-        audience=config.admin_audience,
-        allowed=config.admin_allowed,
-        local_key=config.admin_key,
-        certs_url=config.google_certs_url,
-    )
-
-
-@functools.cache
-def job_locks(function: str) -> JobLocks:
-    from shared.operations import JobLocks
-
-    stores = _firestore(settings(function).project)
-    return JobLocks(lease=stores.lease, owner=instance_id(), clock=utc_now)
-
-
-def executions(function: str) -> SyncExecutionLog:
-    return _firestore(settings(function).project).executions
-
-
-@functools.cache
-def error_desk() -> ErrorDesk:
-    from shared.operations import ErrorDesk
-
-    config = settings("erp_webhook")
-    return ErrorDesk(
-        errors=_firestore(config.project).errors,
-        publisher=ingress().publisher,
-        routes=config.routes,
-        erp=lambda: erpnext("erp_webhook"),
-        site=config.site,
-        executions=executions("erp_webhook"),
-        locks=job_locks("erp_webhook"),
-        clock=utc_now,
-    )
-
-
-@functools.cache
-def admin_api() -> AdminApi:
-    from shared.admin_api import AdminApi
-
-    return AdminApi(
-        auth=admin_auth("erp_webhook"), desk=error_desk, executions=executions("erp_webhook")
-    )
-
-
 def reset() -> None:
     """Forget every built service, so the next call reads the environment again (tests, reloads)."""
     builders = (
@@ -483,10 +432,6 @@ def reset() -> None:
         telegram_bot,
         telegram_webhook,
         whatsapp_webhook,
-        admin_auth,
-        job_locks,
-        error_desk,
-        admin_api,
         consumer,
         dead_letter_recorder,
     )

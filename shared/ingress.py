@@ -16,7 +16,7 @@ from shared import logs, metrics
 from shared.core.envelope import Envelope, Json, build_envelope
 from shared.core.routing import RouteTable, topics_for
 from shared.core.signature import verify_frappe_signature
-from shared.errors import InvalidPayload
+from shared.errors import InvalidPayload, InvalidSignature
 from shared.ports import Publisher
 
 log = logging.getLogger(__name__)
@@ -49,12 +49,57 @@ class Ingress:
     def accept(
         self, raw_body: bytes, signature: str | None, query: Mapping[str, str]
     ) -> Accepted | Unrouted:
-        """Raise from the error tree on bad input (nothing published); return what happened."""
+        """Raise from the error tree on bad input (nothing published); return what happened.
+
+        Every webhook is counted once in `bridge_webhooks_received` by doctype, event and
+        outcome: accepted, unrouted, rejected_signature, rejected_payload or publish_failed.
+        """
+        try:
+            envelope = self._envelope(raw_body, signature, query)
+        except (InvalidSignature, InvalidPayload) as exc:
+            outcome = (
+                "rejected_signature" if isinstance(exc, InvalidSignature) else "rejected_payload"
+            )
+            labels = {
+                "doctype": query.get("doctype") or "unknown",
+                "event": query.get("event") or "unknown",
+            }
+            metrics.webhooks_received.add(1, {**labels, "outcome": outcome})
+            raise
+        labels = {"doctype": envelope.doctype, "event": envelope.event}
+        topics = topics_for(self.routes, envelope.doctype, envelope.event)
+        with logs.bound(
+            event_id=envelope.event_id,
+            event_type=envelope.event_type,
+            doctype=envelope.doctype,
+            name=envelope.name,
+        ):
+            if not topics:
+                metrics.webhooks_received.add(1, {**labels, "outcome": "unrouted"})
+                logs.log_event(log, logging.INFO, "no route for this doctype and event")
+                return Unrouted(envelope.doctype, envelope.event)
+            started = time.perf_counter()
+            try:
+                message_ids = self.publisher.publish_all(
+                    topics, envelope.to_json(), envelope.attributes()
+                )
+            except Exception:
+                metrics.publish_latency.record(time.perf_counter() - started, {"outcome": "failed"})
+                metrics.webhooks_received.add(1, {**labels, "outcome": "publish_failed"})
+                raise
+            metrics.publish_latency.record(time.perf_counter() - started, {"outcome": "ok"})
+            metrics.webhooks_received.add(1, {**labels, "outcome": "accepted"})
+            logs.log_event(log, logging.INFO, "published", topics=list(topics))
+            return Accepted(envelope, topics, tuple(message_ids))
+
+    def _envelope(
+        self, raw_body: bytes, signature: str | None, query: Mapping[str, str]
+    ) -> Envelope:
         if len(raw_body) > self.max_body_bytes:
             raise InvalidPayload(f"body is over the {self.max_body_bytes}-byte limit", status=413)
         if self.webhook_secret is not None:
             verify_frappe_signature(self.webhook_secret, raw_body, signature)
-        envelope = build_envelope(
+        return build_envelope(
             raw_body=raw_body,
             payload=parse_json_object(raw_body),
             site=self.site,
@@ -62,21 +107,6 @@ class Ingress:
             event_hint=query.get("event"),
             doctype_hint=query.get("doctype"),
         )
-        labels = {"doctype": envelope.doctype, "event": envelope.event}
-        topics = topics_for(self.routes, envelope.doctype, envelope.event)
-        with logs.bound(event_id=envelope.event_id, doctype=envelope.doctype, name=envelope.name):
-            if not topics:
-                metrics.webhooks_received.add(1, {**labels, "outcome": "unrouted"})
-                logs.log_event(log, logging.INFO, "no route for this doctype and event")
-                return Unrouted(envelope.doctype, envelope.event)
-            started = time.perf_counter()
-            message_ids = self.publisher.publish_all(
-                topics, envelope.to_json(), envelope.attributes()
-            )
-            metrics.publish_latency.record(time.perf_counter() - started)
-            metrics.webhooks_received.add(1, {**labels, "outcome": "published"})
-            logs.log_event(log, logging.INFO, "published", topics=list(topics))
-            return Accepted(envelope, topics, tuple(message_ids))
 
 
 def parse_json_object(raw_body: bytes) -> dict[str, Json]:

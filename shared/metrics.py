@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import logging
+import time
 from collections.abc import Callable, Iterable
 
 from opentelemetry import metrics
@@ -68,4 +70,46 @@ circuit_state: ObservableGauge = _meter.create_observable_gauge(
     "bridge_circuit_state",
     callbacks=[_observe_circuits],
     description="Circuit breaker state per outside service: 0 closed, 1 half-open, 2 open",
+)
+
+# ---- error records (observability: pending errors) -------------------------------------------
+
+PendingCount = Callable[[], int]
+_PENDING_EVERY_S = 60.0
+_pending: dict[str, object] = {"count": None, "value": None, "at": float("-inf")}
+
+
+def watch_pending_errors(count: PendingCount) -> None:
+    """Report the number of pending error records, counted by `count()` at most once a minute.
+
+    A count, not a sum of this instance's writes: records are written by every consumer
+    instance and resolved by people and replays, so only the store knows the total. Firestore
+    counts with an aggregation query (one read per 1,000 records), run at collection time and
+    cached, so a scrape every few seconds costs one query a minute. The last registration wins.
+    """
+    _pending.update(count=count, value=None, at=float("-inf"))
+
+
+def _observe_pending(options: CallbackOptions) -> Iterable[Observation]:
+    count = _pending["count"]
+    if not callable(count):
+        return
+    now = time.monotonic()
+    at = _pending["at"]
+    if isinstance(at, float) and now - at >= _PENDING_EVERY_S:
+        _pending["at"] = now
+        try:
+            _pending["value"] = int(count())
+        except Exception:
+            # A scrape must not fail because Firestore is slow: the last count stays shown.
+            logging.getLogger(__name__).warning("could not count pending errors", exc_info=True)
+    value = _pending["value"]
+    if isinstance(value, int):
+        yield Observation(value)
+
+
+pending_errors: ObservableGauge = _meter.create_observable_gauge(
+    "bridge_pending_errors",
+    callbacks=[_observe_pending],
+    description="Error records waiting for a person (status pending), counted at most once a minute",
 )

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import IO, Protocol, TypeAlias
 
-from shared import logs, metrics
+from shared import logs, metrics, observability
 from shared.core.claims import ClaimOutcome
 from shared.core.envelope import Envelope
 from shared.core.executions import RunCounts
@@ -26,7 +26,6 @@ from shared.core.routing import OPERATIONS, consumer_of
 from shared.core.versions import is_stale
 from shared.errors import (
     AccessDenied,
-    AlreadyRunning,
     BridgeError,
     InvalidPayload,
     InvalidSignature,
@@ -107,7 +106,12 @@ class Consumer:
         except InvalidPayload as exc:
             self._report(exc, message=message)
             return self._finish(Outcome.REJECTED)
-        with logs.bound(event_id=envelope.event_id, doctype=envelope.doctype, name=envelope.name):
+        with logs.bound(
+            event_id=envelope.event_id,
+            event_type=envelope.event_type,
+            doctype=envelope.doctype,
+            name=envelope.name,
+        ):
             return self._handle(envelope, now)
 
     def _handle(self, envelope: Envelope, now: datetime) -> Outcome:
@@ -243,21 +247,19 @@ class DeadLetterRecorder:
         return record_id
 
 
-_STATUSES: tuple[tuple[type[BaseException], int], ...] = (
-    (InvalidSignature, 401),
-    (AccessDenied, 403),
-    (AlreadyRunning, 409),
-    (Permanent, 422),
-    (Retryable, 503),
-)
-"""Most specific first: the first class an error is an instance of gives its answer."""
-
-
 def http_status(exc: BaseException) -> int:
     """The HTTP answer for an error: the error tree, mapped once for every HTTP function."""
+    if isinstance(exc, InvalidSignature):
+        return 401
     if isinstance(exc, InvalidPayload):
         return exc.status
-    return next((status for kind, status in _STATUSES if isinstance(exc, kind)), 500)
+    if isinstance(exc, AccessDenied):
+        return 403
+    if isinstance(exc, Permanent):
+        return 422
+    if isinstance(exc, Retryable):
+        return 503
+    return 500
 
 
 class Headers(Protocol):
@@ -288,7 +290,9 @@ def read_body(request: HttpRequest, limit: int) -> bytes:
     """Read at most `limit + 1` bytes, so an oversize body is refused without holding it all."""
     if request.content_length is not None and request.content_length > limit:
         raise InvalidPayload(f"body is over the {limit}-byte limit", status=413)
-    return request.stream.read(limit + 1)
+    body = request.stream.read(limit + 1)
+    observability.note_input(body)  # what people wrote in it never reaches a log or Sentry
+    return body
 
 
 def answer(code: int, **body: object) -> HttpAnswer:
@@ -317,8 +321,8 @@ def serve_http(
     handler: Callable[[HttpRequest], HttpAnswer],
 ) -> HttpAnswer:
     """Run an HTTP handler; errors become answers here and nowhere else (messages carry no secrets)."""
-    trace = logs.trace_of(request.headers.get("X-Cloud-Trace-Context"), project)
-    with logs.bound(function=function, trace=trace):
+    trace = logs.trace_context(request.headers.get("X-Cloud-Trace-Context"), project)
+    with logs.bound(function=function, **trace), observability.invocation():
         try:
             return handler(request)
         except BridgeError as exc:
@@ -327,7 +331,8 @@ def serve_http(
             headers = {"Retry-After": "30"} if status == 503 else {}
             text, _, content_type = answer(status, error=exc.message)
             return text, status, {**content_type, **headers}
-        except Exception:
+        except Exception as exc:
+            observability.capture(exc)
             log.exception("unexpected error")
             return answer(500, error="internal error")
 
@@ -336,12 +341,22 @@ def serve_event(
     function: str, data: Mapping[str, object], handle: Callable[[PubSubMessage], object]
 ) -> None:
     """Run an event handler on a Pub/Sub CloudEvent's data: return acks, raise redelivers."""
-    with logs.bound(function=function):
+    with logs.bound(function=function), observability.invocation():
         try:
             message = message_from_push(data)
         except InvalidPayload:
             # Pub/Sub never sends this; a retry cannot repair it, so say so loudly and acknowledge.
             log.exception("undecodable Pub/Sub delivery acknowledged")
             return
-        with logs.bound(message_id=message.message_id):
-            handle(message)
+        observability.note_input(message.data)
+        attributes = message.attributes
+        with logs.bound(
+            message_id=message.message_id,
+            event_type=attributes.get("event_type"),
+            doctype=attributes.get("doctype"),
+        ):
+            try:
+                handle(message)
+            except Exception as exc:
+                observability.capture(exc)  # tagged here; Sentry drops the framework's repeat
+                raise
