@@ -21,6 +21,7 @@ from google.auth.exceptions import RefreshError
 from googleapiclient.errors import HttpError
 from googleapiclient.http import MediaUpload
 
+from shared import resilience
 from shared.adapters.clients import discovery_client, per_thread
 from shared.backoff import Backoff
 from shared.config import DriveConfig
@@ -71,6 +72,13 @@ def drive_client(
 
 @contextmanager
 def translated(operation: str) -> Iterator[None]:
+    """One attempt through the Drive circuit breaker, its failures into the error tree."""
+    with resilience.guarded(SERVICE, operation), _tree(operation):
+        yield
+
+
+@contextmanager
+def _tree(operation: str) -> Iterator[None]:
     """Drive failures into the error tree: 429, 5xx, timeouts and rate limits retry."""
     try:
         yield

@@ -10,6 +10,7 @@ bridge's error tree.
     any other 4xx                     -> UpstreamRejected with Frappe's exc_type and first message
 
 Messages name the operation, the status and Frappe's exception type; never a header or the secret.
+Every request goes through the breaker of `shared.resilience`; reads are also retried briefly.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from urllib.parse import quote
 
 import requests
 
+from shared import resilience
 from shared.core.envelope import Json
 from shared.errors import ConfigurationError, UpstreamRejected, UpstreamUnavailable
 
@@ -323,16 +325,17 @@ class ErpNextClient:
                 f"erpnext download: not an ERPNext file URL: {file_url[:100]}", service=SERVICE
             )
         what = f"download {file_url[:120]}"
-        with self._translated(what):
+        with resilience.guarded(SERVICE, what), self._translated(what):
             response = self._session.get(
                 self.url + quote(file_url, safe="/"),
                 headers=self._headers(),
                 stream=True,
                 timeout=self._timeout_s,
             )
+            if not response.ok:
+                with response:
+                    response.raise_for_status()
         with response:
-            with self._translated(what):
-                response.raise_for_status()
             yield self._chunks(response, chunk_size, what)
 
     def _chunks(self, response: requests.Response, chunk_size: int, what: str) -> Iterator[bytes]:
@@ -360,6 +363,27 @@ class ErpNextClient:
         files: Mapping[str, tuple[str, bytes, str]] | None = None,
     ) -> dict[str, Json]:
         what = f"{method} {path[:120]}"
+        # Reads are safe to repeat; a write whose answer was lost may have happened.
+        return resilience.call(
+            SERVICE,
+            lambda: self._attempt(
+                method, path, what, params=params, json_body=json_body, form=form, files=files
+            ),
+            what=what,
+            backoff=resilience.IN_INVOCATION if method == "GET" else None,
+        )
+
+    def _attempt(
+        self,
+        method: str,
+        path: str,
+        what: str,
+        *,
+        params: Mapping[str, str] | None,
+        json_body: Mapping[str, Json] | None,
+        form: Mapping[str, str] | None,
+        files: Mapping[str, tuple[str, bytes, str]] | None,
+    ) -> dict[str, Json]:
         with self._translated(what):
             response = self._session.request(
                 method,

@@ -18,6 +18,7 @@ from typing import Any
 import httplib2
 from googleapiclient.errors import HttpError
 
+from shared import resilience
 from shared.adapters.clients import discovery_client, per_thread
 from shared.core.invoice_rows import (
     FIRST_DATA_ROW,
@@ -71,6 +72,14 @@ def sheets_client(
 
 @contextmanager
 def translated(operation: str) -> Iterator[None]:
+    """One attempt through the Sheets circuit breaker, its failures into the error tree; the
+    retries are the callers' (sheets_sync retries a whole batch)."""
+    with resilience.guarded(SERVICE, operation), _tree(operation):
+        yield
+
+
+@contextmanager
+def _tree(operation: str) -> Iterator[None]:
     """Sheets failures into the error tree: 429, 5xx and timeouts retry; other 4xx are permanent."""
     try:
         yield

@@ -27,6 +27,7 @@ from telegram.error import (
 )
 from telegram.request import HTTPXRequest
 
+from shared import resilience
 from shared.errors import UpstreamRejected, UpstreamUnavailable
 
 SERVICE = "telegram"
@@ -71,10 +72,11 @@ class TelegramApi:
             get_updates_request=request,
         )
         try:
-            async with bot:
-                yield TelegramSession(bot)
-        except InvalidToken:
-            raise UpstreamRejected("the bot token was refused", service=SERVICE) from None
+            with _translated("start a session"):
+                await bot.initialize()  # getMe: an outside call like any other
+            yield TelegramSession(bot)
+        finally:
+            await bot.shutdown()
 
     def send_all(self, messages: Iterable[tuple[int, str, int | None]]) -> list[int]:
         """Send (chat, HTML text, forum topic) in order, waiting out a retry_after once each."""
@@ -141,9 +143,20 @@ class TelegramSession:
 
 @contextmanager
 def _translated(what: str) -> Iterator[None]:
+    """One attempt through the Telegram circuit breaker, PTB's errors into ours. A sync context
+    around an `await` is enough: the breaker never blocks. No retries here: a send whose answer
+    was lost may have been delivered, and the drainer paces and retries its own."""
+    with resilience.guarded(SERVICE, what), _tree(what):
+        yield
+
+
+@contextmanager
+def _tree(what: str) -> Iterator[None]:
     """PTB's errors into ours, without the request (whose URL holds the token)."""
     try:
         yield
+    except InvalidToken:  # its message can quote the token
+        raise UpstreamRejected("the bot token was refused", service=SERVICE) from None
     except RetryAfter as exc:
         wait = exc.retry_after
         seconds = wait.total_seconds() if isinstance(wait, dt.timedelta) else float(wait)

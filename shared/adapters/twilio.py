@@ -24,6 +24,7 @@ from twilio.http.http_client import TwilioHttpClient  # type: ignore[import-unty
 from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
 from twilio.rest import Client  # type: ignore[import-untyped]
 
+from shared import resilience
 from shared.errors import UpstreamRejected, UpstreamUnavailable
 
 SERVICE = "twilio"
@@ -90,8 +91,13 @@ class WhatsAppSender:
 
     def status(self, sid: str) -> MessageStatus:
         """The message's current status and error code, as Twilio has it now."""
-        with self._translated("fetch a message", None):
-            message = self._client.messages(sid).fetch()
+
+        def fetch() -> Any:
+            with self._translated("fetch a message", None):
+                return self._client.messages(sid).fetch()
+
+        # A read is safe to repeat: a blip is retried here, an outage goes up the tree.
+        message = resilience.IN_INVOCATION.run(fetch, what="twilio fetch a message")
         return MessageStatus(str(message.sid), str(message.status), _code(message.error_code))
 
     def _create(self, to_e164: str, **fields: str) -> str:
@@ -107,31 +113,35 @@ class WhatsAppSender:
 
     @contextmanager
     def _translated(self, what: str, to: str | None) -> Iterator[None]:
-        """Twilio's and requests' errors into ours, named by operation, status and Twilio's code."""
+        """Twilio's and requests' errors into ours, named by operation, status and Twilio's code;
+        one attempt through the Twilio circuit breaker (a send is not safe to repeat)."""
         self._retry_after.seconds = None
         recipient = f" to {_masked(to)}" if to else ""
-        try:
-            yield
-        except TwilioRestException as exc:
-            status, code = int(exc.status), _code(exc.code)
-            text = f"twilio refused to {what}{recipient}: HTTP {status}, error {code}"
-            if code == OUTSIDE_WINDOW:
-                raise OutsideSessionWindow(text) from None
-            if status in (408, 429) or status >= 500:
+        with resilience.guarded(SERVICE, what):
+            try:
+                yield
+            except TwilioRestException as exc:
+                status, code = int(exc.status), _code(exc.code)
+                text = f"twilio refused to {what}{recipient}: HTTP {status}, error {code}"
+                if code == OUTSIDE_WINDOW:
+                    raise OutsideSessionWindow(text) from None
+                if status in (408, 429) or status >= 500:
+                    raise UpstreamUnavailable(
+                        f"twilio could not {what}{recipient}: HTTP {status}, error {code}",
+                        service=SERVICE,
+                        retry_after_s=getattr(self._retry_after, "seconds", None),
+                    ) from None
+                raise UpstreamRejected(text, service=SERVICE) from None
+            except requests.RequestException as exc:
                 raise UpstreamUnavailable(
-                    f"twilio could not {what}{recipient}: HTTP {status}, error {code}",
+                    f"twilio unreachable to {what}{recipient}: {type(exc).__name__}",
                     service=SERVICE,
-                    retry_after_s=getattr(self._retry_after, "seconds", None),
                 ) from None
-            raise UpstreamRejected(text, service=SERVICE) from None
-        except requests.RequestException as exc:
-            raise UpstreamUnavailable(
-                f"twilio unreachable to {what}{recipient}: {type(exc).__name__}", service=SERVICE
-            ) from None
-        except TwilioException as exc:
-            raise UpstreamRejected(
-                f"twilio client refused to {what}{recipient}: {type(exc).__name__}", service=SERVICE
-            ) from None
+            except TwilioException as exc:
+                raise UpstreamRejected(
+                    f"twilio client refused to {what}{recipient}: {type(exc).__name__}",
+                    service=SERVICE,
+                ) from None
 
 
 def failure_of(status: str, error_code: int | str | None) -> UpstreamRejected | None:

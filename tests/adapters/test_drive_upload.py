@@ -127,7 +127,8 @@ def test_three_deliveries_and_a_crash_before_link_back_make_one_drive_file(
 ) -> None:
     file_doc = attach(erp, "scan.pdf", b"%PDF scan")
     service = uploader(drive, erp, project_id)
-    erp.faults.fail_next(1, status=503, path_prefix="/api/resource/File/")  # the link-back fails
+    # the link-back fails: its read, every attempt of it
+    erp.faults.fail_next(3, status=503, path_prefix="/api/resource/File/")
     with pytest.raises(UpstreamUnavailable):
         service.apply(event(file_doc))
     assert len(live(drive)) == 1 and "drive_file_id" not in erp.get("File", file_doc["name"])

@@ -95,7 +95,7 @@ def test_stream_file_reads_a_private_file_in_chunks(erp: ErpNextStandIn) -> None
 
 @pytest.mark.parametrize("status", [429, 500, 503])
 def test_throttling_and_server_errors_are_transient(erp: ErpNextStandIn, status: int) -> None:
-    erp.faults.fail_next(1, status=status)
+    erp.faults.fail_next(3, status=status)  # every attempt a read gets inside one call
     with pytest.raises(UpstreamUnavailable, match=str(status)):
         client(erp).get_doc("User", "Administrator")
 
