@@ -23,6 +23,7 @@ from prometheus_client.samples import Sample
 from devstack.drive import DriveStandIn
 from devstack.emulators import Emulators, running_emulators
 from devstack.erpnext import ErpNextStandIn
+from devstack.google_oidc import OidcIssuer
 from devstack.ports import free_port
 from devstack.processes import ServerProcess, launch
 from devstack.sheets import SheetsStandIn
@@ -48,6 +49,9 @@ WHATSAPP_FROM = "+14155238886"
 WHATSAPP_PUBLIC_URL = "https://bridge.example.com/whatsapp"
 """Where Twilio believes the webhook is (a load balancer's address): signatures cover it."""
 COMPLETED_TEMPLATE = "HX" + "c0" * 16
+SCHEDULER_ACCOUNT = "scheduler@bridge-local.iam.gserviceaccount.com"
+ADMIN_AUDIENCE = "https://bridge.example.com/"
+"""One audience for every function here (in the cloud: each function's own URL)."""
 
 
 @dataclass(frozen=True)
@@ -67,8 +71,12 @@ TELEGRAM_WEBHOOK = FunctionSpec("notifier", "telegram_webhook")
 WHATSAPP_WEBHOOK = FunctionSpec("notifier", "whatsapp_webhook")
 DRAIN = FunctionSpec("notifier", "drain_alerts")
 DIGEST = FunctionSpec("notifier", "daily_digest")
+ADMIN = FunctionSpec("erp_webhook", "admin_api")
+RETRY = FunctionSpec("erp_webhook", "retry_errors")
 HTTP_SPECS = (
     WEBHOOK,
+    ADMIN,
+    RETRY,
     RECONCILE,
     BACKFILL,
     DOWNLOAD,
@@ -159,6 +167,7 @@ class Devstack:
     drive: DriveStandIn
     telegram: TelegramStandIn
     twilio: TwilioStandIn
+    oidc: OidcIssuer
     functions: dict[str, RunningFunction] = field(default_factory=dict)
     _stores: FirestoreStores | None = None
 
@@ -230,8 +239,23 @@ class Devstack:
         """What Cloud Scheduler does each morning: the digest to the admins' chat."""
         return self._scheduled(DIGEST)
 
+    def retry_errors(self) -> dict[str, object]:
+        """What Cloud Scheduler does: replay pending errors whose failure is old enough."""
+        return self._scheduled(RETRY)
+
+    @property
+    def admin_url(self) -> str:
+        return self.functions[ADMIN.target].url
+
+    def admin_headers(self) -> dict[str, str]:
+        """What Cloud Scheduler sends: an OIDC identity token of its service account."""
+        token = self.oidc.token_for(SCHEDULER_ACCOUNT, ADMIN_AUDIENCE)
+        return {"Authorization": f"Bearer {token}"}
+
     def _scheduled(self, spec: FunctionSpec) -> dict[str, object]:
-        response = requests.post(self.functions[spec.target].url + "/", timeout=300)
+        response = requests.post(
+            self.functions[spec.target].url + "/", headers=self.admin_headers(), timeout=300
+        )
         answer: dict[str, object] = response.json()
         return answer
 
@@ -308,6 +332,7 @@ def running_devstack(
         twilio.add_template(
             COMPLETED_TEMPLATE, "Your service request {{1}} ({{2}}) is completed. Thank you!"
         )
+        oidc = stack.enter_context(OidcIssuer())
         drive_token = secrets.token_hex(16)
         drive.add_principal(drive_token, DRIVE_ACCOUNT, service_account=True)
         shared_drive = drive.create_shared_drive("ERPNext attachments", {DRIVE_ACCOUNT})
@@ -339,6 +364,10 @@ def running_devstack(
             "TWILIO_API_URL": twilio.base_url,
             "WHATSAPP_WEBHOOK_PUBLIC_URL": WHATSAPP_PUBLIC_URL,
             "WHATSAPP_TEMPLATE_REQUEST_COMPLETED": COMPLETED_TEMPLATE,
+            "ADMIN_AUDIENCE": ADMIN_AUDIENCE,
+            "ADMIN_ALLOWED_EMAILS": SCHEDULER_ACCOUNT,
+            "GOOGLE_CERTS_URL": oidc.certs_url,
+            "ADMIN_API_KEY": secrets.token_urlsafe(24),
             **(extra_env or {}),
         }
         set_up_tracker(env)
@@ -348,7 +377,7 @@ def running_devstack(
         for topic in (*TOPICS, DEAD_LETTER):
             ensure_topic(project, topic)
         devstack = Devstack(
-            emulators, env, log_dir, erpnext, sheets, spreadsheet_id, drive, telegram, twilio
+            emulators, env, log_dir, erpnext, sheets, spreadsheet_id, drive, telegram, twilio, oidc
         )
         stack.callback(devstack.stop_functions)
         specs = [*HTTP_SPECS, DEAD_LETTERS, *CONSUMER_FUNCTIONS.values()]

@@ -18,6 +18,7 @@ from shared.config import SecretReader, Settings
 from shared.core.invoice_rows import TrackerConfig
 from shared.errors import ConfigurationError
 from shared.ingress import Ingress
+from shared.ports import SyncExecutionLog
 from shared.runtime import Consumer, DeadLetterRecorder, Effect
 
 if TYPE_CHECKING:
@@ -25,10 +26,13 @@ if TYPE_CHECKING:
     from shared.adapters.erpnext import ErpNextClient
     from shared.adapters.firestore import FirestoreStores
     from shared.adapters.telegram import TelegramApi
+    from shared.admin_api import AdminApi
+    from shared.auth import AdminAuth
     from shared.bot_webhooks import TelegramWebhook, WhatsAppWebhook
     from shared.config import NotifierSettings
     from shared.drive_upload import AttachmentProxy, DriveBackfill, DriveUploader
     from shared.notifier import Notifier
+    from shared.operations import ErrorDesk, JobLocks
     from shared.reconcile import InvoiceReconciliation
     from shared.servicedesk import ErpNextServiceDesk
     from shared.sheets_sync import InvoiceSheetSync
@@ -412,6 +416,58 @@ def dead_letter_recorder() -> DeadLetterRecorder:
     return DeadLetterRecorder(errors=_firestore(config.project).errors, clock=utc_now)
 
 
+@functools.cache
+def admin_auth(function: str) -> AdminAuth:
+    """Who may call `function`'s admin and scheduled endpoints."""
+    from shared.auth import AdminAuth
+
+    config = settings(function)
+    return AdminAuth(
+        audience=config.admin_audience,
+        allowed=config.admin_allowed,
+        local_key=config.admin_key,
+        certs_url=config.google_certs_url,
+    )
+
+
+@functools.cache
+def job_locks(function: str) -> JobLocks:
+    from shared.operations import JobLocks
+
+    stores = _firestore(settings(function).project)
+    return JobLocks(lease=stores.lease, owner=instance_id(), clock=utc_now)
+
+
+def executions(function: str) -> SyncExecutionLog:
+    return _firestore(settings(function).project).executions
+
+
+@functools.cache
+def error_desk() -> ErrorDesk:
+    from shared.operations import ErrorDesk
+
+    config = settings("erp_webhook")
+    return ErrorDesk(
+        errors=_firestore(config.project).errors,
+        publisher=ingress().publisher,
+        routes=config.routes,
+        erp=lambda: erpnext("erp_webhook"),
+        site=config.site,
+        executions=executions("erp_webhook"),
+        locks=job_locks("erp_webhook"),
+        clock=utc_now,
+    )
+
+
+@functools.cache
+def admin_api() -> AdminApi:
+    from shared.admin_api import AdminApi
+
+    return AdminApi(
+        auth=admin_auth("erp_webhook"), desk=error_desk, executions=executions("erp_webhook")
+    )
+
+
 def reset() -> None:
     """Forget every built service, so the next call reads the environment again (tests, reloads)."""
     builders = (
@@ -432,6 +488,10 @@ def reset() -> None:
         telegram_bot,
         telegram_webhook,
         whatsapp_webhook,
+        admin_auth,
+        job_locks,
+        error_desk,
+        admin_api,
         consumer,
         dead_letter_recorder,
     )

@@ -26,6 +26,7 @@ from shared.core.routing import OPERATIONS, consumer_of
 from shared.core.versions import is_stale
 from shared.errors import (
     AccessDenied,
+    AlreadyRunning,
     BridgeError,
     InvalidPayload,
     InvalidSignature,
@@ -247,19 +248,21 @@ class DeadLetterRecorder:
         return record_id
 
 
+_STATUSES: tuple[tuple[type[BaseException], int], ...] = (
+    (InvalidSignature, 401),
+    (AccessDenied, 403),
+    (AlreadyRunning, 409),
+    (Permanent, 422),
+    (Retryable, 503),
+)
+"""Most specific first: the first class an error is an instance of gives its answer."""
+
+
 def http_status(exc: BaseException) -> int:
     """The HTTP answer for an error: the error tree, mapped once for every HTTP function."""
-    if isinstance(exc, InvalidSignature):
-        return 401
     if isinstance(exc, InvalidPayload):
         return exc.status
-    if isinstance(exc, AccessDenied):
-        return 403
-    if isinstance(exc, Permanent):
-        return 422
-    if isinstance(exc, Retryable):
-        return 503
-    return 500
+    return next((status for kind, status in _STATUSES if isinstance(exc, kind)), 500)
 
 
 class Headers(Protocol):
