@@ -5,6 +5,11 @@ bridge reconcile     # bring the Invoice Tracker up to date with ERPNext now, wi
 bridge backfill      # copy to Drive the attachments that have no Drive copy yet, with progress
 bridge telegram-webhook URL   # point Telegram at the bot's webhook, with its secret token
 bridge link-code USER         # a one-time link for an ERPNext user's Telegram (the first admin)
+bridge errors [FILTER=VALUE ...] [--csv]     # the error log (integration, operation, status,
+                                             # entity_type, since, until, limit)
+bridge resolve|ignore|reopen ID ...          # set error records' status
+bridge replay [--current] ID ...             # publish failed events again
+bridge executions [JOB]                      # recent runs of the scheduled jobs
 """
 
 from __future__ import annotations
@@ -100,7 +105,96 @@ def link_code(*args: str) -> int:
     return 0
 
 
+def errors(*args: str) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from shared.core.error_query import ErrorFilter, to_csv
+
+    as_csv = "--csv" in args
+    pairs = [arg for arg in args if arg != "--csv"]
+    if any("=" not in pair for pair in pairs):
+        raise ConfigurationError("filters are NAME=VALUE, e.g. status=pending integration=notifier")
+    wanted = ErrorFilter.parse(dict(pair.split("=", 1) for pair in pairs))
+    records = bootstrap.error_desk().find(wanted)
+    if as_csv:
+        sys.stdout.write(to_csv(records))
+        return 0
+    table = Table(title=f"{len(records)} error records, newest first")
+    for column in ("id", "status", "integration", "entity", "attempts", "last seen", "message"):
+        table.add_column(column, overflow="fold")
+    for record in records:
+        table.add_row(
+            str(record["id"]),
+            str(record.get("status")),
+            str(record.get("integration")),
+            f"{record.get('entity_type')} {record.get('entity_id')}",
+            str(record.get("attempts")),
+            str(record.get("last_seen"))[:19],
+            str(record.get("message"))[:120],
+        )
+    Console().print(table)
+    return 0
+
+
+def _set_status(status: str) -> Callable[..., int]:
+    def command(*ids: str) -> int:
+        changed = bootstrap.error_desk().set_status(list(ids), status, note="bridge command")
+        print(f"{len(changed)} of {len(ids)} records now {status}")
+        return 0 if len(changed) == len(ids) else 1
+
+    return command
+
+
+def replay(*args: str) -> int:
+    from shared.operations import Source
+
+    ids = [arg for arg in args if arg != "--current"]
+    source: Source = "current" if "--current" in args else "original"
+    execution, report = bootstrap.error_desk().replay(ids, source)
+    for record_id in report.replayed:
+        print(f"replayed {record_id}")
+    for record_id, why in report.skipped.items():
+        print(f"skipped {record_id}: {why}", file=sys.stderr)
+    print(f"sync execution {execution}")
+    return 0 if not report.skipped else 1
+
+
+def executions(*args: str) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    runs = bootstrap.executions("erp_webhook").recent(args[0] if args else None, limit=50)
+    table = Table(title="recent sync executions")
+    for column in ("job", "status", "started", "finished", "seen", "updated", "skipped", "failed"):
+        table.add_column(column)
+    for run in runs:
+        table.add_row(
+            run.job,
+            run.status.value,
+            str(run.started_at)[:19],
+            str(run.finished_at or "")[:19],
+            *(
+                str(n)
+                for n in (
+                    run.counts.seen,
+                    run.counts.updated,
+                    run.counts.skipped,
+                    run.counts.failed,
+                )
+            ),
+        )
+    Console().print(table)
+    return 0
+
+
 COMMANDS: dict[str, Callable[..., int]] = {
+    "errors": errors,
+    "resolve": _set_status("resolved"),
+    "ignore": _set_status("ignored"),
+    "reopen": _set_status("pending"),
+    "replay": replay,
+    "executions": executions,
     "sheet-setup": sheet_setup,
     "reconcile": reconcile,
     "backfill": backfill,
@@ -113,7 +207,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bridge", description=__doc__.split("\n\n")[0])
     parser.add_argument("command", choices=sorted(COMMANDS))
     parser.add_argument("arguments", nargs="*", help="the command's own (see above)")
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    args.arguments += extra  # flags of the commands themselves (--csv, --current)
     try:
         return COMMANDS[args.command](*args.arguments)
     except ConfigurationError as exc:

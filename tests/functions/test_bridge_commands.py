@@ -3,7 +3,11 @@ against the Firestore emulator and the ERPNext and Sheets stand-ins."""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 
@@ -11,8 +15,15 @@ from devstack.erpnext import ErpNextStandIn
 from devstack.sheets import SheetsStandIn
 from devstack.telegram import TelegramStandIn
 from shared import bootstrap
+from shared.adapters.firestore import FirestoreStores
+from shared.adapters.pubsub import ensure_pull_subscription, ensure_topic
 from shared.cli import main
+from shared.core.envelope import build_envelope
+from shared.core.error_query import ErrorFilter
+from shared.core.failures import FailureReport
+from shared.core.routing import INVOICES
 from shared.core.sheet_layout import TRACKER_TAB
+from tests.adapters.test_pubsub_adapter import pull
 
 SECRET = "commands-api-secret"
 BOT_TOKEN = "7000002:ops-bot-token"
@@ -123,3 +134,67 @@ def test_link_code_prints_a_one_time_deep_link(
     code = link.rsplit("=", 1)[1]
     assert 20 <= len(code) <= 64 and code.replace("-", "").replace("_", "").isalnum()
     assert main(["link-code", "not-a-user"]) == 2
+
+
+@pytest.fixture
+def error_log(project_id: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[FirestoreStores]:
+    for key, value in {
+        "GCP_PROJECT": project_id,
+        "ERP_SITE": "erp.example.com",
+        "WEBHOOK_SECRET": "commands-webhook-secret",
+    }.items():
+        monkeypatch.setenv(key, value)
+    bootstrap.reset()
+    yield FirestoreStores(project_id, timeout_s=10)
+    bootstrap.reset()
+
+
+def invoice_failure(name: str, *, with_event: bool = True) -> FailureReport:
+    doc = {"doctype": "Sales Invoice", "name": name, "modified": "2026-12-01 10:00:00"}
+    envelope = build_envelope(
+        raw_body=json.dumps(doc).encode(),
+        payload=doc,
+        site="erp.example.com",
+        received_at=datetime.now(UTC),
+        event_hint="on_submit",
+    )
+    return FailureReport(
+        integration="sheets_sync",
+        operation="sync_invoice_row",
+        entity_type="Sales Invoice",
+        entity_id=name,
+        event_id=envelope.event_id,
+        message=f"{name} could not be written",
+        envelope=envelope.to_json().decode() if with_event else None,
+    )
+
+
+def test_errors_are_listed_exported_resolved_and_replayed_from_the_command_line(
+    error_log: FirestoreStores, project_id: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    now = datetime.now(UTC)
+    replayable = error_log.errors.record_failure(invoice_failure("SINV-CLI-1"), now=now)
+    bare = error_log.errors.record_failure(invoice_failure("SINV-CLI-2", with_event=False), now=now)
+    assert main(["errors", "status=pending", "--csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert {row["id"] for row in rows} == {replayable, bare}
+    assert main(["errors", "status=lost"]) == 1
+    assert "status must be one of" in capsys.readouterr().err
+
+    ensure_topic(project_id, INVOICES)
+    ensure_pull_subscription(project_id, "cli-replay-check", INVOICES)
+    assert main(["replay", replayable, bare]) == 1  # one could not be replayed
+    out = capsys.readouterr()
+    assert f"replayed {replayable}" in out.out and f"skipped {bare}" in out.err
+    (message,) = pull(project_id, "cli-replay-check")
+    assert json.loads(message.data)["name"] == "SINV-CLI-1"
+
+    assert main(["ignore", bare]) == 0
+    assert main(["resolve", replayable]) == 0
+    assert {r["id"]: r["status"] for r in error_log.errors.search(ErrorFilter())} == {
+        replayable: "resolved",
+        bare: "ignored",
+    }
+    assert main(["executions", "replay_errors"]) == 0
+    (run,) = error_log.executions.recent("replay_errors")
+    assert run.status.value == "succeeded" and (run.counts.seen, run.counts.updated) == (2, 1)
