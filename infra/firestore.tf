@@ -26,3 +26,20 @@ resource "google_firestore_field" "ttl" {
   # ever-increasing value is a write hotspot.
   index_config {}
 }
+
+resource "google_firestore_index" "query" {
+  for_each   = local.composite_indexes
+  project    = var.project
+  database   = google_firestore_database.default.name
+  collection = each.value.collection
+
+  fields {
+    field_path = each.value.equal
+    order      = "ASCENDING"
+  }
+
+  fields {
+    field_path = each.value.newest_first
+    order      = "DESCENDING"
+  }
+}

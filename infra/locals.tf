@@ -175,6 +175,18 @@ locals {
     "telegram_conversations", # abandoned guided conversations
   ]
 
+  # Composite indexes of the queries that filter on one field and sort on another (the emulator
+  # needs none; production refuses such a query without its index). The error log's filters are
+  # any combination of equalities, newest first: one index per filter field with last_seen
+  # descending lets Firestore merge them for every combination (shared/adapters/firestore.py).
+  composite_indexes = {
+    "errors-integration"  = { collection = "errors", equal = "integration", newest_first = "last_seen" }
+    "errors-operation"    = { collection = "errors", equal = "operation", newest_first = "last_seen" }
+    "errors-status"       = { collection = "errors", equal = "status", newest_first = "last_seen" }
+    "errors-entity-type"  = { collection = "errors", equal = "entity_type", newest_first = "last_seen" }
+    "sync-executions-job" = { collection = "sync_executions", equal = "job", newest_first = "started_at" }
+  }
+
   # Folder => the settings every function of it gets (plus var.function_env[folder]).
   folder_env = {
     erp_webhook = { ERP_SITE = var.erp_site }

@@ -19,7 +19,9 @@ from typing import Any
 import hcl2
 import pytest
 
+from shared.adapters.firestore import ERRORS, SYNC_EXECUTIONS
 from shared.config import Settings
+from shared.core.error_query import ErrorFilter
 from shared.core.routing import DEAD_LETTER, DEAD_LETTER_SUBSCRIPTION, SUBSCRIPTIONS, TOPICS
 from shared.errors import ConfigurationError
 from tests.infra import codefacts
@@ -364,6 +366,23 @@ def test_ttl_policies_cover_exactly_the_collections_written_with_expire_at() -> 
     assert attr(field, "for_each") == "${toset(local.ttl_collections)}"
     assert attr(field, "field") == "${local.ttl_field}"
     assert "ttl_config" in field
+
+
+def test_every_error_log_filter_and_the_executions_list_have_their_composite_index() -> None:
+    every_filter = ErrorFilter(
+        integration="i", operation="o", status="pending", entity_type="Sales Invoice"
+    )
+    wanted = {("errors", field, "last_seen") for field in every_filter.equalities()}
+    wanted.add(("sync_executions", "job", "started_at"))
+    declared = {
+        (index["collection"], index["equal"], index["newest_first"])
+        for index in local("composite_indexes").values()
+    }
+    assert declared == wanted
+    constants = {ERRORS, SYNC_EXECUTIONS}
+    assert {collection for collection, _, _ in declared} == constants
+    index = resource("google_firestore_index", "query")
+    assert [attr(f, "order") for f in index["fields"]] == ["ASCENDING", "DESCENDING"]
 
 
 # ---- checkov ----------------------------------------------------------------------------------
