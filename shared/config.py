@@ -225,7 +225,7 @@ class Settings:
                 for email in env.get("ADMIN_ALLOWED_EMAILS", "").split(",")
                 if email.strip()
             ),
-            admin_key=secret("ADMIN_API_KEY", "admin-api-key"),
+            admin_key=_local_admin_key(env, problems),
             google_certs_url=env.get("GOOGLE_CERTS_URL")
             or "https://www.googleapis.com/oauth2/v1/certs",
         )
@@ -397,6 +397,17 @@ def _notifier_config(
         whatsapp_public_url=twilio[3],
         twilio_api_url=env.get("TWILIO_API_URL", "").rstrip("/") or None,
     )
+
+
+def _local_admin_key(env: Mapping[str, str], problems: list[str]) -> str | None:
+    """A key for the admin API is for local runs only (against the Firestore emulator); in the
+    cloud, callers prove a Google identity."""
+    key = env.get("ADMIN_API_KEY") or None
+    if key and not env.get("FIRESTORE_EMULATOR_HOST"):
+        problems.append(
+            "ADMIN_API_KEY is only honoured against the Firestore emulator (local runs)"
+        )
+    return key
 
 
 def _seconds(env: Mapping[str, str], key: str, default: float, problems: list[str]) -> float:

@@ -212,3 +212,12 @@ def test_drive_settings_default_to_the_shared_drive_as_root_and_hide_tokens() ->
         function="drive_upload",
     )
     assert shared.drive is not None and shared.drive.root_folder == "0ABC"
+
+
+def test_the_local_admin_key_is_refused_outside_the_emulators() -> None:
+    env = {"GCP_PROJECT": "p", "ADMIN_API_KEY": "local-only-key"}
+    with pytest.raises(ConfigurationError, match="ADMIN_API_KEY is only honoured"):
+        Settings.from_env(env, function="routes_only")
+    local = Settings.from_env({**env, "FIRESTORE_EMULATOR_HOST": "127.0.0.1:1"}, function="x")
+    assert local.admin_key == "local-only-key"
+    assert "local-only-key" not in repr(local)
