@@ -193,8 +193,11 @@ def test_only_the_self_authenticating_webhooks_are_public() -> None:
     public = {name for name, spec in functions().items() if spec["access"] == "public"}
     assert public == PUBLIC
     assert "download_attachment_public ?" in functions()["download_attachment"]["access"]
-    assert json.dumps(attr(resource("google_cloud_run_v2_service_iam_member", "invoker"), "member"))
+    # allUsers is granted through invoker_of, to public functions only.
+    invoker = resource("google_cloud_run_v2_service_iam_member", "invoker")
+    assert attr(invoker, "member") == "${each.value.member}"
     assert 'fn.access == \\"public\\" ? \\"allUsers\\"' in json.dumps(local("invoker_of"))
+    assert json.dumps(terraform()).count("allUsers") == 1
 
 
 def test_pubsub_and_scheduler_targets_refuse_the_internet_at_the_network() -> None:
