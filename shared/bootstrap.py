@@ -39,6 +39,9 @@ if TYPE_CHECKING:
     from shared.telegram_bot import TelegramBot
 
 
+FUNCTIONS = ("erp_webhook", "sheets_sync", "drive_upload", "notifier")
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 

@@ -10,6 +10,7 @@ bridge errors [FILTER=VALUE ...] [--csv]     # the error log (integration, opera
 bridge resolve|ignore|reopen ID ...          # set error records' status
 bridge replay [--current] ID ...             # publish failed events again
 bridge executions [JOB]                      # recent runs of the scheduled jobs
+bridge check                                 # every connection of every function, in a table
 """
 
 from __future__ import annotations
@@ -188,7 +189,79 @@ def executions(*args: str) -> int:
     return 0
 
 
+def _checks() -> list[tuple[str, Callable[[], str]]]:
+    """(what, check) pairs: each check returns a detail or raises; settings come first."""
+
+    def settings_of(function: str) -> Callable[[], str]:
+        return lambda: f"project {bootstrap.settings(function).project}"
+
+    def erpnext() -> str:
+        return f"logged in as {bootstrap.erpnext('sheets_sync').call_method('frappe.auth.get_logged_user')}"
+
+    def firestore() -> str:
+        bootstrap.executions("erp_webhook").recent(limit=1)
+        return "read sync_executions"
+
+    def topics() -> str:
+        from shared.adapters.pubsub import missing_topics
+        from shared.core.routing import DEAD_LETTER, TOPICS
+
+        missing = missing_topics(bootstrap.settings("erp_webhook").project, [*TOPICS, DEAD_LETTER])
+        if missing:
+            raise ConfigurationError(f"missing topics: {', '.join(missing)}")
+        return f"{len(TOPICS) + 1} topics exist"
+
+    def sheet() -> str:
+        rows = len(bootstrap.invoice_sheet_sync().sheet.read_index())
+        return f"Invoice Tracker readable, {rows} invoice rows"
+
+    def drive() -> str:
+        uploader = bootstrap.drive_uploader()  # checks the shared drive when one is configured
+        return f"root folder {uploader.config.root_folder} ({uploader.config.auth})"
+
+    def telegram() -> str:
+        return f"bot @{bootstrap.telegram_api().me()}"
+
+    def whatsapp() -> str:
+        config = bootstrap.settings("notifier").notifier
+        if config is None or not config.twilio_account_sid:
+            return "not configured (no WhatsApp)"
+        bootstrap.whatsapp_webhook()
+        return f"account {config.twilio_account_sid}, webhook {config.whatsapp_public_url}"
+
+    return [
+        *((f"{name} settings", settings_of(name)) for name in bootstrap.FUNCTIONS),
+        ("ERPNext API token", erpnext),
+        ("Firestore", firestore),
+        ("Pub/Sub topics", topics),
+        ("Sheets: the Invoice Tracker", sheet),
+        ("Drive", drive),
+        ("Telegram bot token", telegram),
+        ("WhatsApp (Twilio) settings", whatsapp),
+    ]
+
+
+def check(*args: str) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="bridge connection test")
+    for column in ("check", "result", "detail"):
+        table.add_column(column)
+    failed = 0
+    for what, run in _checks():
+        try:
+            detail, result = run(), "[green]ok[/green]"
+        except (BridgeError, ConfigurationError) as exc:
+            detail, result = str(exc).splitlines()[0][:200], "[red]FAILED[/red]"
+            failed += 1
+        table.add_row(what, result, detail)
+    Console().print(table)
+    return 1 if failed else 0
+
+
 COMMANDS: dict[str, Callable[..., int]] = {
+    "check": check,
     "errors": errors,
     "resolve": _set_status("resolved"),
     "ignore": _set_status("ignored"),

@@ -147,6 +147,25 @@ def ensure_topic(project: str, topic: str) -> str:
         client.transport.close()
 
 
+def missing_topics(project: str, topics: Sequence[str]) -> list[str]:
+    """The topics that do not exist (a connection test); errors into the tree."""
+    client = PublisherClient()
+    missing = []
+    try:
+        for topic in topics:
+            try:
+                client.get_topic(topic=client.topic_path(project, topic), timeout=10)
+            except google_errors.NotFound:
+                missing.append(topic)
+            except GOOGLE_FAILURES as exc:
+                raise UpstreamUnavailable(
+                    f"pubsub get topic failed: {describe(exc)}", service=SERVICE
+                ) from None
+        return missing
+    finally:
+        client.transport.close()
+
+
 def ensure_push_subscription(
     project: str,
     name: str,

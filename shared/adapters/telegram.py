@@ -96,6 +96,15 @@ class TelegramApi:
 
         return asyncio.run(run())
 
+    def me(self) -> str:
+        """The bot's username: Telegram accepted the token."""
+
+        async def run() -> str:
+            async with self.session() as telegram:
+                return str(telegram.bot.username)
+
+        return asyncio.run(run())
+
     def set_webhook(self, url: str, secret: str) -> None:
         """Point Telegram at the bot's webhook; every update will carry `secret`."""
 

@@ -15,6 +15,8 @@ import requests
 
 from devstack.emulators import Emulators
 from devstack.stack import ADMIN_AUDIENCE, SCHEDULER_ACCOUNT, Devstack, running_devstack
+from shared import bootstrap
+from shared.cli import main
 from shared.core.envelope import build_envelope
 from shared.core.failures import FailureReport
 from tests.e2e import wait_until
@@ -206,3 +208,25 @@ def test_a_job_that_is_running_is_not_started_twice(stack: Devstack) -> None:
     finally:
         lock.release("another-run")
     assert stack.reconcile()["status"] == "finished"
+
+
+def test_bridge_check_tests_every_connection_and_names_what_fails(
+    stack: Devstack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for key, value in stack.env.items():
+        monkeypatch.setenv(key, value)
+    bootstrap.reset()
+    try:
+        assert main(["check"]) == 0, capsys.readouterr().out
+        out = capsys.readouterr().out
+        passed = [line for line in out.splitlines() if "│ ok " in line]
+        assert len(passed) == 11 and "FAILED" not in out  # 4 functions' settings, 7 services
+        assert "@erp_bridge_bot" in out
+        monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "7000001:not-the-token")
+        bootstrap.reset()
+        assert main(["check"]) == 1
+        failed = [line for line in capsys.readouterr().out.splitlines() if "FAILED" in line]
+        assert len(failed) == 1 and "Telegram" in failed[0]
+        assert "not-the-token" not in failed[0]
+    finally:
+        bootstrap.reset()
