@@ -116,16 +116,26 @@ class CircuitBreaker:
         self._pause_s = settings.pause_s
         self._open_until = 0.0
         self._trial_since: float | None = None
+        self._moves: list[tuple[State, float]] = []
+        """Transitions made under the lock, announced (metrics, logs) after releasing it."""
 
     @property
     def state(self) -> State:
         with self._lock:
             self._advance(self._clock())
-            return self._state
+            state = self._state
+        self._announce()
+        return state
 
     def admit(self, what: str) -> bool:
         """Whether the attempt may go ahead as the half-open trial (True) or normally (False);
         CircuitOpen when it may not go ahead at all."""
+        try:
+            return self._admit(what)
+        finally:
+            self._announce()
+
+    def _admit(self, what: str) -> bool:
         with self._lock:
             now = self._clock()
             self._advance(now)
@@ -155,23 +165,27 @@ class CircuitBreaker:
 
     def record(self, outcome: Outcome, *, trial: bool) -> None:
         with self._lock:
-            now = self._clock()
-            if trial:
-                self._trial_since = None
-            if outcome in (Outcome.OK, Outcome.REJECTED):
-                self._failures = 0
-                self._pause_s = self.settings.pause_s
-                if self._state is not State.CLOSED:
-                    self._move(State.CLOSED)
-            elif outcome is Outcome.UNAVAILABLE:
-                if self._state is State.CLOSED:
-                    self._failures += 1
-                    if self._failures >= self.settings.threshold:
-                        self._open(now)
-                elif self._state is State.HALF_OPEN and trial:
-                    self._pause_s = min(self._pause_s * 2, self.settings.max_pause_s)
+            self._record(outcome, trial=trial)
+        self._announce()
+
+    def _record(self, outcome: Outcome, *, trial: bool) -> None:
+        now = self._clock()
+        if trial:
+            self._trial_since = None
+        if outcome in (Outcome.OK, Outcome.REJECTED):
+            self._failures = 0
+            self._pause_s = self.settings.pause_s
+            if self._state is not State.CLOSED:
+                self._move(State.CLOSED)
+        elif outcome is Outcome.UNAVAILABLE:
+            if self._state is State.CLOSED:
+                self._failures += 1
+                if self._failures >= self.settings.threshold:
                     self._open(now)
-                # An attempt admitted before the circuit opened, failing late, changes nothing.
+            elif self._state is State.HALF_OPEN and trial:
+                self._pause_s = min(self._pause_s * 2, self.settings.max_pause_s)
+                self._open(now)
+            # An attempt admitted before the circuit opened, failing late, changes nothing.
 
     def _advance(self, now: float) -> None:
         if self._state is State.OPEN and now >= self._open_until:
@@ -184,13 +198,19 @@ class CircuitBreaker:
 
     def _move(self, state: State) -> None:
         self._state = state
-        metrics.circuit_transitions.add(1, {"service": self.service, "state": state.label})
-        if state is State.OPEN:
-            logs.log_event(
-                log, logging.WARNING, "circuit open", service=self.service, pause_s=self._pause_s
-            )
-        else:
-            logs.log_event(log, logging.INFO, f"circuit {state.label}", service=self.service)
+        self._moves.append((state, self._pause_s))
+
+    def _announce(self) -> None:
+        with self._lock:
+            moves, self._moves = self._moves, []
+        for state, pause_s in moves:
+            metrics.circuit_transitions.add(1, {"service": self.service, "state": state.label})
+            if state is State.OPEN:
+                logs.log_event(
+                    log, logging.WARNING, "circuit open", service=self.service, pause_s=pause_s
+                )
+            else:
+                logs.log_event(log, logging.INFO, f"circuit {state.label}", service=self.service)
 
 
 class CircuitBreakers:
