@@ -3,10 +3,11 @@ exponential backoff with jitter inside the invocation, then the error tree.
 
 A service that is down fails fast: after `threshold` consecutive outages (UpstreamUnavailable
 without a wait the service asked for) its circuit opens, and every call raises CircuitOpen (an
-UpstreamUnavailable whose `retry_after_s` is the time left) without touching the network, so a
-message's retries wait for the service instead of being burnt on it. After the pause one trial
-call goes through (half-open): success closes the circuit, an outage opens it again for twice
-as long, up to `max_pause_s`. An answer that refuses the request (Permanent, a 401) proves the
+UpstreamUnavailable whose `retry_after_s` is the time left) without touching the network.
+Callers that honour retry_after_s (Backoff, the alert drainer) wait for the service instead of
+burning their attempts on it; a Pub/Sub redelivery still counts, but costs no timeout. After the
+pause one trial call goes through (half-open): success closes the circuit, an outage opens it
+again for twice as long, up to `max_pause_s`. An answer that refuses the request (Permanent, a 401) proves the
 service is up and counts as a success; a throttle (`retry_after_s` given: Telegram's per-chat
 limits, Retry-After) and our own bugs count neither way.
 
