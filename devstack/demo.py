@@ -5,8 +5,8 @@ plays invoices, an attachment and service requests (with a duplicate, a late old
 forged signature, a silent change caught by reconciliation, and a consumer outage), an emergency,
 two requests resolved, clients writing on WhatsApp and the daily digest; prints what was
 published, what each consumer did and why, the Invoice Tracker sheet, the Drive folders, the
-error records, and every Telegram chat and WhatsApp conversation as the people in them see it;
-then stops everything it started.
+error records, every Telegram chat and WhatsApp conversation as the people in them see it, and
+a summary of the metrics each function serves on /metrics; then stops everything it started.
 """
 
 from __future__ import annotations
@@ -413,6 +413,7 @@ def show(stack: Devstack, erp: ErpNextStandIn, notes: dict[str, str]) -> None:
 
     show_telegram(stack)
     show_whatsapp(stack, erp)
+    show_metrics(stack)
 
 
 def show_tracker(stack: Devstack) -> None:
@@ -522,6 +523,44 @@ def show_whatsapp(stack: Devstack, erp: ErpNextStandIn) -> None:
                 when, Text("bridge", style="bold green"), message.body, f"{kind}, {status}"
             )
         console.print(Panel(transcript, title=f"{who}: {phone}", title_align="left", width=140))
+
+
+def show_metrics(stack: Devstack) -> None:
+    """What Prometheus would scrape from each function's /metrics (bridge_* series only):
+    counters as totals, histograms as count and mean, gauges once however many report them."""
+    counters: Counter[tuple[str, str, str]] = Counter()
+    histograms: dict[tuple[str, str, str], list[float]] = {}
+    gauges: dict[tuple[str, str], float] = {}
+    for target, samples in stack.metrics().items():
+        for sample in samples:
+            if not sample.name.startswith("bridge_") or sample.name.endswith(
+                ("_created", "_bucket")
+            ):
+                continue
+            labels = ", ".join(
+                f"{k}={v}" for k, v in sorted(sample.labels.items()) if not k.startswith("otel_")
+            )
+            if sample.name.endswith("_total"):
+                counters[(sample.name.removesuffix("_total"), labels, target)] += sample.value
+            elif sample.name.endswith(("_count", "_sum")):
+                name, _, part = sample.name.rpartition("_")
+                pair = histograms.setdefault((name, labels, target), [0.0, 0.0])
+                pair[0 if part == "count" else 1] += sample.value
+            else:
+                gauges[(sample.name, labels)] = max(
+                    gauges.get((sample.name, labels), 0), sample.value
+                )
+    table = Table(title="10. Metrics, scraped from each function's /metrics (Prometheus text)")
+    for column in ("metric", "labels", "function", "value"):
+        table.add_column(column, justify="right" if column == "value" else "left")
+    for (name, labels, target), total in sorted(counters.items()):
+        table.add_row(name, labels, target, f"{total:g}")
+    for (name, labels, target), (count, seconds) in sorted(histograms.items()):
+        mean = seconds / count * 1000 if count else 0.0
+        table.add_row(name, labels, target, f"{count:g} (mean {mean:.1f} ms)")
+    for (name, labels), value in sorted(gauges.items()):
+        table.add_row(name, labels, "(every function that reports it)", f"{value:g}")
+    console.print(table)
 
 
 def _customer(contact: dict[str, object]) -> str:

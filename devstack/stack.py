@@ -117,8 +117,8 @@ def launch_function(
 ) -> RunningFunction:
     """Start one function under functions-framework on a free port, its /metrics on another;
     `wait_serving` waits for it."""
-    port = port or free_port()
-    metrics_port = metrics_port or free_port()
+    port = port or _unused_port()
+    metrics_port = metrics_port or _unused_port()
     env = {**env, "METRICS_PORT": str(metrics_port)}
     log_path = log_dir / f"{spec.target}.log"
     command = [
@@ -136,6 +136,18 @@ def launch_function(
     return RunningFunction(
         server.name, server.port, server.process, server.log_path, spec, metrics_port
     )
+
+
+_handed_out: set[int] = set()
+
+
+def _unused_port() -> int:
+    """A free port not already handed to another function of this run (each function takes
+    two, and the OS may offer a port again until its process has bound it)."""
+    while (port := free_port()) in _handed_out:
+        pass
+    _handed_out.add(port)
+    return port
 
 
 def scrape(url: str) -> list[Sample]:

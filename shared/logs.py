@@ -125,4 +125,4 @@ def configure(level: str = "INFO") -> None:
 
 def log_event(logger: logging.Logger, level: int, message: str, **fields: object) -> None:
     """Log `message` with extra structured fields (ids and outcomes only)."""
-    logger.log(level, message, extra={"fields": fields})
+    logger.log(level, message, extra={"fields": fields}, stacklevel=2)  # the caller's line

@@ -368,9 +368,9 @@ def serve_metrics(port: int, addr: str = "127.0.0.1") -> None:
 
     functions-framework runs gunicorn, which imports the function in its master process and
     forks the worker that handles requests; the worker's instruments are the ones to show. So
-    the socket bound here (a taken port fails at start) is served by the master only until it
-    forks, then by the forked worker. One worker per instance (functions-framework's WORKERS
-    default) keeps one registry behind the port.
+    the socket bound here is served by the master only until it forks, then by the forked
+    worker. One worker per instance (functions-framework's WORKERS default) keeps one registry
+    behind the port.
 
     In the cloud nothing scrapes a function by itself: deploy with METRICS_PORT set and Google
     Cloud Managed Service for Prometheus' run-gmp-sidecar (Cloud Run services, which 2nd gen
@@ -408,4 +408,8 @@ def start(function: str, settings: object, *, transport: type[Transport] | None 
         init_sentry(function, dsn, transport=transport)
     port = os.environ.get("METRICS_PORT")
     if port:
-        serve_metrics(int(port), os.environ.get("METRICS_ADDR", "127.0.0.1"))
+        try:
+            serve_metrics(int(port), os.environ.get("METRICS_ADDR", "127.0.0.1"))
+        except (OSError, ValueError):
+            # Metrics are for people watching; the function still serves its events without them.
+            log.exception("/metrics is not served: METRICS_PORT %r cannot be bound", port)

@@ -153,3 +153,12 @@ def test_telegram_update_that_fails_logs_no_text_phone_or_secret(
     )
     for private in (TEXT, PHONE, secret):
         assert private not in json_lines.getvalue()
+
+
+def test_source_location_is_the_line_that_logged_not_the_helper(json_lines: io.StringIO) -> None:
+    logs.log_event(logging.getLogger("bridge"), logging.INFO, "applied", action="row 2")
+    (entry,) = [json.loads(line) for line in json_lines.getvalue().splitlines()]
+    assert entry[logs.SOURCE_KEY]["file"] == __file__
+    assert entry[logs.SOURCE_KEY]["function"] == (
+        "test_source_location_is_the_line_that_logged_not_the_helper"
+    )
