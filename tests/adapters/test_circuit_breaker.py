@@ -121,7 +121,7 @@ def test_erpnext_circuit_opens_fails_fast_and_closes_when_the_site_comes_back(
         assert after.get(state, 0) == before.get(state, 0) + 1
 
 
-def test_erpnext_failed_trial_reopens_for_twice_the_pause(
+def test_erpnext_circuit_reopens_for_twice_the_pause_when_the_trial_fails(
     erp: ErpNextStandIn, clock: Clock
 ) -> None:
     client = ErpNextClient(erp.url, KEY, SECRET, timeout_s=5)

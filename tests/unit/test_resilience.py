@@ -78,7 +78,7 @@ def fail(breakers: CircuitBreakers, service: Service, times: int) -> None:
             once(breakers, service)
 
 
-def test_circuit_opens_after_threshold_consecutive_outages_and_fails_fast_without_calling(
+def test_circuit_opens_after_threshold_outages_and_fails_fast_when_the_service_is_down(
     breakers: CircuitBreakers, clock: Clock
 ) -> None:
     service = Service()
@@ -154,7 +154,7 @@ def test_throttles_and_our_own_errors_count_neither_way_when_closed(
     assert breakers.get("svc").state is State.OPEN
 
 
-def test_half_open_after_the_pause_lets_one_trial_through_and_success_closes(
+def test_one_trial_closes_the_circuit_when_it_succeeds_after_the_pause(
     breakers: CircuitBreakers, clock: Clock
 ) -> None:
     service = Service()
@@ -173,7 +173,7 @@ def test_half_open_after_the_pause_lets_one_trial_through_and_success_closes(
     assert breakers.get("svc").state is State.CLOSED
 
 
-def test_failed_trial_reopens_with_the_pause_doubled_up_to_the_cap(
+def test_pause_doubles_up_to_the_cap_when_trials_fail(
     breakers: CircuitBreakers, clock: Clock
 ) -> None:
     service = Service()
@@ -231,7 +231,7 @@ def test_a_trial_that_fails_with_our_own_error_frees_the_slot_and_stays_half_ope
     assert breakers.get("svc").state is State.CLOSED
 
 
-def test_services_have_circuits_of_their_own(breakers: CircuitBreakers) -> None:
+def test_other_services_stay_closed_when_one_circuit_opens(breakers: CircuitBreakers) -> None:
     sheets, drive = Service(), Service()
     sheets.down = True
     for _ in range(3):
@@ -242,7 +242,9 @@ def test_services_have_circuits_of_their_own(breakers: CircuitBreakers) -> None:
     assert breakers.get("drive").state is State.CLOSED
 
 
-def test_concurrent_outages_open_the_circuit_exactly_once(breakers: CircuitBreakers) -> None:
+def test_no_call_reaches_the_service_after_opening_when_threads_fail_together(
+    breakers: CircuitBreakers,
+) -> None:
     service = Service()
     service.down = True
     barrier = threading.Barrier(8)
@@ -314,7 +316,7 @@ def test_call_stops_after_its_attempts_and_raises_the_last_error_when_still_down
     assert service.calls == 2 and sleeps.waits == [1.0]
 
 
-def test_call_waits_out_an_open_circuit_within_its_budget_then_the_trial_closes_it(
+def test_call_waits_for_the_trial_when_the_circuit_half_opens_within_its_budget(
     breakers: CircuitBreakers, clock: Clock
 ) -> None:
     service, sleeps = Service(), Sleeps(clock)
@@ -368,7 +370,7 @@ def sample(name: str, **labels: str) -> float | None:
     return None
 
 
-def test_the_gauge_and_counters_show_each_state_of_the_process_breakers(clock: Clock) -> None:
+def test_gauge_and_counters_follow_the_state_when_a_process_breaker_opens(clock: Clock) -> None:
     metrics.install_prometheus()
     BREAKERS.reset(SETTINGS, clock=clock)
     service = Service()
