@@ -63,14 +63,6 @@ def alert(n: int, to: int) -> Alert:
     return Alert(f"bench|{n}|{to}", "bench", "telegram", str(to), f"alert {n}", f"e{n}", "Issue/x")
 
 
-def busiest_window(telegram: TelegramStandIn, chat: int, window_s: float) -> int:
-    times = sorted(telegram.sent_at[chat])
-    return max(
-        (sum(1 for t in times[i:] if t < start + window_s) for i, start in enumerate(times)),
-        default=0,
-    )
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--group-alerts", type=int, default=200)
@@ -97,7 +89,7 @@ def main() -> int:
                 str(sent),
                 f"{seconds:.1f}",
                 f"{sent / seconds:.1f}",
-                f"{busiest_window(telegram, GROUP, args.group_window)} / 20",
+                f"{telegram.busiest_window([GROUP], args.group_window)} / 20",
                 str(len(telegram.refused)),
             )
         progress.update(task, description="100 chats")
@@ -106,7 +98,7 @@ def main() -> int:
             seconds, sent = run(
                 stores, telegram, limits, [alert(n, c) for n, c in enumerate(chats)]
             )
-            busiest = max(busiest_window(telegram, chat, 1.0) for chat in chats)
+            busiest = max(telegram.busiest_window([chat], 1.0) for chat in chats)
             table.add_row(
                 "1 to each of 100 chats (30/s overall)",
                 str(sent),

@@ -17,7 +17,7 @@ import math
 import threading
 import time
 from collections import defaultdict, deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -136,6 +136,14 @@ class TelegramStandIn(LoopbackServer):
         """Answer the next message to `chat_id` with 429 retry_after, as Telegram may anytime."""
         with self._lock:
             self.limits.forced[chat_id].append(retry_after)
+
+    def busiest_window(self, chats: Iterable[int], window_s: float) -> int:
+        """The most messages these chats took together within any `window_s` seconds."""
+        times = sorted(t for chat in chats for t in self.sent_at.get(chat, ()))
+        return max(
+            (sum(1 for t in times[i:] if t < start + window_s) for i, start in enumerate(times)),
+            default=0,
+        )
 
     def texts(self, chat_id: int) -> list[str]:
         """What a person sees in a chat, oldest first."""

@@ -90,8 +90,10 @@ def test_500_alerts_to_one_group_go_at_the_group_limit_with_no_429(
     assert telegram.refused == []
     assert telegram.texts(GROUP) == [f"alert {n}" for n in range(500)]  # once each, in order
     assert sum(report.sent for report in reports) == 500
-    # 20 per window: 24 full windows must pass; at the limit, not much more (the margin).
-    assert 24 * FAST_GROUP_WINDOW_S <= elapsed < 25 * (FAST_GROUP_WINDOW_S + 0.05) * 1.5
+    # 20 per window: 24 full windows must pass, and the drain reached the limit (a window
+    # held all 20). Its speed is measured by `make bench-notifier`, not asserted here.
+    assert elapsed >= 24 * FAST_GROUP_WINDOW_S
+    assert telegram.busiest_window([GROUP], FAST_GROUP_WINDOW_S) == 20
     assert stores.alerts.pending(1) == []
 
 
@@ -105,8 +107,12 @@ def test_100_chats_drain_near_the_global_limit_with_no_429(
     elapsed = time.monotonic() - started
     assert report.sent == 100 and telegram.refused == []
     assert all(len(telegram.chats[chat]) == 1 for chat in chats)
-    rate = 100 / elapsed
-    assert 20 <= rate <= 30, f"{rate:.1f} messages a second"
+    # Near the global limit: some second carried close to 30 messages (never more: no 429).
+    every_send = sorted(t for chat in chats for t in telegram.sent_at[chat])
+    busiest = max(
+        sum(1 for t in every_send[i:] if t < start + 1.0) for i, start in enumerate(every_send)
+    )
+    assert 20 <= busiest <= 30, f"{busiest} messages in the busiest second ({elapsed:.1f} s in all)"
 
 
 def test_the_same_alert_queued_three_times_is_sent_once(
