@@ -11,15 +11,11 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 from google.auth import crypt, jwt
 
-from devstack.httpserver import LoopbackServer, Reply
+from devstack.httpserver import LoopbackServer, Reply, certificate_for, private_pem
 
 ISSUER = "https://accounts.google.com"
 KEY_ID = "devstack-oidc-1"
@@ -31,25 +27,8 @@ class OidcIssuer(LoopbackServer):
     def __init__(self) -> None:
         super().__init__()
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "devstack oidc")])
-        now = datetime.now(UTC)
-        certificate = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - timedelta(minutes=5))
-            .not_valid_after(now + timedelta(days=1))
-            .sign(key, hashes.SHA256())
-        )
-        self._certificate = certificate.public_bytes(serialization.Encoding.PEM).decode()
-        pem = key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        self._signer = crypt.RSASigner.from_string(pem, key_id=KEY_ID)
+        self._certificate = certificate_for(key, "devstack oidc").decode()
+        self._signer = crypt.RSASigner.from_string(private_pem(key), key_id=KEY_ID)
 
     @property
     def certs_url(self) -> str:
