@@ -303,8 +303,9 @@ class _Round:
                 if time.monotonic() - refilled > (1.0 if waiting < 50 else 10.0):
                     await self._refill()
                     refilled = time.monotonic()
-                wake = self._dispatch(telegram, in_flight)
-                timeout = max(0.0, min(wake, self.deadline) - time.time())
+                wake = self._dispatch(telegram, in_flight)  # epoch seconds, as the pacer's
+                left = self.deadline - time.monotonic()
+                timeout = max(0.0, min(wake - time.time(), left))
                 if in_flight:
                     done, _ = await asyncio.wait(
                         in_flight, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
