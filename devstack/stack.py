@@ -338,7 +338,10 @@ def running_devstack(
         spreadsheet_id = sheets.create_spreadsheet("Invoice Tracker")
         drive = stack.enter_context(DriveStandIn())
         telegram_token = f"7000001:{secrets.token_urlsafe(24)}"
-        telegram = stack.enter_context(TelegramStandIn(telegram_token, username=BOT_USERNAME))
+        group_window_s = float((extra_env or {}).get("TELEGRAM_GROUP_WINDOW_SECONDS") or 60.0)
+        telegram = stack.enter_context(
+            TelegramStandIn(telegram_token, username=BOT_USERNAME, group_window_s=group_window_s)
+        )
         twilio_token = secrets.token_hex(16)
         twilio = stack.enter_context(TwilioStandIn(TWILIO_ACCOUNT, twilio_token))
         twilio.add_template(
