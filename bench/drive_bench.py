@@ -21,6 +21,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from bench.figures import Figure, write_figures
 from devstack.drive import DriveStandIn
 from devstack.emulators import running_emulators
 from devstack.erpnext import ErpNextStandIn
@@ -54,6 +55,7 @@ print(json.dumps({"idle": idle, "peak": rss("VmHWM:"), "outcome": outcome}))
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--mb", type=int, default=200)
+    parser.add_argument("--json", type=Path, help="write the figures here (for bench/report.py)")
     args = parser.parse_args()
     size = args.mb * 1024 * 1024
     with (
@@ -121,6 +123,27 @@ def main() -> int:
     )
     console.print(table)
     console.print(f"   {figures['outcome']}")
+    if args.json:
+        idle_mb, peak_mb = figures["idle"] / 1024 / 1024, figures["peak"] / 1024 / 1024
+        write_figures(
+            args.json,
+            [
+                Figure(f"{args.mb} MB upload: resident when idle", f"{idle_mb:.0f} MB", "-", None),
+                Figure(f"{args.mb} MB upload: peak", f"{peak_mb:.0f} MB", "-", None),
+                Figure(
+                    f"{args.mb} MB upload: peak above idle",
+                    f"{above:.0f} MB",
+                    "< 100 MB",
+                    above < 100,
+                ),
+                Figure(
+                    "copy in Drive: size and MD5 as sent",
+                    "intact" if intact else "DIFFERS",
+                    "intact",
+                    intact,
+                ),
+            ],
+        )
     return 0 if above < 100 and intact else 1
 
 

@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from bench.figures import Figure, write_figures
 from devstack.emulators import running_emulators
 from devstack.telegram import TelegramStandIn
 from shared.adapters.firestore import FirestoreStores
@@ -67,8 +68,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--group-alerts", type=int, default=200)
     parser.add_argument("--group-window", type=float, default=3.0)
+    parser.add_argument("--json", type=Path, help="write the figures here (for bench/report.py)")
     args = parser.parse_args()
     limits = Limits(group_window_s=args.group_window)
+    figures: list[Figure] = []
     table = Table(title="Notifier: alerts drained into the Telegram stand-in")
     for column in ("run", "messages", "seconds", "messages/s", "busiest window", "429s"):
         table.add_column(column, justify="right")
@@ -92,6 +95,18 @@ def main() -> int:
                 f"{telegram.busiest_window([GROUP], args.group_window)} / 20",
                 str(len(telegram.refused)),
             )
+            group = f"{args.group_alerts} to one group"
+            busiest_group = telegram.busiest_window([GROUP], args.group_window)
+            figures += [
+                Figure(f"{group}: messages/s", f"{sent / seconds:.1f}", "-", None),
+                Figure(
+                    f"{group}: busiest {args.group_window:g} s window",
+                    str(busiest_group),
+                    "<= 20",
+                    busiest_group <= 20,
+                ),
+                Figure(f"{group}: 429s", str(len(telegram.refused)), "0", not telegram.refused),
+            ]
         progress.update(task, description="100 chats")
         with TelegramStandIn(TOKEN) as telegram:
             chats = range(10_001, 10_101)
@@ -107,7 +122,14 @@ def main() -> int:
                 f"{busiest} / 1 per chat",
                 str(len(telegram.refused)),
             )
+            figures += [
+                Figure("1 to each of 100 chats: messages/s", f"{sent / seconds:.1f}", "-", None),
+                Figure("100 chats: busiest second in one chat", str(busiest), "<= 1", busiest <= 1),
+                Figure("100 chats: 429s", str(len(telegram.refused)), "0", not telegram.refused),
+            ]
     console.print(table)
+    if args.json:
+        write_figures(args.json, figures)
     return 0
 
 

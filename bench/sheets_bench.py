@@ -20,11 +20,14 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from bench.figures import Figure as ReportFigure
+from bench.figures import write_figures
 from devstack.stack import Devstack, running_devstack
 
 console = Console()
@@ -154,6 +157,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--burst", type=int, default=1000)
     parser.add_argument("--reconciled", type=int, default=10_000)
+    parser.add_argument("--json", type=Path, help="write the figures here (for bench/report.py)")
     args = parser.parse_args()
     console.print("starting the devstack (emulators, stand-ins, functions) ...")
     with running_devstack(
@@ -167,6 +171,11 @@ def main() -> int:
         measured = f"{figure.measured:g}"
         table.add_row(figure.what, measured, figure.target, "yes" if figure.ok else "[red]NO")
     console.print(table)
+    if args.json:
+        write_figures(
+            args.json,
+            [ReportFigure(f.what, f"{f.measured:g}", f.target, f.ok) for f in figures],
+        )
     return 0 if all(figure.ok for figure in figures) else 1
 
 
