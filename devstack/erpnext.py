@@ -460,7 +460,8 @@ def _set_invoice_status(doctype: str, doc: Doc) -> None:
     if doctype not in INVOICE_DOCTYPES:
         return
     total = float(doc.get("grand_total") or 0)
-    if doc.get("outstanding_amount") is None:
+    if doc.get("outstanding_amount") is None or doc["docstatus"] == 0:
+        # A draft owes its whole total: calculate_outstanding_amount runs on every validate.
         doc["outstanding_amount"] = total
     outstanding = float(doc["outstanding_amount"])
     if doc["docstatus"] == 0:

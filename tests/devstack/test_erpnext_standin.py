@@ -1078,3 +1078,11 @@ def test_seed_adds_roles_contacts_and_assigned_issues_without_webhooks_when_call
     assert {i["status"] for i in issues.values()} == {"Open", "Resolved", "On Hold"}
     assert len(erp.all("ToDo")) == 5
     assert erp.deliveries() == []
+
+
+def test_a_draft_owes_its_corrected_total_and_is_unpaid_once_submitted(erp: ErpNextStandIn) -> None:
+    draft = erp.insert("Sales Invoice", {"customer": "Acme Builders", "grand_total": 100.0})
+    corrected = erp.save("Sales Invoice", str(draft["name"]), {"grand_total": 250.0})
+    assert corrected["outstanding_amount"] == 250.0
+    submitted = erp.submit("Sales Invoice", str(draft["name"]))
+    assert (submitted["status"], submitted["outstanding_amount"]) == ("Unpaid", 250.0)
