@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit tools venv clean bench-sheets bench-drive bench-notifier
+.PHONY: demo test lint typecheck unit tools venv clean bench bench-sheets bench-drive bench-notifier
 
 venv: $(STAMP)
 
@@ -33,6 +33,10 @@ test: tools lint typecheck
 
 demo: tools
 	$(BIN)/python -m devstack.demo
+
+# Every benchmark (ingress, cold start, Sheets, Drive, notifier): bench/REPORT.md and bench/latency.png.
+bench: tools
+	$(BIN)/python -m bench.report
 
 bench-sheets: tools
 	$(BIN)/python -m bench.sheets_bench
