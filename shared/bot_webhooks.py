@@ -57,7 +57,8 @@ class TelegramWebhook:
         try:
             update = json.loads(read_body(request, MAX_UPDATE_BYTES))
             update_id = int(update["update_id"])
-        except (ValueError, TypeError, KeyError, InvalidPayload):
+        except (ValueError, TypeError, KeyError, OverflowError, RecursionError, InvalidPayload):
+            # OverflowError: an update_id of Infinity; RecursionError: brackets nested too deep.
             # Telegram would send the same bytes again for a day: take it, say so in the log.
             logs.log_event(log, logging.WARNING, "unreadable Telegram update ignored")
             return answer(200, ok=True, ignored="unreadable update")

@@ -115,6 +115,9 @@ def parse_json_object(raw_body: bytes) -> dict[str, Json]:
         payload = json.loads(raw_body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InvalidPayload("body is not JSON") from exc
+    except RecursionError:
+        # Thousands of nested brackets; `from None` keeps the deep traceback out of the log.
+        raise InvalidPayload("body is JSON nested too deeply") from None
     if not isinstance(payload, dict):
         raise InvalidPayload("body is JSON but not an object")
     return payload

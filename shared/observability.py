@@ -151,7 +151,7 @@ def _texts_in(raw: bytes) -> Iterator[str]:
     text = raw.decode("utf-8", errors="replace")
     try:
         parsed: object = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: brackets nested too deep to parse
         parsed = None
     if isinstance(parsed, dict | list):
         yield from _texts_in_json(parsed)
@@ -162,16 +162,19 @@ def _texts_in(raw: bytes) -> Iterator[str]:
 
 
 def _texts_in_json(value: object) -> Iterator[str]:
-    if isinstance(value, dict):
-        for key, inner in value.items():
-            if isinstance(inner, str) and str(key).lower() in TEXT_KEYS:
-                if len(inner) >= _MIN_TEXT:
-                    yield inner
-            else:
-                yield from _texts_in_json(inner)
-    elif isinstance(value, list):
-        for inner in value:
-            yield from _texts_in_json(inner)
+    # A stack, not recursion: a body nested nearly as deep as the parser allows is walked whole.
+    pending = [value]
+    while pending:
+        current = pending.pop()
+        if isinstance(current, dict):
+            for key, inner in current.items():
+                if isinstance(inner, str) and str(key).lower() in TEXT_KEYS:
+                    if len(inner) >= _MIN_TEXT:
+                        yield inner
+                else:
+                    pending.append(inner)
+        elif isinstance(current, list):
+            pending.extend(current)
 
 
 _inputs: contextvars.ContextVar[_Inputs | None] = contextvars.ContextVar(
