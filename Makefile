@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit tools venv clean bench bench-sheets bench-drive bench-notifier
+.PHONY: demo test lint typecheck unit tools venv clean bench bench-sheets bench-drive bench-notifier reliability fuzz
 
 venv: $(STAMP)
 
@@ -43,6 +43,12 @@ bench-sheets: tools
 
 bench-drive: tools
 	$(BIN)/python -m bench.drive_bench
+
+reliability: tools
+	$(BIN)/pytest -m reliability tests/reliability
+
+fuzz: tools
+	$(BIN)/pytest -m fuzz tests/fuzz
 
 bench-notifier: tools
 	$(BIN)/python -m bench.notifier_bench

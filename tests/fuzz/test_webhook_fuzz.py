@@ -61,6 +61,9 @@ INVOICE: dict[str, object] = {
 }
 _updates = itertools.count(10**9)
 
+pytestmark = [pytest.mark.fuzz, pytest.mark.timeout(3600)]
+"""10,000 examples each take minutes: `make fuzz` runs them, `make test` does not."""
+
 
 @dataclass
 class Fuzzed:

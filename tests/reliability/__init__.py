@@ -1,0 +1,1 @@
+"""Reliability suites too long for `make test`: `make reliability` runs them."""
