@@ -19,6 +19,7 @@ from shared.adapters.twilio import (
     signature_valid,
 )
 from shared.errors import Permanent, UpstreamRejected, UpstreamUnavailable
+from tests.fakes import SettableClock
 
 ACCOUNT = "AC" + "fedcba9876543210" * 2
 TOKEN = "adapter-test-auth-token"
@@ -29,12 +30,7 @@ PUBLIC = "https://bridge.example.com/whatsapp/inbound"
 STATUS_URL = "https://bridge.example.com/whatsapp/status"
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
+START = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
 
 class Receiver(LoopbackServer):
@@ -53,12 +49,12 @@ class Receiver(LoopbackServer):
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> SettableClock:
+    return SettableClock(START)
 
 
 @pytest.fixture
-def twilio(clock: Clock) -> Iterator[TwilioStandIn]:
+def twilio(clock: SettableClock) -> Iterator[TwilioStandIn]:
     with TwilioStandIn(ACCOUNT, TOKEN, clock=clock, sender_mps=2) as running:
         running.add_template(TEMPLATE, "Request {{1}} is now {{2}}.")
         yield running
@@ -102,7 +98,7 @@ def test_send_template_outside_the_window_is_delivered_with_its_variables(
 
 
 def test_free_text_outside_the_window_fails_later_with_63016_as_twilio_reports_it(
-    twilio: TwilioStandIn, receiver: Receiver, clock: Clock
+    twilio: TwilioStandIn, receiver: Receiver, clock: SettableClock
 ) -> None:
     twilio.open_window(PERSON)
     clock.now += timedelta(hours=25)

@@ -16,6 +16,7 @@ from twilio.rest import Client
 
 from devstack.httpserver import LoopbackServer, Reply
 from devstack.twilio import TwilioStandIn
+from tests.fakes import SettableClock
 
 ACCOUNT = "AC" + "0123456789abcdef" * 2
 TOKEN = "stand-in-auth-token"
@@ -25,12 +26,7 @@ TEMPLATE = "HX" + "b" * 32
 PUBLIC = "https://bridge.example.com/whatsapp/inbound?tenant=acme"
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
+START = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
 
 class Receiver(LoopbackServer):
@@ -51,12 +47,12 @@ class Receiver(LoopbackServer):
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> SettableClock:
+    return SettableClock(START)
 
 
 @pytest.fixture
-def twilio(clock: Clock) -> Iterator[TwilioStandIn]:
+def twilio(clock: SettableClock) -> Iterator[TwilioStandIn]:
     with TwilioStandIn(
         ACCOUNT, TOKEN, business_number=BUSINESS, clock=clock, sender_mps=5
     ) as running:
@@ -97,7 +93,7 @@ def test_create_answers_201_queued_then_fetch_shows_delivered_when_window_open(
 
 
 def test_free_text_outside_window_is_accepted_then_fails_with_63016(
-    twilio: TwilioStandIn, clock: Clock
+    twilio: TwilioStandIn, clock: SettableClock
 ) -> None:
     twilio.open_window(PERSON)
     clock.now += timedelta(hours=24)
@@ -110,7 +106,9 @@ def test_free_text_outside_window_is_accepted_then_fails_with_63016(
     assert twilio.inbox(PERSON) == []
 
 
-def test_free_text_just_inside_the_window_is_delivered(twilio: TwilioStandIn, clock: Clock) -> None:
+def test_free_text_just_inside_the_window_is_delivered(
+    twilio: TwilioStandIn, clock: SettableClock
+) -> None:
     twilio.open_window(PERSON)
     clock.now += timedelta(hours=23, minutes=59)
     send(twilio, body="Still in time")
@@ -168,7 +166,7 @@ def test_wrong_auth_token_is_401_with_code_20003(twilio: TwilioStandIn) -> None:
 
 
 def test_sender_over_its_rate_answers_429_with_20429_until_the_second_passes(
-    twilio: TwilioStandIn, clock: Clock
+    twilio: TwilioStandIn, clock: SettableClock
 ) -> None:
     for _ in range(5):
         send(twilio, content_sid=TEMPLATE, content_variables='{"1": "a", "2": "b"}')
@@ -191,7 +189,7 @@ def test_injected_faults_fail_exactly_the_next_calls(twilio: TwilioStandIn) -> N
 
 
 def test_status_callbacks_are_signed_and_reach_the_app_behind_its_public_url(
-    twilio: TwilioStandIn, receiver: Receiver, clock: Clock
+    twilio: TwilioStandIn, receiver: Receiver, clock: SettableClock
 ) -> None:
     twilio.set_webhook(f"{receiver.url}/whatsapp/inbound", public_url=PUBLIC)
     callback = "https://bridge.example.com/whatsapp/status?tenant=acme"
@@ -234,7 +232,7 @@ def test_post_inbound_sends_an_overridden_signature_as_given(
 
 
 def test_post_inbound_opens_the_window_for_free_text(
-    twilio: TwilioStandIn, receiver: Receiver, clock: Clock
+    twilio: TwilioStandIn, receiver: Receiver, clock: SettableClock
 ) -> None:
     twilio.set_webhook(f"{receiver.url}/in")
     clock.now += timedelta(days=30)
