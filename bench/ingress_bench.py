@@ -386,10 +386,15 @@ class ColdStartSubject:
     target: str = ""
     event: bool = False
     webhook: bool = False
+    metrics: bool = False
+    """METRICS_PORT set (/metrics served); infra/ deploys without it."""
 
 
 NAIVE_SUBJECT = ColdStartSubject(NAIVE, None, "naive_webhook.py", "naive_webhook", webhook=True)
 WEBHOOK_SUBJECT = ColdStartSubject(ERP_WEBHOOK, WEBHOOK, webhook=True)
+WEBHOOK_METRICS_SUBJECT = ColdStartSubject(
+    f"{ERP_WEBHOOK} with /metrics", WEBHOOK, webhook=True, metrics=True
+)
 HELLO_HTTP = ColdStartSubject("bare hello (HTTP)", None, "hello_function.py", "hello_http")
 HELLO_EVENT = ColdStartSubject(
     "bare hello (CloudEvent)", None, "hello_function.py", "hello_event", event=True
@@ -405,7 +410,7 @@ def cold_start_once(
     started = time.perf_counter()
     if subject.spec is not None:
         server: ServerProcess = launch_function(
-            subject.spec, env, log_dir, port=free_port(), metrics_port=free_port()
+            subject.spec, env, log_dir, port=free_port(), serve_metrics=subject.metrics
         )
     else:
         server = launch_bench_function(
@@ -430,7 +435,7 @@ def cold_start_once(
 def measure_cold_starts(trials: int, log_dir: Path) -> tuple[dict[str, list[float]], list[Figure]]:
     """Trials interleaved (one of each subject per round), so drift hits every subject alike."""
     secret = secrets.token_urlsafe(24)
-    subjects = [NAIVE_SUBJECT, WEBHOOK_SUBJECT, HELLO_HTTP, HELLO_EVENT, *CONSUMERS]
+    subjects = [NAIVE_SUBJECT, WEBHOOK_SUBJECT, WEBHOOK_METRICS_SUBJECT, HELLO_HTTP, HELLO_EVENT, *CONSUMERS]
     seconds: dict[str, list[float]] = {subject.label: [] for subject in subjects}
     console.print("[bold]cold start[/]: starting the devstack for the functions' settings ...")
     with running_devstack(
@@ -456,7 +461,13 @@ def measure_cold_starts(trials: int, log_dir: Path) -> tuple[dict[str, list[floa
             f"{median[ERP_WEBHOOK]:.2f} s",
             f"<= naive {median[NAIVE]:.2f} s",
             median[ERP_WEBHOOK] <= median[NAIVE],
-        )
+        ),
+        Figure(
+            "erp_webhook with /metrics (METRICS_PORT set): process start to first accepted webhook",
+            f"{median[WEBHOOK_METRICS_SUBJECT.label]:.2f} s",
+            f"naive {median[NAIVE]:.2f} s",
+            None,
+        ),
     ]
     for subject in CONSUMERS:
         bare = median[HELLO_EVENT.label]

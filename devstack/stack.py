@@ -114,12 +114,19 @@ def launch_function(
     log_dir: Path,
     port: int | None = None,
     metrics_port: int | None = None,
+    *,
+    serve_metrics: bool = True,
 ) -> RunningFunction:
-    """Start one function under functions-framework on a free port, its /metrics on another;
-    `wait_serving` waits for it."""
+    """Start one function under functions-framework on a free port, its /metrics on another
+    (unless `serve_metrics` is false: no METRICS_PORT, as infra/ deploys it); `wait_serving`
+    waits for it."""
     port = port or _unused_port()
-    metrics_port = metrics_port or _unused_port()
-    env = {**env, "METRICS_PORT": str(metrics_port)}
+    env = {key: value for key, value in env.items() if key != "METRICS_PORT"}
+    if serve_metrics:
+        metrics_port = metrics_port or _unused_port()
+        env["METRICS_PORT"] = str(metrics_port)
+    else:
+        metrics_port = 0
     log_path = log_dir / f"{spec.target}.log"
     command = [
         sys.executable,

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 from shared import logs, metrics, observability
 from shared.config import SecretReader, Settings
-from shared.core.invoice_rows import TrackerConfig
 from shared.errors import ConfigurationError
 from shared.ingress import Ingress
 from shared.ports import SyncExecutionLog
@@ -30,6 +29,7 @@ if TYPE_CHECKING:
     from shared.auth import AdminAuth
     from shared.bot_webhooks import TelegramWebhook, WhatsAppWebhook
     from shared.config import NotifierSettings
+    from shared.core.invoice_rows import TrackerConfig
     from shared.drive_upload import AttachmentProxy, DriveBackfill, DriveUploader
     from shared.notifier import Notifier
     from shared.operations import ErrorDesk, JobLocks
@@ -68,7 +68,10 @@ def _secret_reader(project: str) -> SecretReader | None:
 def settings(function: str) -> Settings:
     """Read and check the settings once; raises ConfigurationError listing every problem."""
     logs.configure(os.environ.get("LOG_LEVEL", "INFO"))
-    metrics.install_prometheus()
+    if os.environ.get("METRICS_PORT"):
+        # Only where something scrapes them: the exporter and the OTel SDK cost ~70 ms of cold
+        # start, and without a provider the instruments are OpenTelemetry's no-ops.
+        metrics.install_prometheus()
     project = os.environ.get("GCP_PROJECT") or os.environ.get("GOOGLE_CLOUD_PROJECT") or ""
     reader = _secret_reader(project) if project else None
     config = Settings.from_env(os.environ, function=function, read_secret=reader)

@@ -10,12 +10,14 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TypeAlias, cast
+from typing import TYPE_CHECKING, TypeAlias, cast
 
-from shared.core.alerts import AlertNames, Rule, default_rules, parse_rules
-from shared.core.invoice_rows import DEFAULT_COLUMNS, DeletedPolicy, TrackerConfig, parse_columns
 from shared.core.routing import RouteTable, default_routes
 from shared.errors import ConfigurationError
+
+if TYPE_CHECKING:  # imported where used: erp_webhook's cold start does not pay for them
+    from shared.core.alerts import AlertNames, Rule
+    from shared.core.invoice_rows import TrackerConfig
 
 INSECURE_FLAG = "BRIDGE_INSECURE_UNSIGNED_WEBHOOKS"
 INSECURE_VALUE = "local-only"
@@ -334,6 +336,8 @@ def _notifier_config(
         chats = {str(name): int(chat) for name, chat in dict(raw).items()}
     except (ValueError, TypeError):
         problems.append('ALERT_CHATS_JSON must map names to chat ids: {"admins": -100123}')
+    from shared.core.alerts import AlertNames, default_rules, parse_rules
+
     names = AlertNames(
         service_request=service_request_doctype,
         service_report=env.get("SERVICE_REPORT_DOCTYPE", "Service Report").strip()
@@ -425,6 +429,13 @@ def _seconds(env: Mapping[str, str], key: str, default: float, problems: list[st
 def _tracker_config(
     env: Mapping[str, str], erpnext_url: str | None, problems: list[str]
 ) -> TrackerConfig | None:
+    from shared.core.invoice_rows import (
+        DEFAULT_COLUMNS,
+        DeletedPolicy,
+        TrackerConfig,
+        parse_columns,
+    )
+
     try:
         return TrackerConfig(
             site_url=env.get("ERPNEXT_PUBLIC_URL") or erpnext_url or "",

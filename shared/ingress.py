@@ -89,7 +89,7 @@ class Ingress:
                 raise
             metrics.publish_latency.record(time.perf_counter() - started, {"outcome": "ok"})
             metrics.webhooks_received.add(1, {**labels, "outcome": "accepted"})
-            logs.log_event(log, logging.INFO, "published", topics=list(topics))
+            logs.log_event(log, logging.DEBUG, "published", topics=list(topics))
             return Accepted(envelope, topics, tuple(message_ids))
 
     def _envelope(

@@ -5,15 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
-from shared.core.alerts import Alert
-from shared.core.claims import ClaimOutcome
-from shared.core.envelope import Envelope, Json
-from shared.core.executions import RunCounts, SyncExecution
-from shared.core.failures import FailureReport
-from shared.core.invoice_rows import RowPlan, SheetIndex, TrackerConfig
-from shared.core.sheet_layout import LayoutState
+if TYPE_CHECKING:  # annotations only: importing ports stays cheap for erp_webhook's cold start
+    from shared.core.alerts import Alert
+    from shared.core.claims import ClaimOutcome
+    from shared.core.envelope import Envelope, Json
+    from shared.core.executions import RunCounts, SyncExecution
+    from shared.core.failures import FailureReport
+    from shared.core.invoice_rows import RowPlan, SheetIndex, TrackerConfig
+    from shared.core.sheet_layout import LayoutState
 
 
 class Publisher(Protocol):

