@@ -172,7 +172,10 @@ def main() -> int:
                 f"Median of {args.trials} trials, interleaved. Process start is the Popen of "
                 "`python -m functions_framework`; the clock stops at the first 2xx answer: a "
                 "signed webhook published to Pub/Sub for erp_webhook and the naive handler, a "
-                "Pub/Sub CloudEvent the consumer records and acknowledges for event functions.",
+                "Pub/Sub CloudEvent the consumer records and acknowledges for event functions. "
+                "Every subject as deployed: its bytecode compiled beforehand (devstack/stage.py "
+                "ships .pyc files), no METRICS_PORT (infra/ sets none) except the line that says "
+                "so.",
             )
         )
         if not args.only_ingress:

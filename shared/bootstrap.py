@@ -413,6 +413,7 @@ def consumer(name: str) -> Consumer:
         clock=utc_now,
         lease=config.claim_lease,
         max_age=config.max_event_age,
+        skip_stale=name != "notifier",
     )
 
 

@@ -94,6 +94,10 @@ class Consumer:
     clock: Callable[[], datetime]
     lease: timedelta = timedelta(seconds=120)
     max_age: timedelta = timedelta(days=7)
+    skip_stale: bool = True
+    """A mirror of state (the sheet, Drive) skips versions older than the one applied; a consumer
+    of events (the alerts) acts on each event once, whatever order they arrive in: an invoice's
+    after_insert delivered after its on_submit is still the invoice's "new invoice" alert."""
 
     @property
     def operation(self) -> str:
@@ -128,7 +132,11 @@ class Consumer:
         if claimed is ClaimOutcome.ALREADY_DONE:
             return self._finish(Outcome.DUPLICATE)
         try:
-            last = self.versions.last_applied(self.name, envelope.doctype, envelope.name)
+            last = (
+                self.versions.last_applied(self.name, envelope.doctype, envelope.name)
+                if self.skip_stale
+                else None
+            )
             if is_stale(envelope.modified, last):
                 self.claims.complete(self.name, envelope.event_id, outcome="stale", now=now)
                 logs.log_event(log, logging.INFO, "older than applied", applied=last)
@@ -145,7 +153,7 @@ class Consumer:
             self._release(envelope)
             metrics.consumer_outcomes.add(1, {"consumer": self.name, "outcome": "retried"})
             raise
-        if envelope.modified:
+        if envelope.modified and self.skip_stale:
             self.versions.record_applied(
                 self.name, envelope.doctype, envelope.name, envelope.modified
             )

@@ -10,6 +10,7 @@ a missing requirement, at start or at the first request.
 from __future__ import annotations
 
 import ast
+import importlib.util
 import json
 import re
 import subprocess
@@ -261,5 +262,23 @@ def test_a_missing_requirement_is_caught(staged_root: Path, tmp_path: Path) -> N
 
 def test_staged_archive_is_reproducible(staged_root: Path, tmp_path: Path) -> None:
     first = stage.write_zip(staged_root / "erp_webhook", tmp_path / "a.zip").read_bytes()
-    second = stage.write_zip(staged_root / "erp_webhook", tmp_path / "b.zip").read_bytes()
+    again = stage.stage("erp_webhook", tmp_path / "again")
+    second = stage.write_zip(again, tmp_path / "b.zip").read_bytes()
     assert first == second
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_every_staged_module_ships_bytecode_valid_for_its_source(
+    staged_root: Path, function: str
+) -> None:
+    """Checked-hash .pyc (PEP 552): flags 0b11, then the source's hash; no timestamps, so the
+    zip's fixed dates cannot invalidate them and an instance never compiles our code."""
+    sources = sorted((staged_root / function).rglob("*.py"))
+    assert any(path.name == "bootstrap.py" for path in sources)
+    for source in sources:
+        compiled = Path(importlib.util.cache_from_source(str(source)))
+        assert compiled.is_file(), f"no bytecode for {source.name}"
+        header = compiled.read_bytes()[:16]
+        assert header[:4] == importlib.util.MAGIC_NUMBER
+        assert int.from_bytes(header[4:8], "little") == 0b11, source.name
+        assert header[8:16] == importlib.util.source_hash(source.read_bytes()), source.name

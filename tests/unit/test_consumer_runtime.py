@@ -35,10 +35,15 @@ def message(env: Envelope) -> PubSubMessage:
 
 
 def make_consumer(
-    effect: RecordingEffect, owner: str = "a", now: datetime = NOW, **stores
+    effect: RecordingEffect,
+    owner: str = "a",
+    now: datetime = NOW,
+    name: str = "sheets_sync",
+    skip_stale: bool = True,
+    **stores,
 ) -> Consumer:
     return Consumer(
-        name="sheets_sync",
+        name=name,
         effect=effect,
         claims=stores.get("claims") or InMemoryIdempotencyStore(),
         versions=stores.get("versions") or InMemoryVersionStore(),
@@ -46,6 +51,7 @@ def make_consumer(
         owner=owner,
         clock=lambda: now,
         lease=timedelta(seconds=60),
+        skip_stale=skip_stale,
     )
 
 
@@ -63,6 +69,17 @@ def test_older_version_is_acknowledged_not_applied_when_a_newer_one_was_applied(
     assert consumer.handle(message(envelope("2026-11-23 11:00:00"))) is Outcome.APPLIED
     assert consumer.handle(message(envelope("2026-11-23 10:00:00"))) is Outcome.STALE
     assert [e.modified for e in effect.applied] == ["2026-11-23 11:00:00"]
+
+
+def test_an_event_consumer_acts_on_an_older_event_that_arrives_late_once() -> None:
+    """The alerts: an invoice's after_insert delivered after its on_submit still alerts."""
+    effect = RecordingEffect()
+    consumer = make_consumer(effect, name="notifier", skip_stale=False)
+    submitted = envelope("2026-11-23 11:00:00", event="on_submit")
+    inserted = envelope("2026-11-23 10:00:00", event="after_insert")
+    outcomes = [consumer.handle(message(e)) for e in (submitted, inserted, inserted)]
+    assert outcomes == [Outcome.APPLIED, Outcome.APPLIED, Outcome.DUPLICATE]
+    assert [e.event for e in effect.applied] == ["on_submit", "after_insert"]
 
 
 def test_permanent_error_becomes_a_pending_record_and_is_acknowledged() -> None:
