@@ -42,7 +42,6 @@ from bench.load import LoadResult, frappe_signature, invoice_body
 from devstack.emulators import running_emulators
 from devstack.ports import free_port
 from devstack.processes import ServerProcess, launch
-from devstack.stage import precompile
 from devstack.stack import (
     CONSUMER_FUNCTIONS,
     ROOT,
@@ -52,6 +51,7 @@ from devstack.stack import (
     launch_function,
     running_devstack,
 )
+from devstack.stage import precompile
 from shared.adapters.pubsub import ensure_topic
 from shared.core.routing import DEAD_LETTER, INVOICES, TOPICS
 
