@@ -438,7 +438,14 @@ def measure_cold_starts(trials: int, log_dir: Path) -> tuple[dict[str, list[floa
     secret = secrets.token_urlsafe(24)
     # As deployed: staging ships bytecode, so no subject compiles its source while we time it.
     precompile(ROOT / "shared", ROOT / "functions", ROOT / "bench")
-    subjects = [NAIVE_SUBJECT, WEBHOOK_SUBJECT, WEBHOOK_METRICS_SUBJECT, HELLO_HTTP, HELLO_EVENT, *CONSUMERS]
+    subjects = [
+        NAIVE_SUBJECT,
+        WEBHOOK_SUBJECT,
+        WEBHOOK_METRICS_SUBJECT,
+        HELLO_HTTP,
+        HELLO_EVENT,
+        *CONSUMERS,
+    ]
     seconds: dict[str, list[float]] = {subject.label: [] for subject in subjects}
     console.print("[bold]cold start[/]: starting the devstack for the functions' settings ...")
     with running_devstack(

@@ -43,9 +43,10 @@ def check_tools() -> None:
         raise MissingTool("missing: " + "; ".join(problems))
 
 
-def launch_emulator(kind: str, log_dir: Path) -> ServerProcess:
-    """Start `pubsub` or `firestore` on a free port; `wait_listening` waits until it serves."""
-    port = free_port()
+def launch_emulator(kind: str, log_dir: Path, port: int | None = None) -> ServerProcess:
+    """Start `pubsub` or `firestore` on `port` (a free one by default); `wait_listening` waits
+    until it serves."""
+    port = port or free_port()
     host = f"127.0.0.1:{port}"
     command = {
         "pubsub": ["gcloud", "beta", "emulators", "pubsub", "start", f"--host-port={host}"],

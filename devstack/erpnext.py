@@ -872,6 +872,8 @@ class FaultInjector:
         self._rate = 0.0
         self._statuses: tuple[int, ...] = (500,)
         self._random = random.Random(0)
+        self.injected = 0
+        """Requests failed by the random share (`set_rate`)."""
 
     def set_rate(
         self, rate: float, *, statuses: tuple[int, ...] = (429, 500, 503), seed: int = 0
@@ -907,6 +909,7 @@ class FaultInjector:
             if self._rate and self._random.random() < self._rate:
                 status = self._random.choice(self._statuses)
                 exc_type = _FAULT_EXC_TYPES.get(status, "InternalServerError")
+                self.injected += 1
                 return FrappeError(status, exc_type, "injected fault")
         return None
 

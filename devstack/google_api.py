@@ -1,11 +1,12 @@
 """What Google's REST APIs share, for the stand-ins: the error shape, partial responses
-(`fields`), and injected faults."""
+(`fields`), and injected faults (`Faults`, which the Telegram and Twilio stand-ins draw from too)."""
 
 from __future__ import annotations
 
 import random
 import re
 import threading
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -96,6 +97,8 @@ class Faults:
     queued: list[FaultKind] = field(default_factory=list)
     timeout_s: float = 35.0
     """How long a timed-out call hangs: longer than the client's own timeout."""
+    injected: Counter[str] = field(default_factory=Counter)
+    """How many of each kind were injected (a fault test proves its faults happened)."""
 
     def __post_init__(self) -> None:
         self._random = random.Random(self.seed)
@@ -113,11 +116,14 @@ class Faults:
 
     def take(self) -> FaultKind | None:
         with self._lock:
+            kind: FaultKind | None = None
             if self.queued:
-                return self.queued.pop(0)
-            if self.rate and self._random.random() < self.rate:
-                return self._random.choice(self.kinds)
-        return None
+                kind = self.queued.pop(0)
+            elif self.rate and self._random.random() < self.rate:
+                kind = self._random.choice(self.kinds)
+            if kind is not None:
+                self.injected[kind] += 1
+            return kind
 
     def refusal(self, fault: FaultKind, *, changes: bool) -> Reply | None:
         """The answer that replaces the call's own, or None when the call goes ahead."""

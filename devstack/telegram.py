@@ -24,9 +24,11 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import requests
 
+from devstack.google_api import Faults
 from devstack.httpserver import LoopbackServer, Reply
 
 Json = dict[str, Any]
+_SENDS = frozenset({"sendMessage", "sendPhoto"})
 TEXT_LIMIT = 4096
 CAPTION_LIMIT = 1024
 PER_CHAT_S = 1.0
@@ -114,6 +116,11 @@ class TelegramStandIn(LoopbackServer):
         self.files: dict[str, bytes] = {}
         self.blocked: set[int] = set()
         """Chats whose person blocked the bot: Telegram answers 403."""
+        self.faults = Faults(kinds=("429", "500", "timeout"), timeout_s=25.0)
+        """A random share of sends refused before sending (`faults.set_rate`): 429 retry_after 1
+        (counted in `faults.injected`, not in `refused`), 500, or no answer within the client's
+        20 s. Never a lost answer to a message sent: Telegram takes no idempotency key, so
+        that one would show as a second message (docs/OPERATIONS.md says so)."""
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
 
@@ -175,6 +182,8 @@ class TelegramStandIn(LoopbackServer):
         if not path.startswith(prefix):
             return BotApiError(401, "Unauthorized").reply()  # a wrong token, as Telegram answers
         name = path[len(prefix) :]
+        if name in _SENDS and (fault := self.faults.take()) is not None:
+            return self._refusal(fault)
         params = _params(headers.get("Content-Type", ""), body, url.query)
         handler = getattr(self, f"_{name}", None)
         if handler is None:
@@ -184,6 +193,14 @@ class TelegramStandIn(LoopbackServer):
                 return Reply.json(200, {"ok": True, "result": handler(params)})
         except BotApiError as exc:
             return exc.reply()
+
+    def _refusal(self, fault: str) -> Reply:
+        """An injected failure, before anything is sent."""
+        if fault == "timeout":
+            return Reply(502, delay_s=self.faults.timeout_s)  # the client gives up first
+        if fault == "429":
+            return BotApiError(429, "Too Many Requests: retry after 1", retry_after=1).reply()
+        return BotApiError(int(fault), "Internal Server Error").reply()
 
     # -- methods ------------------------------------------------------------------------------
     def _getMe(self, params: Json) -> Json:

@@ -52,6 +52,7 @@ from xml.etree import ElementTree
 
 import requests
 
+from devstack.google_api import Faults
 from devstack.httpserver import LoopbackServer, Reply
 
 Json = dict[str, Any]
@@ -210,6 +211,9 @@ class TwilioStandIn(LoopbackServer):
         self._last_inbound: dict[str, datetime] = {}
         self._sent_at: dict[str, deque[datetime]] = defaultdict(deque)
         self._faults: deque[_Fault] = deque()
+        self.faults = Faults(kinds=("429", "500", "503", "timeout"), timeout_s=20.0)
+        """A random share of API calls refused before anything is sent (`faults.set_rate`):
+        429 with Retry-After, 500, 503, or no answer within the client's 15 s."""
         self._deliveries: list[Future[None]] = []
         self._delivery = ThreadPoolExecutor(max_workers=1, thread_name_prefix="twilio-delivery")
         self._lock = threading.RLock()
@@ -409,9 +413,16 @@ class TwilioStandIn(LoopbackServer):
 
     def _next_fault(self) -> Reply | None:
         with self._lock:
-            if not self._faults:
+            if self._faults:
+                fault = self._faults.popleft()
+            elif (kind := self.faults.take()) is None:
                 return None
-            fault = self._faults.popleft()
+            else:
+                fault = _Fault(
+                    503 if kind == "timeout" else int(kind),
+                    1 if kind == "429" else None,
+                    self.faults.timeout_s if kind == "timeout" else 0.0,
+                )
         code, text = _FAULT_CODES.get(fault.status, (20000 + fault.status, "Service Unavailable"))
         headers = (("Retry-After", str(fault.retry_after_s)),) if fault.retry_after_s else ()
         error = TwilioApiError(fault.status, code, text)

@@ -463,6 +463,7 @@ def error_desk() -> ErrorDesk:
         executions=executions("erp_webhook"),
         locks=job_locks("erp_webhook"),
         clock=utc_now,
+        retry_after=config.error_retry_after,
     )
 
 

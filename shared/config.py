@@ -95,6 +95,8 @@ class Settings:
     routes: RouteTable = field(default_factory=default_routes)
     claim_lease: timedelta = timedelta(seconds=120)
     max_event_age: timedelta = timedelta(days=7)
+    error_retry_after: timedelta = timedelta(minutes=10)
+    """The scheduled retry replays a pending error record once it has been quiet this long."""
     publish_timeout_s: float = 10.0
     erpnext_url: str | None = None
     erpnext_api_key: str | None = field(default=None, repr=False)
@@ -207,6 +209,7 @@ class Settings:
             routes=routes,
             claim_lease=timedelta(seconds=number("CLAIM_LEASE_SECONDS", 120)),
             max_event_age=timedelta(hours=number("MAX_EVENT_AGE_HOURS", 24 * 7)),
+            error_retry_after=timedelta(seconds=number("ERROR_RETRY_AFTER_SECONDS", 600)),
             publish_timeout_s=number("PUBLISH_TIMEOUT_SECONDS", 10.0),
             erpnext_url=erpnext_url,
             erpnext_api_key=erpnext_key,

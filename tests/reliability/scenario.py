@@ -1,0 +1,207 @@
+"""What the reliability suites share: ERPNext documents and the webhooks Frappe would post for
+each of their versions, a poster that retries 5xx answers as ERPNext does, and the checks that
+every tool ended equal to ERPNext with nothing doubled."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+
+from devstack.erpnext import Webhook, build_request
+from devstack.stack import CHATS, Devstack
+from tests.e2e import wait_until
+
+Delivery = tuple[str, bytes, dict[str, str]]
+"""URL, body and headers of one webhook request, as Frappe posts it."""
+
+
+@dataclass
+class Scenario:
+    """Documents made in ERPNext and the webhooks for every version of them."""
+
+    posts: list[Delivery] = field(default_factory=list)
+    invoices: list[str] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+    issues: list[str] = field(default_factory=list)
+    urgent: list[str] = field(default_factory=list)
+    resolved: list[str] = field(default_factory=list)
+    """Issues resolved afterwards: the client hears it on WhatsApp, once."""
+
+
+def signed(stack: Devstack, secret: str, doctype: str, event: str, doc: dict[str, Any]) -> Delivery:
+    """What Frappe would post for this version of the document."""
+    era = "develop" if doctype in ("File", "Issue") else "v15"
+    hook = Webhook(0, doctype, event, stack.webhook_url, secret, era)
+    body, headers = build_request(hook, {**copy.deepcopy(doc), "doctype": doctype})
+    return f"{stack.webhook_url}?event={event}", body, headers
+
+
+def make_scenario(
+    stack: Devstack,
+    secret: str,
+    *,
+    invoices: int,
+    files: int,
+    issues: int,
+    urgent_every: int = 0,
+    resolved_every: int = 0,
+    tag: str = "Reliability",
+) -> Scenario:
+    """Invoices in three versions (insert, amount corrected to 1000 + n, submitted), imported
+    attachments, and service requests for a seeded client (every `urgent_every`-th Urgent,
+    every `resolved_every`-th resolved afterwards)."""
+    erp = stack.erpnext
+    project = str(erp.all("Project")[0]["name"])
+    contact = next(doc for doc in erp.all("Contact") if doc.get("first_name") == "Tom")
+    customer = str(contact["links"][0]["link_name"])
+    made = Scenario()
+    for n in range(invoices):
+        draft = erp.insert(
+            "Sales Invoice",
+            {"customer": customer, "project": project, "grand_total": 100 + n, "currency": "USD"},
+        )
+        name = str(draft["name"])
+        made.invoices.append(name)
+        made.posts.append(signed(stack, secret, "Sales Invoice", "after_insert", draft))
+        corrected = erp.save("Sales Invoice", name, {"grand_total": 1000 + n})
+        made.posts.append(signed(stack, secret, "Sales Invoice", "on_update", corrected))
+        submitted = erp.submit("Sales Invoice", name)
+        made.posts.append(signed(stack, secret, "Sales Invoice", "on_submit", submitted))
+    for n in range(files):
+        doc = erp.add_file(f"{tag.lower()}-{n}.pdf", f"bytes of file {n}".encode(), imported=True)
+        made.files.append(str(doc["name"]))
+        made.posts.append(signed(stack, secret, "File", "after_insert", doc))
+    for n in range(issues):
+        urgent = bool(urgent_every) and n % urgent_every == 0
+        issue = erp.insert(
+            "Issue",
+            {
+                "subject": f"{tag} request {n}",
+                "priority": "Urgent" if urgent else "Medium",
+                "customer": customer,
+                "contact": contact["name"],
+            },
+        )
+        name = str(issue["name"])
+        made.issues.append(name)
+        made.urgent += [name] if urgent else []
+        made.posts.append(signed(stack, secret, "Issue", "after_insert", issue))
+        if resolved_every and n % resolved_every == 0:
+            done = erp.save("Issue", name, {"status": "Resolved"})
+            made.resolved.append(name)
+            made.posts.append(signed(stack, secret, "Issue", "on_update", done))
+    return made
+
+
+def deliver(
+    deliveries: Sequence[Delivery], *, threads: int = 8, attempts: int = 10
+) -> Counter[int]:
+    """Post every delivery; a 5xx is retried a second later, as ERPNext retries (the final
+    statuses counted)."""
+    session = requests.Session()
+
+    def post(delivery: Delivery) -> int:
+        url, body, headers = delivery
+        for _ in range(attempts):
+            try:
+                status = session.post(url, data=body, headers=headers, timeout=30).status_code
+            except requests.ConnectionError:
+                status = 599  # the webhook function is being restarted
+            if status < 500:
+                return status
+            time.sleep(1)
+        return status
+
+    with ThreadPoolExecutor(threads) as pool:
+        return Counter(pool.map(post, deliveries))
+
+
+def sheet_differences(stack: Devstack, invoices: Iterable[str]) -> list[str]:
+    """How the Invoice Tracker differs from ERPNext for these invoices (empty when equal),
+    duplicate rows included."""
+    erp = stack.erpnext
+    expected = {}
+    for name in invoices:
+        doc = erp.get("Sales Invoice", name)
+        expected[name] = (doc["status"], f"{doc['grand_total']:,.2f}")
+    header, *rows = stack.tracker_rows()
+    found: dict[str, dict[str, object]] = {}
+    wrong: list[str] = []
+    for row in rows:
+        if row and row[0] in expected:
+            if row[0] in found:
+                wrong.append(f"{row[0]}: a second row")
+            found[str(row[0])] = dict(zip(header, row, strict=False))
+    wrong += [f"{name}: missing" for name in expected if name not in found]
+    wrong += [
+        f"{name}: {row.get('Status')} {row.get('Amount')}, ERPNext has {expected[name]}"
+        for name, row in found.items()
+        if (row.get("Status"), row.get("Amount")) != expected[name]
+    ]
+    return wrong
+
+
+def drive_copies(stack: Devstack, files: Iterable[str]) -> dict[str, int]:
+    """How many live Drive copies each File has, for files linked back in ERPNext (0 if not)."""
+    copies = Counter(
+        drive_file.app_properties.get("erp_file", "").rsplit(":", 1)[-1]
+        for drive_file in stack.drive.files(include_trashed=False)
+        if drive_file.app_properties.get("erp_file")
+    )
+    erp = stack.erpnext
+    return {
+        name: copies[name] if erp.get("File", name).get("drive_file_id") else 0 for name in files
+    }
+
+
+def alerts(stack: Devstack, chat: str, names: Iterable[str]) -> Counter[str]:
+    """How many messages in the chat name each document (in bold, as the alerts do)."""
+    texts = stack.telegram.texts(CHATS[chat])
+    return Counter(name for text in texts for name in names if f"<b>{name}</b>" in text)
+
+
+def whatsapp_completions(stack: Devstack, phone: str, names: Iterable[str]) -> Counter[str]:
+    """Completion messages the client got through the Messages API, per request."""
+    sent = [m for m in list(stack.twilio.outbound.get(phone, [])) if m.direction == "outbound-api"]
+    return Counter(
+        name for message in sent for name in names if f"request {name} " in (message.body or "")
+    )
+
+
+def wait_all_once(count: Any, names: Sequence[str], timeout: float) -> Counter[str]:
+    """Wait until every name was counted, then a little more for a wrong double to show."""
+    wait_until(lambda: len(count()) == len(names), timeout=timeout, every=5)
+    time.sleep(5)
+    return count()
+
+
+@contextmanager
+def scheduled_jobs(stack: Devstack, every_s: float = 15.0) -> Iterator[None]:
+    """Cloud Scheduler, faster: the retry of pending errors and the alert drain, every `every_s`."""
+    stop = threading.Event()
+
+    def run() -> None:
+        while not stop.wait(every_s):
+            for job in (stack.retry_errors, stack.drain_alerts):
+                try:
+                    job()
+                except Exception:  # refused (409 running) or a fault: tried again next round
+                    logging.getLogger(__name__).warning("scheduled job failed", exc_info=True)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=120)
