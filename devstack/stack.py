@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import signal
 import sys
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -296,6 +297,19 @@ class Devstack:
             )
         )
         return self.functions[target]
+
+    def crash(self, target: str) -> None:
+        """kill -9 of the process serving the function's requests (gunicorn's worker) in the
+        middle of its work; the master forks a new worker on the same socket, as Cloud Run puts
+        a new instance behind the same URL. (Killing the whole function instead would leave
+        the port refusing connections, which the Pub/Sub emulator never retries; GCP has no
+        such state.)"""
+        master = self.functions[target].process.pid
+        workers = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+        if not workers:
+            raise RuntimeError(f"{target} has no worker to kill")
+        for worker in workers:
+            os.kill(int(worker), signal.SIGKILL)
 
     def subscribe(self) -> None:
         """Create (or re-point) every push subscription, dead-lettering to DEAD_LETTER."""

@@ -6,10 +6,12 @@ Adapters are imported inside the builders, so a function pays only for the SDKs 
 from __future__ import annotations
 
 import functools
+import gc
 import os
 import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -79,9 +81,25 @@ def settings(function: str) -> Settings:
     return config
 
 
+@contextmanager
+def _importing() -> Iterator[None]:
+    """Import an SDK with the cyclic garbage collector paused: imports allocate hundreds of
+    thousands of objects and almost no garbage, and the collections they trigger took a quarter
+    of the Pub/Sub SDK's import time (measured: 0.46 s with, 0.34 s without). Cold start is
+    what this buys; the collector is back as soon as the import is done."""
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()
+
+
 @functools.cache
 def ingress() -> Ingress:
-    from shared.adapters.pubsub import PubSubPublisher
+    with _importing():
+        from shared.adapters.pubsub import PubSubPublisher
 
     config = settings("erp_webhook")
     return Ingress(
@@ -96,8 +114,9 @@ def ingress() -> Ingress:
 
 @functools.cache
 def _firestore(project: str) -> FirestoreStores:
-    from shared.adapters.error_count import count_pending_errors
-    from shared.adapters.firestore import FirestoreStores
+    with _importing():
+        from shared.adapters.error_count import count_pending_errors
+        from shared.adapters.firestore import FirestoreStores
 
     stores = FirestoreStores(project)
     metrics.watch_pending_errors(functools.partial(count_pending_errors, stores.connection))

@@ -186,13 +186,18 @@ def wait_all_once(count: Any, names: Sequence[str], timeout: float) -> Counter[s
 
 
 @contextmanager
-def scheduled_jobs(stack: Devstack, every_s: float = 15.0) -> Iterator[None]:
-    """Cloud Scheduler, faster: the retry of pending errors and the alert drain, every `every_s`."""
+def scheduled_jobs(
+    stack: Devstack, every_s: float = 15.0, *, safety_nets: bool = False
+) -> Iterator[None]:
+    """Cloud Scheduler, faster: the retry of pending errors and the alert drain every `every_s`;
+    with `safety_nets`, also the reconciliation of invoices and the backfill of attachments."""
     stop = threading.Event()
+    jobs = [stack.retry_errors, stack.drain_alerts]
+    jobs += [stack.reconcile, stack.backfill] if safety_nets else []
 
     def run() -> None:
         while not stop.wait(every_s):
-            for job in (stack.retry_errors, stack.drain_alerts):
+            for job in jobs:
                 try:
                     job()
                 except Exception:  # refused (409 running) or a fault: tried again next round
