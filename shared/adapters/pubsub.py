@@ -29,8 +29,8 @@ DEFAULT_TIMEOUT_S = 10.0
 BATCH_WINDOW_S = 0.002
 """How long the SDK holds a message for others to join its batch (its default is 10 ms). Every
 webhook waits for its publish, so the window is added to every answer; concurrent webhooks
-still share a batch within 2 ms. Measured by `make bench`: 2 ms instead of 10 ms took the
-answer's p50 from 33 to 22 ms and throughput at 16 connections up by a third."""
+still share a batch within 2 ms. Measured by `make bench` at 16 connections (bench/REPORT.md):
+the answer's p50 fell from 33 ms (10 ms window) to 22-29 ms, depending on the machine's load."""
 
 # Pub/Sub's rule for topic and subscription ids (the emulator enforces it too, 3 chars at least).
 _RESOURCE_ID = re.compile(r"^[A-Za-z][A-Za-z0-9\-_.~+%]{2,254}$")
