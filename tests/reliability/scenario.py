@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import random
 import threading
 import time
 from collections import Counter
@@ -23,6 +24,18 @@ from tests.e2e import wait_until
 
 Delivery = tuple[str, bytes, dict[str, str]]
 """URL, body and headers of one webhook request, as Frappe posts it."""
+
+SUITE_ENV = {
+    "TELEGRAM_GROUP_WINDOW_SECONDS": "0.5",
+    "SHEETS_GATHER_SECONDS": "1",
+    "MAX_DELIVERY_ATTEMPTS": "10",
+    "ERROR_RETRY_AFTER_SECONDS": "20",
+}
+"""The devstack for the failure suites: infra's 10 delivery attempts before a dead letter, and
+shorter waits (a group's 20 messages a minute in half a second, the scheduled retry after 20 s
+instead of 10 minutes) so a run takes minutes, not hours."""
+TOM = "+14155550134"
+"""The seeded client's mobile: the scenario's service requests are his."""
 
 
 @dataclass
@@ -101,6 +114,13 @@ def make_scenario(
             made.resolved.append(name)
             made.posts.append(signed(stack, secret, "Issue", "on_update", done))
     return made
+
+
+def shuffled_twice(made: Scenario, seed: int) -> list[Delivery]:
+    """Every webhook of the scenario twice, in a random order."""
+    deliveries = made.posts * 2
+    random.Random(seed).shuffle(deliveries)
+    return deliveries
 
 
 def deliver(
@@ -210,3 +230,25 @@ def scheduled_jobs(
     finally:
         stop.set()
         thread.join(timeout=120)
+
+
+def assert_applied_once(stack: Devstack, made: Scenario, timeout: float = 900) -> None:
+    """Wait until every tool holds the scenario as ERPNext does, then check nothing is doubled:
+    the sheet, one Drive copy per file, one alert per document in each chat, one WhatsApp
+    message per resolved request."""
+    assert wait_until(
+        lambda: not sheet_differences(stack, made.invoices), timeout=timeout, every=5
+    ), sheet_differences(stack, made.invoices)[:10]
+    assert wait_until(
+        lambda: all(drive_copies(stack, made.files).values()), timeout=timeout, every=5
+    ), [name for name, n in drive_copies(stack, made.files).items() if not n]
+    assert set(drive_copies(stack, made.files).values()) <= {1}, "a file was copied twice"
+    expected = (
+        (lambda: alerts(stack, "admins", made.invoices), made.invoices),
+        (lambda: alerts(stack, "service_team", made.issues), made.issues),
+        (lambda: alerts(stack, "oncall", made.urgent), made.urgent),
+        (lambda: whatsapp_completions(stack, TOM, made.resolved), made.resolved),
+    )
+    for count, names in expected:
+        sent = wait_all_once(count, names, timeout)
+        assert sorted(sent) == sorted(names) and set(sent.values()) <= {1}, sent

@@ -1,7 +1,8 @@
 """Crashes and restarts: every consumer's worker killed with kill -9 in the middle of a batch (a
-new one takes its place, as a new Cloud Run instance would), the Firestore emulator frozen mid-batch (an outage: every call hangs, then it is back with
-its data, as Firestore would be), and the Pub/Sub emulator killed and started again while
-ERPNext keeps sending: nothing lost, nothing doubled.
+new one takes its place, as a new Cloud Run instance would), the Firestore emulator frozen
+mid-batch (an outage: every call hangs, then it is back with its data, as Firestore would be),
+and the Pub/Sub emulator killed and started again while ERPNext keeps sending: nothing lost,
+nothing doubled.
 
 The Pub/Sub emulator keeps nothing across a restart (GCP keeps topics, subscriptions and
 unacknowledged messages), so it is killed between batches, after the first was applied, and
@@ -14,7 +15,6 @@ Some minutes: `make reliability`.
 from __future__ import annotations
 
 import os
-import random
 import signal
 import threading
 import time
@@ -27,17 +27,14 @@ from devstack.emulators import launch_emulator
 from devstack.stack import CONSUMER_FUNCTIONS, Devstack, running_devstack
 from shared.adapters.pubsub import ensure_topic
 from shared.core.routing import DEAD_LETTER, TOPICS
-from tests.e2e import wait_until
 from tests.reliability.scenario import (
+    SUITE_ENV,
     Delivery,
-    Scenario,
-    alerts,
+    assert_applied_once,
     deliver,
-    drive_copies,
     make_scenario,
     scheduled_jobs,
-    sheet_differences,
-    wait_all_once,
+    shuffled_twice,
 )
 
 pytestmark = [pytest.mark.reliability, pytest.mark.timeout(2400)]
@@ -48,20 +45,10 @@ SECRET = "restart-suite-secret"
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Devstack]:
     """Emulators of its own: this test kills them."""
-    extra = {
-        "TELEGRAM_GROUP_WINDOW_SECONDS": "0.5",
-        "SHEETS_GATHER_SECONDS": "1",
-        "MAX_DELIVERY_ATTEMPTS": "10",
-        "ERROR_RETRY_AFTER_SECONDS": "20",
-    }
-    with running_devstack(webhook_secret=SECRET, extra_env=extra, project="restarts") as running:
+    with running_devstack(
+        webhook_secret=SECRET, extra_env=SUITE_ENV, project="restarts"
+    ) as running:
         yield running
-
-
-def shuffled_twice(made: Scenario, seed: int) -> list[Delivery]:
-    deliveries = made.posts * 2
-    random.Random(seed).shuffle(deliveries)
-    return deliveries
 
 
 def in_background(
@@ -75,20 +62,6 @@ def in_background(
     thread = threading.Thread(target=run)
     thread.start()
     return thread, statuses
-
-
-def assert_applied_once(stack: Devstack, made: Scenario) -> None:
-    assert wait_until(lambda: not sheet_differences(stack, made.invoices), timeout=900, every=5), (
-        sheet_differences(stack, made.invoices)[:10]
-    )
-    assert wait_until(
-        lambda: all(drive_copies(stack, made.files).values()), timeout=900, every=5
-    ), [name for name, n in drive_copies(stack, made.files).items() if not n]
-    assert set(drive_copies(stack, made.files).values()) == {1}, "a file was copied twice"
-    admins = wait_all_once(lambda: alerts(stack, "admins", made.invoices), made.invoices, 900)
-    team = wait_all_once(lambda: alerts(stack, "service_team", made.issues), made.issues, 900)
-    for sent, names in ((admins, made.invoices), (team, made.issues)):
-        assert sorted(sent) == sorted(names) and set(sent.values()) == {1}, sent
 
 
 def test_consumers_killed_mid_batch_and_emulators_restarted_lose_and_double_nothing(

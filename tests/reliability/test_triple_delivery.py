@@ -20,15 +20,7 @@ import pytest
 
 from devstack.emulators import Emulators
 from devstack.stack import Devstack, running_devstack
-from tests.e2e import wait_until
-from tests.reliability.scenario import (
-    alerts,
-    deliver,
-    drive_copies,
-    make_scenario,
-    sheet_differences,
-    wait_all_once,
-)
+from tests.reliability.scenario import assert_applied_once, deliver, make_scenario
 
 pytestmark = pytest.mark.timeout(1200)
 
@@ -59,16 +51,5 @@ def test_a_thousand_events_three_times_shuffled_end_exactly_equal_to_erpnext(
         stack.erpnext.get("Sales Invoice", name)["grand_total"] == 1000 + n
         for n, name in enumerate(made.invoices)
     )
-    assert wait_until(lambda: not sheet_differences(stack, made.invoices), timeout=300, every=5), (
-        sheet_differences(stack, made.invoices)[:10]
-    )
-    assert wait_until(
-        lambda: all(drive_copies(stack, made.files).values()), timeout=300, every=5
-    ), "some files never reached Drive"
-    assert set(drive_copies(stack, made.files).values()) == {1}, "a file was copied twice"
-
-    admins = wait_all_once(lambda: alerts(stack, "admins", made.invoices), made.invoices, 300)
-    team = wait_all_once(lambda: alerts(stack, "service_team", made.issues), made.issues, 300)
-    assert len(admins) == len(made.invoices) and set(admins.values()) == {1}, admins
-    assert len(team) == len(made.issues) and set(team.values()) == {1}, team
+    assert_applied_once(stack, made, timeout=300)
     assert stack.telegram.refused == []
