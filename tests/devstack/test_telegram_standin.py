@@ -9,7 +9,7 @@ from threading import Thread
 
 import pytest
 from telegram import Bot
-from telegram.error import BadRequest, RetryAfter
+from telegram.error import BadRequest, NetworkError, RetryAfter
 
 from devstack.telegram import TelegramStandIn
 
@@ -80,6 +80,30 @@ def test_limits_answer_429_with_retry_after(
     asyncio.run(burst())
     assert len(telegram.chats[42]) == 2 and len(telegram.chats[-100700]) == 20
     assert [chat for chat, _ in telegram.refused] == [42, -100700]
+
+
+def test_random_faults_refuse_sends_before_sending(telegram: TelegramStandIn) -> None:
+    telegram.faults.kinds = ("429", "500")
+    telegram.faults.set_rate(0.5, seed=3)
+
+    async def send_all() -> list[str]:
+        outcomes = []
+        async with bot(telegram) as client:
+            for n in range(40):
+                try:
+                    await client.send_message(1000 + n, f"message {n}")
+                    outcomes.append("sent")
+                except RetryAfter:
+                    outcomes.append("429")
+                except NetworkError:  # PTB's class for a 5xx
+                    outcomes.append("500")
+        return outcomes
+
+    outcomes = asyncio.run(send_all())
+    assert {kind: outcomes.count(kind) for kind in ("429", "500")} == dict(telegram.faults.injected)
+    assert 0 < outcomes.count("sent") < 40
+    assert sum(len(sent) for sent in telegram.chats.values()) == outcomes.count("sent")
+    assert telegram.refused == []  # injected, not the limits
 
 
 def test_updates_reach_the_webhook_with_its_secret_token(telegram: TelegramStandIn) -> None:

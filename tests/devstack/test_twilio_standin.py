@@ -188,6 +188,24 @@ def test_injected_faults_fail_exactly_the_next_calls(twilio: TwilioStandIn) -> N
     assert twilio.refused == [(503, 20503), (503, 20503)]
 
 
+def test_random_faults_refuse_a_share_of_calls(twilio: TwilioStandIn, clock: SettableClock) -> None:
+    twilio.faults.kinds = ("429", "500", "503")
+    twilio.faults.set_rate(0.5, seed=5)
+    statuses = []
+    for _ in range(30):
+        clock.now += timedelta(seconds=1)  # within the per-person pace: only injected refusals
+        try:
+            send(twilio, content_sid=TEMPLATE, content_variables='{"1": "a", "2": "b"}')
+            statuses.append(201)
+        except TwilioRestException as refused:
+            statuses.append(refused.status)
+    injected = twilio.faults.injected
+    assert sorted(s for s in statuses if s != 201) == sorted(
+        int(kind) for kind, n in injected.items() for _ in range(n)
+    )
+    assert 0 < statuses.count(201) < 30 and len(twilio.outbound[PERSON]) == statuses.count(201)
+
+
 def test_status_callbacks_are_signed_and_reach_the_app_behind_its_public_url(
     twilio: TwilioStandIn, receiver: Receiver, clock: SettableClock
 ) -> None:
