@@ -10,7 +10,7 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -198,7 +198,9 @@ def whatsapp_completions(stack: Devstack, phone: str, names: Iterable[str]) -> C
     )
 
 
-def wait_all_once(count: Any, names: Sequence[str], timeout: float) -> Counter[str]:
+def wait_all_once(
+    count: Callable[[], Counter[str]], names: Sequence[str], timeout: float
+) -> Counter[str]:
     """Wait until every name was counted, then a little more for a wrong double to show."""
     wait_until(lambda: len(count()) == len(names), timeout=timeout, every=5)
     time.sleep(5)
