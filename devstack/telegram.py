@@ -119,8 +119,7 @@ class TelegramStandIn(LoopbackServer):
         self.faults = Faults(kinds=("429", "500", "timeout"), timeout_s=25.0)
         """A random share of sends refused before sending (`faults.set_rate`): 429 retry_after 1
         (counted in `faults.injected`, not in `refused`), 500, or no answer within the client's
-        20 s. Never a lost answer to a message sent: Telegram takes no idempotency key, so
-        that one would show as a second message (docs/OPERATIONS.md says so)."""
+        20 s; and, when asked for by kind, "timeout_after_apply": sent, its answer too late."""
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
 
@@ -182,7 +181,8 @@ class TelegramStandIn(LoopbackServer):
         if not path.startswith(prefix):
             return BotApiError(401, "Unauthorized").reply()  # a wrong token, as Telegram answers
         name = path[len(prefix) :]
-        if name in _SENDS and (fault := self.faults.take()) is not None:
+        fault = self.faults.take() if name in _SENDS else None
+        if fault is not None and fault != "timeout_after_apply":
             return self._refusal(fault)
         params = _params(headers.get("Content-Type", ""), body, url.query)
         handler = getattr(self, f"_{name}", None)
@@ -190,9 +190,10 @@ class TelegramStandIn(LoopbackServer):
             return BotApiError(404, "Not Found: method not found").reply()
         try:
             with self._lock:
-                return Reply.json(200, {"ok": True, "result": handler(params)})
+                reply = Reply.json(200, {"ok": True, "result": handler(params)})
         except BotApiError as exc:
             return exc.reply()
+        return self.faults.delivered(fault, reply)
 
     def _refusal(self, fault: str) -> Reply:
         """An injected failure, before anything is sent."""

@@ -47,12 +47,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from xml.etree import ElementTree
 
 import requests
 
-from devstack.google_api import Faults
+from devstack.google_api import FaultKind, Faults
 from devstack.httpserver import LoopbackServer, Reply
 
 Json = dict[str, Any]
@@ -213,7 +213,8 @@ class TwilioStandIn(LoopbackServer):
         self._faults: deque[_Fault] = deque()
         self.faults = Faults(kinds=("429", "500", "503", "timeout"), timeout_s=20.0)
         """A random share of API calls refused before anything is sent (`faults.set_rate`):
-        429 with Retry-After, 500, 503, or no answer within the client's 15 s."""
+        429 with Retry-After, 500, 503, or no answer within the client's 15 s; and, when asked
+        for by kind, "timeout_after_apply": the message created, its answer too late."""
         self._deliveries: list[Future[None]] = []
         self._delivery = ThreadPoolExecutor(max_workers=1, thread_name_prefix="twilio-delivery")
         self._lock = threading.RLock()
@@ -375,12 +376,18 @@ class TwilioStandIn(LoopbackServer):
                 return self._media(media["account"], media["sid"], media["media"])
             self._authenticate(headers.get("Authorization", ""))
             fault = self._next_fault()
-            if fault is not None:
+            if isinstance(fault, Reply):
                 return fault
             if (listing := _MESSAGES.match(path)) and method == "POST":
                 self._same_account(listing["account"])
                 params = dict(parse_qsl(body.decode(), keep_blank_values=True))
-                return Reply.json(201, self._create(params).resource())
+                return self.faults.delivered(
+                    fault, Reply.json(201, self._create(params).resource())
+                )
+            if listing and method == "GET":
+                self._same_account(listing["account"])
+                query = dict(parse_qsl(urlsplit(raw_path).query))
+                return self.faults.delivered(fault, Reply.json(200, self._list(path, query)))
             if (one := _MESSAGE.match(path)) and method == "GET":
                 self._same_account(one["account"])
                 with self._lock:
@@ -411,12 +418,16 @@ class TwilioStandIn(LoopbackServer):
         if account != self.account_sid:
             raise TwilioApiError(401, 20003, "Authenticate")
 
-    def _next_fault(self) -> Reply | None:
+    def _next_fault(self) -> Reply | FaultKind | None:
+        """The refusal that replaces this call's answer, or a fault that lets the call go ahead
+        ("timeout_after_apply": done, its answer too late), or None."""
         with self._lock:
             if self._faults:
                 fault = self._faults.popleft()
             elif (kind := self.faults.take()) is None:
                 return None
+            elif kind == "timeout_after_apply":
+                return kind
             else:
                 fault = _Fault(
                     503 if kind == "timeout" else int(kind),
@@ -430,6 +441,40 @@ class TwilioStandIn(LoopbackServer):
             self.refused.append((fault.status, code))
         reply = error.reply(headers)
         return Reply(reply.status, reply.body, reply.headers, delay_s=fault.delay_s)
+
+    def _list(self, path: str, query: Mapping[str, str]) -> Json:
+        """A page of Messages, newest first, filtered by To and From as Twilio's list does."""
+        try:
+            size = min(max(int(query.get("PageSize", "50")), 1), 1000)
+            page = max(int(query.get("Page", "0")), 0)
+        except ValueError:
+            raise TwilioApiError(400, 20001, "Invalid paging parameters") from None
+        with self._lock:
+            found = [
+                message
+                for message in self.messages.values()
+                if query.get("To") in (None, message.to)
+                and query.get("From") in (None, message.from_)
+            ]
+        found.sort(key=lambda message: message.date_created, reverse=True)
+        chosen = found[page * size : (page + 1) * size]
+        more = len(found) > (page + 1) * size
+
+        def uri(number: int) -> str:  # the filters go on with the pages, as Twilio's do
+            kept = {key: value for key, value in query.items() if key in ("To", "From")}
+            return f"{path}?{urlencode({**kept, 'PageSize': size, 'Page': number})}"
+
+        return {
+            "messages": [message.resource() for message in chosen],
+            "page": page,
+            "page_size": size,
+            "start": page * size,
+            "end": page * size + max(len(chosen) - 1, 0),
+            "uri": uri(page),
+            "first_page_uri": uri(0),
+            "previous_page_uri": uri(page - 1) if page else None,
+            "next_page_uri": uri(page + 1) if more else None,
+        }
 
     def _media(self, account: str, sid: str, media_sid: str) -> Reply:
         with self._lock:

@@ -42,14 +42,23 @@ class Retryable(BridgeError):
 class UpstreamUnavailable(Retryable):
     """An outside service was throttling, failing (5xx), slow or unreachable.
 
-    `retry_after_s` is the wait the service asked for (Telegram's retry_after, Retry-After)."""
+    `retry_after_s` is the wait the service asked for (Telegram's retry_after, Retry-After).
+    `maybe_applied`: the request left and its answer was lost (a read timeout, a dropped
+    connection), so the service may have done it; a refusal or a failed connect is never that."""
 
     def __init__(
-        self, message: str, *, service: str, retry_after_s: float | None = None, **context: str
+        self,
+        message: str,
+        *,
+        service: str,
+        retry_after_s: float | None = None,
+        maybe_applied: bool = False,
+        **context: str,
     ) -> None:
         super().__init__(message, service=service, **context)
         self.service = service
         self.retry_after_s = retry_after_s
+        self.maybe_applied = maybe_applied
 
 
 class ClaimHeld(Retryable):

@@ -6,7 +6,12 @@ tries to become the one drainer (a lease): the drainer sends what is queued, pac
 Telegram's limits (shared/core/pacing.py, primed with what was sent in the last minute by anyone),
 honours a retry_after, and marks each alert sent. A failure becomes an error record, never a
 block on ERPNext; a backlog longer than one call's budget is taken up by the next delivery or the
-scheduled drain. An instance that dies between a send and its mark may send that one alert again.
+scheduled drain.
+
+Each send is marked in the outbox before it starts. An alert whose send may have arrived without
+our learning so (its answer lost, or its sender killed) is in doubt: for WhatsApp, Twilio's list
+of messages tells whether it went, and it is sent only if not; Telegram takes no idempotency key
+and a bot cannot read a chat, so it goes again headed by a notice that it may be a repeat.
 """
 
 from __future__ import annotations
@@ -24,7 +29,8 @@ from typing import Protocol
 from shared import logs
 from shared.adapters.telegram import ChatMoved, TelegramApi, TelegramSession
 from shared.core.alerts import (
-    TELEGRAM_TEXT_LIMIT,
+    REPEAT_NOTICE,
+    TELEGRAM_ALERT_LIMIT,
     WHATSAPP_TEXT_LIMIT,
     Alert,
     AlertNames,
@@ -47,6 +53,7 @@ from shared.ports import (
     ErrorLog,
     Lease,
     QueuedAlert,
+    SentMessage,
     ServiceDesk,
     WhatsAppSessions,
 )
@@ -55,6 +62,8 @@ log = logging.getLogger(__name__)
 
 INTEGRATION = "notifier"
 WHATSAPP_WINDOW = timedelta(hours=24)
+CLOCK_SKEW = timedelta(seconds=5)
+"""Allowed between our clock and Twilio's when looking for a message sent in doubt."""
 
 
 class Directory(Protocol):
@@ -65,6 +74,8 @@ class Directory(Protocol):
 
 class WhatsApp(Protocol):
     def send_text(self, to_e164: str, body: str) -> str: ...
+
+    def sent_since(self, to_e164: str, since: datetime) -> list[SentMessage]: ...
 
     def send_template(
         self, to_e164: str, content_sid: str, variables: Mapping[str, str]
@@ -144,7 +155,7 @@ class AlertPlanner:
                             text=render(
                                 rule.template,
                                 values,
-                                limit=TELEGRAM_TEXT_LIMIT if telegram else WHATSAPP_TEXT_LIMIT,
+                                limit=TELEGRAM_ALERT_LIMIT if telegram else WHATSAPP_TEXT_LIMIT,
                                 as_html=telegram,
                             ),
                             event_id=envelope.event_id,
@@ -355,12 +366,17 @@ class _Round:
 
     async def _send(self, telegram: TelegramSession, queued: QueuedAlert, slot: Slot) -> None:
         d, alert = self.d, queued.alert
+        # From the mark on, a crash leaves the alert in doubt (kept: the earliest such time).
+        began = queued.in_doubt_since or d.clock()
         try:
             try:
+                if not await asyncio.to_thread(d.outbox.mark_sending, alert.key, now=began):
+                    return  # settled meanwhile, by a drainer that took over from us
                 if alert.channel == "telegram":
-                    message_id = str(await telegram.send(int(alert.to), alert.text))
+                    text = REPEAT_NOTICE + alert.text if queued.in_doubt_since else alert.text
+                    message_id = str(await telegram.send(int(alert.to), text))
                 else:
-                    message_id = await asyncio.to_thread(self._send_whatsapp, alert)
+                    message_id = await asyncio.to_thread(self._send_whatsapp, queued)
             finally:
                 self._pacer(alert.channel).finish(slot, time.time())
                 self.busy.discard(_dest(alert))
@@ -371,7 +387,8 @@ class _Round:
             self._again(replace(queued, alert=replace(alert, to=str(moved.new_chat_id))))
             return
         except UpstreamUnavailable as exc:
-            await self._retry(queued, exc)
+            doubt = began if exc.maybe_applied else queued.in_doubt_since
+            await self._retry(replace(queued, in_doubt_since=doubt), exc)
             return
         except BridgeError as exc:  # refused: a blocked bot, a missing chat, no template
             self.report += DrainReport(failed=1)
@@ -380,7 +397,7 @@ class _Round:
             return
         except Exception as exc:
             log.exception("unexpected failure sending an alert")
-            await self._retry(queued, exc)
+            await self._retry(replace(queued, in_doubt_since=began), exc)  # it may have gone
             return
         self.report += DrainReport(sent=1)
         # Written beside the next sends, not before them: the destination is already free.
@@ -392,9 +409,12 @@ class _Round:
         if queued.attempts:
             await asyncio.to_thread(d.errors.resolve_event, INTEGRATION, key, now=d.clock())
 
-    def _send_whatsapp(self, alert: Alert) -> str:
+    def _send_whatsapp(self, queued: QueuedAlert) -> str:
+        alert = queued.alert
         if self.d.whatsapp is None:
             raise UpstreamRejected("WhatsApp is not configured", service="twilio")
+        if queued.in_doubt_since and (sid := self._sent_before(self.d.whatsapp, queued)):
+            return sid
         if self.d.window_open(alert.to, self.d.clock()):
             return self.d.whatsapp.send_text(alert.to, alert.text)
         if not alert.content_sid:
@@ -403,6 +423,20 @@ class _Round:
                 service="twilio",
             )
         return self.d.whatsapp.send_template(alert.to, alert.content_sid, alert.content_variables)
+
+    def _sent_before(self, whatsapp: WhatsApp, queued: QueuedAlert) -> str | None:
+        """The message an earlier send of this alert left at Twilio, if any: one sent to its
+        number since the doubt began that no other alert claims, with its text (a template's
+        text is Twilio's rendering: any will do, as a destination takes one alert at a time)."""
+        alert, since = queued.alert, queued.in_doubt_since
+        assert since is not None
+        found = [
+            message
+            for message in whatsapp.sent_since(alert.to, since - CLOCK_SKEW)
+            if (message.body == alert.text or alert.content_sid)
+            and self.d.outbox.by_message(message.sid) is None
+        ]
+        return found[-1].sid if found else None  # newest first: the earliest
 
     async def _retry(self, queued: QueuedAlert, exc: BaseException) -> None:
         d = self.d
@@ -422,7 +456,11 @@ class _Round:
                 d.record(queued.alert, exc, now=d.clock())
                 self.report += DrainReport(deferred=1)
         await asyncio.to_thread(
-            d.outbox.defer, queued.alert.key, not_before=later.not_before, attempts=later.attempts
+            d.outbox.defer,
+            queued.alert.key,
+            not_before=later.not_before,
+            attempts=later.attempts,
+            in_doubt_since=later.in_doubt_since,
         )
         self._again(later)
 
@@ -493,6 +531,6 @@ def digest_text(figures: DeskFigures, now: datetime) -> str:
             "average": average,
             "invoiced": format_amount(figures.invoiced_this_month, figures.currency),
         },
-        limit=TELEGRAM_TEXT_LIMIT,
+        limit=TELEGRAM_ALERT_LIMIT,
         as_html=True,
     )

@@ -251,11 +251,22 @@ class ChatLinks(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class QueuedAlert:
-    """An alert waiting in the outbox: `not_before` (epoch seconds) after a throttle or failure."""
+    """An alert waiting in the outbox: `not_before` (epoch seconds) after a throttle or failure;
+    `in_doubt_since` when a send of it began whose outcome nobody learnt (an answer lost, a
+    sender crashed), so it may have arrived."""
 
     alert: Alert
     not_before: float = 0.0
     attempts: int = 0
+    in_doubt_since: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SentMessage:
+    """A message a channel says it has from us: its id and text as the channel keeps them."""
+
+    sid: str
+    body: str
 
 
 class AlertOutbox(Protocol):
@@ -269,11 +280,18 @@ class AlertOutbox(Protocol):
         """Oldest first."""
         ...
 
+    def mark_sending(self, key: str, *, now: datetime) -> bool:
+        """Written before each send, so that were the sender to die before `mark_sent` the alert
+        is known to be in doubt. False when it is no longer queued (settled meanwhile)."""
+        ...
+
     def mark_sent(self, key: str, message_id: str, *, now: datetime) -> None: ...
 
     def mark_failed(self, key: str, reason: str, *, now: datetime) -> None: ...
 
-    def defer(self, key: str, *, not_before: float, attempts: int) -> None: ...
+    def defer(
+        self, key: str, *, not_before: float, attempts: int, in_doubt_since: datetime | None
+    ) -> None: ...
 
     def recent_sent(self, since: datetime) -> list[tuple[str, str, float]]:
         """(channel, destination, epoch seconds) of alerts sent since `since`, by any instance."""

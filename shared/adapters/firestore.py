@@ -844,12 +844,27 @@ class FirestoreAlertOutbox:
         with translated("mark alert failed"):
             self._settle(key, {"state": "failed", "failed_at": now, "reason": reason[:500]})
 
-    def defer(self, key: str, *, not_before: float, attempts: int) -> None:
+    def mark_sending(self, key: str, *, now: datetime) -> bool:
+        _, queued = self._pair(key)
+        with translated("mark alert sending"):
+            try:
+                queued.update(
+                    {"in_doubt_since": now},
+                    retry=self._connection.retry,
+                    timeout=self._connection.timeout_s,
+                )
+            except google_errors.NotFound:
+                return False
+        return True
+
+    def defer(
+        self, key: str, *, not_before: float, attempts: int, in_doubt_since: datetime | None
+    ) -> None:
         _, queued = self._pair(key)
         # NotFound: settled meanwhile.
         with translated("defer alert"), contextlib.suppress(google_errors.NotFound):
             queued.update(
-                {"not_before": not_before, "attempts": attempts},
+                {"not_before": not_before, "attempts": attempts, "in_doubt_since": in_doubt_since},
                 retry=self._connection.retry,
                 timeout=self._connection.timeout_s,
             )
@@ -905,10 +920,12 @@ def _queued_alert(fields: Record) -> QueuedAlert:
         content_sid=cast(str | None, fields.get("content_sid")),
         content_variables=cast(dict[str, str], variables) if isinstance(variables, dict) else {},
     )
+    in_doubt_since = fields.get("in_doubt_since")
     return QueuedAlert(
         alert,
         not_before=float(cast(float, fields.get("not_before") or 0.0)),
         attempts=_int(fields, "attempts"),
+        in_doubt_since=in_doubt_since if isinstance(in_doubt_since, datetime) else None,
     )
 
 

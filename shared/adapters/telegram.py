@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 
+import httpx
 from telegram import Bot
 from telegram.constants import ParseMode
 from telegram.error import (
@@ -182,9 +183,21 @@ def _tree(what: str) -> Iterator[None]:
         ) from None
     except (TimedOut, NetworkError) as exc:
         raise UpstreamUnavailable(
-            f"telegram did not answer to {what} ({type(exc).__name__})", service=SERVICE
+            f"telegram did not answer to {what} ({type(exc).__name__})",
+            service=SERVICE,
+            maybe_applied=_maybe_applied(exc),
         ) from None
     except TelegramError as exc:
         raise UpstreamRejected(
             f"telegram refused to {what}: {exc.message}", service=SERVICE
         ) from None
+
+
+def _maybe_applied(exc: NetworkError) -> bool:
+    """Whether Telegram may have done what a failed call asked: yes when the request left and no
+    answer came; no when connecting failed, or when Telegram answered (a 5xx is a NetworkError
+    without a transport cause)."""
+    cause = exc.__cause__
+    if isinstance(cause, httpx.HTTPError):
+        return not isinstance(cause, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
+    return isinstance(exc, TimedOut)

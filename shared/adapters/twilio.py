@@ -16,6 +16,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import requests
@@ -23,9 +24,11 @@ from twilio.base.exceptions import TwilioException, TwilioRestException  # type:
 from twilio.http.http_client import TwilioHttpClient  # type: ignore[import-untyped]
 from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
 from twilio.rest import Client  # type: ignore[import-untyped]
+from urllib3.exceptions import NewConnectionError
 
 from shared import resilience
 from shared.errors import UpstreamRejected, UpstreamUnavailable
+from shared.ports import SentMessage
 
 SERVICE = "twilio"
 OUTSIDE_WINDOW = 63016
@@ -100,6 +103,24 @@ class WhatsAppSender:
         message = resilience.IN_INVOCATION.run(fetch, what="twilio fetch a message")
         return MessageStatus(str(message.sid), str(message.status), _code(message.error_code))
 
+    def sent_since(self, to_e164: str, since: datetime) -> list[SentMessage]:
+        """Messages this account sent from our number to `to_e164` through the API, created at
+        or after `since`, newest first: what a send whose answer was lost may have left."""
+        to = _whatsapp(to_e164)
+
+        def listed() -> list[Any]:
+            with self._translated("list messages", to):
+                return list(self._client.messages.list(to=to, from_=self.from_address, limit=50))
+
+        messages = resilience.IN_INVOCATION.run(listed, what="twilio list messages")
+        return [
+            SentMessage(str(message.sid), str(message.body or ""))
+            for message in messages
+            if message.direction == "outbound-api"
+            and message.date_created is not None
+            and message.date_created >= since
+        ]
+
     def _create(self, to_e164: str, **fields: str) -> str:
         to = _whatsapp(to_e164)
         if self.status_callback_url:
@@ -136,6 +157,7 @@ class WhatsAppSender:
                 raise UpstreamUnavailable(
                     f"twilio unreachable to {what}{recipient}: {type(exc).__name__}",
                     service=SERVICE,
+                    maybe_applied=_maybe_applied(exc),
                 ) from None
             except TwilioException as exc:
                 raise UpstreamRejected(
@@ -164,6 +186,16 @@ def signature_valid(
     if not signature:
         return False
     return bool(RequestValidator(auth_token).validate(public_url, dict(params), signature))
+
+
+def _maybe_applied(exc: requests.RequestException) -> bool:
+    """Whether the request may have reached Twilio: not if connecting failed or timed out."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return False
+    if isinstance(exc, requests.ConnectionError):
+        reason = getattr(exc.args[0], "reason", None) if exc.args else None
+        return not isinstance(reason, NewConnectionError)
+    return isinstance(exc, requests.Timeout)
 
 
 def _whatsapp(phone: str) -> str:

@@ -26,6 +26,12 @@ from typing import Literal
 from shared.core.envelope import Envelope
 
 TELEGRAM_TEXT_LIMIT = 4096
+REPEAT_NOTICE = "<i>Sent again after an interruption: you may have had this one already.</i>\n"
+"""Heads a Telegram alert whose earlier send may have arrived (the answer was lost, or the
+sender crashed): Telegram takes no idempotency key and a bot cannot read a chat, so a second
+copy is possible and must never be unexplained."""
+TELEGRAM_ALERT_LIMIT = TELEGRAM_TEXT_LIMIT - len(REPEAT_NOTICE)
+"""Alert texts leave room for the notice."""
 WHATSAPP_TEXT_LIMIT = 1600
 """Twilio's limit for a WhatsApp body."""
 ELLIPSIS = "…"

@@ -12,9 +12,11 @@ from itertools import pairwise
 import pytest
 
 from devstack.telegram import TelegramStandIn
+from devstack.twilio import TwilioStandIn
 from shared.adapters.firestore import FirestoreStores
 from shared.adapters.telegram import TelegramApi
-from shared.core.alerts import Alert
+from shared.adapters.twilio import WhatsAppSender
+from shared.core.alerts import REPEAT_NOTICE, Alert
 from shared.core.pacing import Limits
 from shared.notifier import AlertDrainer, NotifierConfig
 
@@ -41,14 +43,19 @@ def stores(project_id: str) -> FirestoreStores:
 
 
 def drainer(
-    stores: FirestoreStores, telegram: TelegramStandIn, owner: str = "test"
+    stores: FirestoreStores,
+    telegram: TelegramStandIn,
+    owner: str = "test",
+    *,
+    whatsapp: WhatsAppSender | None = None,
+    timeout_s: float = 20.0,
 ) -> AlertDrainer:
     limits = Limits(group_window_s=FAST_GROUP_WINDOW_S, margin_s=0.05)
     return AlertDrainer(
         outbox=stores.alerts,
         lease=stores.alert_drain_lease,
-        telegram=TelegramApi(TOKEN, base_url=telegram.base_url),
-        whatsapp=None,
+        telegram=TelegramApi(TOKEN, base_url=telegram.base_url, timeout_s=timeout_s),
+        whatsapp=whatsapp,
         sessions=stores.whatsapp_sessions,
         errors=stores.errors,
         config=NotifierConfig(rules=(), chats={}, telegram_limits=limits, budget_s=120),
@@ -57,11 +64,11 @@ def drainer(
     )
 
 
-def alert(n: int, to: int, text: str | None = None) -> Alert:
+def alert(n: int, to: int | str, text: str | None = None) -> Alert:
     return Alert(
         key=f"rule|event-{n}|{to}",
         rule="rule",
-        channel="telegram",
+        channel="whatsapp" if isinstance(to, str) else "telegram",
         to=str(to),
         text=text or f"alert {n}",
         event_id=f"event-{n}",
@@ -164,3 +171,91 @@ def test_messages_to_one_chat_keep_their_order_and_pace(
     # As Telegram saw them: a second apart at least.
     gaps = [b - a for a, b in pairwise(telegram.sent_at[42])]
     assert all(gap >= 1.0 for gap in gaps), gaps
+
+
+# -- alerts in doubt: a send whose outcome nobody learnt -----------------------------------------
+
+PERSON = "+4915112345678"
+TWILIO_ACCOUNT = "AC" + "0123456789abcdef" * 2
+
+
+@pytest.fixture
+def twilio(stores: FirestoreStores) -> Iterator[TwilioStandIn]:
+    with TwilioStandIn(TWILIO_ACCOUNT, "delivery-twilio-token") as running:
+        running.open_window(PERSON)  # the person wrote to us: free text may go
+        stores.whatsapp_sessions.record_inbound(PERSON, now=utc_now())
+        yield running
+
+
+def whatsapp(twilio: TwilioStandIn) -> WhatsAppSender:
+    return WhatsAppSender(
+        TWILIO_ACCOUNT,
+        "delivery-twilio-token",
+        twilio.business_number,
+        base_url=twilio.base_url,
+        timeout_s=0.5,
+    )
+
+
+def test_a_refused_send_is_not_in_doubt_and_goes_again_plainly(
+    stores: FirestoreStores, telegram: TelegramStandIn
+) -> None:
+    telegram.faults.fail_next("500")
+    stores.alerts.put([alert(1, 42)], now=utc_now())
+    drainer(stores, telegram).drain()
+    assert telegram.texts(42) == ["alert 1"]
+
+
+def test_a_telegram_answer_lost_goes_again_headed_by_the_repeat_notice(
+    stores: FirestoreStores, telegram: TelegramStandIn
+) -> None:
+    telegram.faults.timeout_s = 1.5
+    telegram.faults.fail_next("timeout_after_apply")
+    stores.alerts.put([alert(1, 42), alert(2, 42)], now=utc_now())
+    drainer(stores, telegram, timeout_s=0.5).drain()
+    # Telegram had the first; we could not know, so the second copy says it may repeat it.
+    assert telegram.texts(42) == ["alert 1", REPEAT_NOTICE + "alert 1", "alert 2"]
+    assert [r["state"] for r in stores.alerts.records()] == ["sent", "sent"]
+
+
+def test_an_alert_left_sending_by_a_crashed_drainer_goes_with_the_notice_once(
+    stores: FirestoreStores, telegram: TelegramStandIn
+) -> None:
+    stores.alerts.put([alert(1, 42), alert(2, 42)], now=utc_now())
+    assert stores.alerts.mark_sending(alert(1, 42).key, now=utc_now())  # then killed
+    drainer(stores, telegram).drain()
+    assert telegram.texts(42) == [REPEAT_NOTICE + "alert 1", "alert 2"]
+    assert stores.alerts.pending(10) == []
+    assert not stores.alerts.mark_sending(alert(1, 42).key, now=utc_now())  # settled: no send
+
+
+def test_a_whatsapp_answer_lost_is_found_at_twilio_and_not_sent_again(
+    stores: FirestoreStores, telegram: TelegramStandIn, twilio: TwilioStandIn
+) -> None:
+    twilio.faults.timeout_s = 1.5
+    twilio.faults.fail_next("timeout_after_apply")
+    stores.alerts.put([alert(1, PERSON), alert(2, PERSON)], now=utc_now())
+    drainer(stores, telegram, whatsapp=whatsapp(twilio)).drain()
+    sent = twilio.outbound[PERSON]
+    assert [m.body for m in sent] == ["alert 1", "alert 2"]
+    assert {r["message_id"] for r in stores.alerts.records()} == {m.sid for m in sent}
+
+
+def test_a_whatsapp_alert_left_sending_is_sent_only_if_twilio_has_not_got_it(
+    stores: FirestoreStores, telegram: TelegramStandIn, twilio: TwilioStandIn
+) -> None:
+    before = utc_now()
+    stores.alerts.put([alert(1, PERSON), alert(2, PERSON), alert(3, PERSON)], now=before)
+    # A drainer marked 1 and 2 as sending, sent 1 and another alert with the same text, then
+    # died before its records: 1 is at Twilio already, 2 is not.
+    stores.alerts.put([alert(9, PERSON, text="alert 1")], now=before)
+    early = whatsapp(twilio).send_text(PERSON, "alert 1")
+    stores.alerts.mark_sent(alert(9, PERSON).key, early, now=before)
+    for n in (1, 2):
+        stores.alerts.mark_sending(alert(n, PERSON).key, now=before)
+    first = whatsapp(twilio).send_text(PERSON, "alert 1")
+    drainer(stores, telegram, whatsapp=whatsapp(twilio)).drain()
+    assert [m.body for m in twilio.outbound[PERSON]] == ["alert 1", "alert 1", "alert 2", "alert 3"]
+    records = {r["key"]: r for r in stores.alerts.records()}
+    assert records[alert(1, PERSON).key]["message_id"] == first
+    assert records[alert(9, PERSON).key]["message_id"] == early

@@ -174,13 +174,48 @@ def test_throttling_and_server_errors_are_unavailable_with_retry_after(
     with pytest.raises(UpstreamUnavailable) as failed:
         sender(twilio).send_template(PERSON, TEMPLATE, {"1": "a", "2": "b"})
     assert failed.value.retry_after_s == 7.0
+    assert not failed.value.maybe_applied  # an answer: Twilio did not take it
     sender(twilio).send_template(PERSON, TEMPLATE, {"1": "a", "2": "b"})  # the next call goes
 
 
-def test_timeout_is_upstream_unavailable(twilio: TwilioStandIn) -> None:
+def test_timeout_is_upstream_unavailable_and_maybe_applied(twilio: TwilioStandIn) -> None:
     twilio.fail_next(1, status=503, delay_s=2.0)
-    with pytest.raises(UpstreamUnavailable, match="Timeout"):
+    with pytest.raises(UpstreamUnavailable, match="Timeout") as failed:
         sender(twilio, timeout_s=0.3).send_text(PERSON, "hello")
+    assert failed.value.maybe_applied
+
+
+def test_a_lost_answer_leaves_the_message_sent_and_sent_since_finds_it(
+    twilio: TwilioStandIn, clock: SettableClock
+) -> None:
+    twilio.open_window(PERSON)
+    twilio.faults.timeout_s = 1.0
+    twilio.faults.fail_next("timeout_after_apply")
+    with pytest.raises(UpstreamUnavailable) as failed:
+        sender(twilio, timeout_s=0.3).send_text(PERSON, "SR-7 is resolved")
+    assert failed.value.maybe_applied
+    (created,) = twilio.outbound[PERSON]
+    assert [(m.sid, m.body) for m in sender(twilio).sent_since(PERSON, START)] == [
+        (created.sid, "SR-7 is resolved")
+    ]
+
+
+def test_sent_since_lists_only_our_messages_to_that_number_since_then_newest_first(
+    twilio: TwilioStandIn, clock: SettableClock
+) -> None:
+    other = "+4915199999999"
+    whatsapp = sender(twilio)
+    whatsapp.send_template(PERSON, TEMPLATE, {"1": "SR-1", "2": "open"})
+    clock.now += timedelta(minutes=1)
+    first = whatsapp.send_template(PERSON, TEMPLATE, {"1": "SR-2", "2": "open"})
+    clock.now += timedelta(seconds=1)
+    whatsapp.send_template(other, TEMPLATE, {"1": "SR-3", "2": "open"})
+    second = whatsapp.send_template(PERSON, TEMPLATE, {"1": "SR-4", "2": "open"})
+    found = whatsapp.sent_since(PERSON, START + timedelta(seconds=30))
+    assert [(m.sid, m.body) for m in found] == [
+        (second, "Request SR-4 is now open."),
+        (first, "Request SR-2 is now open."),
+    ]
 
 
 def test_connection_refused_is_upstream_unavailable() -> None:
@@ -188,8 +223,9 @@ def test_connection_refused_is_upstream_unavailable() -> None:
         probe.bind(("127.0.0.1", 0))
         closed_port = probe.getsockname()[1]
     whatsapp = WhatsAppSender(ACCOUNT, TOKEN, BUSINESS, base_url=f"http://127.0.0.1:{closed_port}")
-    with pytest.raises(UpstreamUnavailable, match="ConnectionError"):
+    with pytest.raises(UpstreamUnavailable, match="ConnectionError") as failed:
         whatsapp.send_text(PERSON, "hello")
+    assert not failed.value.maybe_applied  # it never left
 
 
 def test_repr_shows_neither_token_nor_full_number(twilio: TwilioStandIn) -> None:

@@ -9,7 +9,8 @@ from threading import Thread
 
 import pytest
 from telegram import Bot
-from telegram.error import BadRequest, NetworkError, RetryAfter
+from telegram.error import BadRequest, NetworkError, RetryAfter, TimedOut
+from telegram.request import HTTPXRequest
 
 from devstack.telegram import TelegramStandIn
 
@@ -139,3 +140,17 @@ def test_updates_reach_the_webhook_with_its_secret_token(telegram: TelegramStand
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_lost_answer_sends_the_message_and_answers_too_late(telegram: TelegramStandIn) -> None:
+    telegram.faults.timeout_s = 1.0
+    telegram.faults.fail_next("timeout_after_apply")
+
+    async def send() -> None:
+        request = HTTPXRequest(read_timeout=0.3)
+        async with Bot(TOKEN, base_url=telegram.base_url, request=request) as client:
+            with pytest.raises(TimedOut):
+                await client.send_message(42, "lost answer")
+
+    asyncio.run(send())
+    assert telegram.texts(42) == ["lost answer"]

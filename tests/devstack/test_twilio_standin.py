@@ -11,6 +11,7 @@ from urllib.parse import parse_qsl
 import pytest
 import requests
 from twilio.base.exceptions import TwilioRestException
+from twilio.http.http_client import TwilioHttpClient
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
@@ -282,3 +283,30 @@ def test_twiml_message_in_the_webhook_answer_reaches_the_person(twilio: TwilioSt
         twilio.settle()
     assert twilio.inbox(PERSON) == ["Got it: SR-9"]
     assert twilio.outbound[PERSON][0].direction == "outbound-reply"
+
+
+def test_messages_list_filters_by_to_and_from_newest_first_in_pages(
+    twilio: TwilioStandIn, clock: SettableClock
+) -> None:
+    twilio.open_window(PERSON)
+    bodies = []
+    for n in range(5):
+        bodies.append(f"update {n}")
+        send(twilio, body=bodies[-1])
+        clock.now += timedelta(seconds=1)
+    client(twilio).messages.create(from_=BUSINESS, to="whatsapp:+4915199999999", body="other")
+    listed = client(twilio).messages.list(to=f"whatsapp:{PERSON}", from_=BUSINESS, page_size=2)
+    assert [message.body for message in listed] == bodies[::-1]  # three pages, followed
+    assert client(twilio).messages.list(to=f"whatsapp:{PERSON}", from_=PERSON) == []
+
+
+def test_a_lost_answer_creates_the_message_and_answers_too_late(twilio: TwilioStandIn) -> None:
+    twilio.open_window(PERSON)
+    twilio.faults.timeout_s = 1.0
+    twilio.faults.fail_next("timeout_after_apply")
+    made = Client(ACCOUNT, TOKEN, http_client=TwilioHttpClient(timeout=0.3))
+    made.api.base_url = twilio.base_url
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        made.messages.create(from_=BUSINESS, to=f"whatsapp:{PERSON}", body="lost answer")
+    assert [message.body for message in twilio.outbound[PERSON]] == ["lost answer"]
+    assert twilio.faults.injected["timeout_after_apply"] == 1
