@@ -413,7 +413,8 @@ class _Round:
         alert = queued.alert
         if self.d.whatsapp is None:
             raise UpstreamRejected("WhatsApp is not configured", service="twilio")
-        if queued.in_doubt_since and (sid := self._sent_before(self.d.whatsapp, queued)):
+        doubt = queued.in_doubt_since
+        if doubt and (sid := self._sent_before(self.d.whatsapp, alert, doubt)):
             return sid
         if self.d.window_open(alert.to, self.d.clock()):
             return self.d.whatsapp.send_text(alert.to, alert.text)
@@ -424,12 +425,10 @@ class _Round:
             )
         return self.d.whatsapp.send_template(alert.to, alert.content_sid, alert.content_variables)
 
-    def _sent_before(self, whatsapp: WhatsApp, queued: QueuedAlert) -> str | None:
+    def _sent_before(self, whatsapp: WhatsApp, alert: Alert, since: datetime) -> str | None:
         """The message an earlier send of this alert left at Twilio, if any: one sent to its
         number since the doubt began that no other alert claims, with its text (a template's
         text is Twilio's rendering: any will do, as a destination takes one alert at a time)."""
-        alert, since = queued.alert, queued.in_doubt_since
-        assert since is not None
         found = [
             message
             for message in whatsapp.sent_since(alert.to, since - CLOCK_SKEW)
