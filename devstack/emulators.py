@@ -9,6 +9,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import requests
+
 from devstack.ports import free_port
 from devstack.processes import ServerProcess, launch
 
@@ -43,18 +45,39 @@ def check_tools() -> None:
         raise MissingTool("missing: " + "; ".join(problems))
 
 
-def launch_emulator(kind: str, log_dir: Path, port: int | None = None) -> ServerProcess:
-    """Start `pubsub` or `firestore` on `port` (a free one by default); `wait_listening` waits
-    until it serves."""
+def launch_emulator(
+    kind: str, log_dir: Path, port: int | None = None, *, import_data: Path | None = None
+) -> ServerProcess:
+    """Start `pubsub` or `firestore` on `port` (a free one by default), Firestore with the data
+    of `export_firestore` if given; `wait_listening` waits until it serves."""
     port = port or free_port()
     host = f"127.0.0.1:{port}"
     command = {
         "pubsub": ["gcloud", "beta", "emulators", "pubsub", "start", f"--host-port={host}"],
         "firestore": ["gcloud", "emulators", "firestore", "start", f"--host-port={host}"],
     }[kind]
+    if import_data is not None:
+        command.append(f"--import-data={import_data}")
     return launch(
         f"the {kind} emulator", command, port=port, log_path=log_dir / f"{kind}-emulator.log"
     )
+
+
+def export_firestore(emulator: ServerProcess, project: str, directory: Path) -> Path:
+    """The Firestore emulator's data written to `directory` through its export endpoint; the
+    file `launch_emulator(import_data=)` reads. (Its `--export-on-exit` wrote nothing here when
+    the emulator was stopped with SIGTERM or SIGINT.)"""
+    directory.mkdir(parents=True, exist_ok=True)
+    answer = requests.post(
+        f"http://{emulator.host}/emulator/v1/projects/{project}:export",
+        json={
+            "database": f"projects/{project}/databases/(default)",
+            "export_directory": str(directory),
+        },
+        timeout=120,
+    )
+    answer.raise_for_status()
+    return max(directory.glob("*/*.overall_export_metadata"), key=lambda path: path.stat().st_mtime)
 
 
 @dataclass(frozen=True)

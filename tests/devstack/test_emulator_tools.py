@@ -7,8 +7,15 @@ import sys
 from pathlib import Path
 
 import pytest
+from google.cloud import firestore
 
-from devstack.emulators import MissingTool, check_tools
+from devstack.emulators import (
+    START_TIMEOUT_S,
+    MissingTool,
+    check_tools,
+    export_firestore,
+    launch_emulator,
+)
 
 
 def test_missing_java_and_gcloud_are_named_with_what_to_install(
@@ -37,3 +44,23 @@ def test_check_command_exits_nonzero_with_the_hint_when_tools_are_missing(tmp_pa
 
 def test_check_passes_on_this_machine_when_everything_is_installed() -> None:
     check_tools()  # the suite itself runs on the emulators, so they are here
+
+
+def test_firestore_restarted_with_its_export_keeps_its_documents(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = launch_emulator("firestore", tmp_path)
+    try:
+        first.wait_listening(START_TIMEOUT_S)
+        monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", first.host)
+        firestore.Client(project="restart-check").document("claims/a").set({"state": "done"})
+        saved = export_firestore(first, "restart-check", tmp_path / "export")
+    finally:
+        first.stop()
+    again = launch_emulator("firestore", tmp_path, port=first.port, import_data=saved)
+    try:
+        again.wait_listening(START_TIMEOUT_S)
+        document = firestore.Client(project="restart-check").document("claims/a").get()
+        assert document.to_dict() == {"state": "done"}
+    finally:
+        again.stop()

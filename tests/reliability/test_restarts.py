@@ -1,19 +1,21 @@
 """Crashes and restarts: every consumer's worker killed with kill -9 in the middle of a batch (a
 new one takes its place, as a new Cloud Run instance would), the Firestore emulator frozen
 mid-batch (an outage: every call hangs, then it is back with its data, as Firestore would be),
-and the Pub/Sub emulator killed and started again while ERPNext keeps sending: nothing lost,
-nothing doubled. The notifier is killed while Telegram (and Twilio, when a WhatsApp send comes
-in time) holds the answer to a message it took: such alerts are in doubt; WhatsApp's are looked
-up at Twilio and not sent again, Telegram's go again headed by the repeat notice (announced,
-never a plain double).
+then restarted between batches, and the Pub/Sub emulator killed and started again while ERPNext
+keeps sending: nothing lost, nothing doubled. The notifier is killed while Telegram (and Twilio,
+when a WhatsApp send comes in time) holds the answer to a message it took: such alerts are in
+doubt; WhatsApp's are looked up at Twilio and not sent again, Telegram's go again headed by the
+repeat notice (announced, never a plain double).
 
-The Pub/Sub emulator never redelivers a push whose worker died (GCP does, after the ack
-deadline), so once the dead workers' claims have expired ERPNext sends the batch once more,
-which plays that redelivery.
-It also keeps nothing across a restart (GCP keeps topics, subscriptions and unacknowledged
-messages), so it is killed between batches, after the first was applied, and its topics and
-subscriptions are made again as infra/ declares them; the webhooks that arrive meanwhile are
-answered 503 and retried, as ERPNext retries them.
+Where the emulators differ from GCP, the suite plays GCP's part:
+- the Pub/Sub emulator never redelivers a push whose worker died (GCP does, after the ack
+  deadline): once the dead workers' claims have expired, ERPNext sends the batch once more;
+- the Firestore emulator keeps nothing across a restart (its --export-on-exit wrote nothing
+  here): its data is exported before the kill and imported by the new one, on the same port;
+- the Pub/Sub emulator keeps nothing across a restart (GCP keeps topics, subscriptions and
+  unacknowledged messages): it is killed between batches, after the first was applied, and its
+  topics and subscriptions are made again as infra/ declares them; the webhooks that arrive
+  meanwhile are answered 503 and retried, as ERPNext retries them.
 
 Some minutes: `make reliability`.
 """
@@ -27,10 +29,11 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import ExitStack
 
 import pytest
 
-from devstack.emulators import launch_emulator
+from devstack.emulators import export_firestore, launch_emulator
 from devstack.stack import CONSUMER_FUNCTIONS, Devstack, running_devstack
 from shared.adapters.pubsub import ensure_topic
 from shared.core.routing import DEAD_LETTER, TOPICS
@@ -103,7 +106,7 @@ def test_consumers_killed_mid_batch_and_emulators_restarted_lose_and_double_noth
     )
     second = make_scenario(stack, SECRET, invoices=40, files=15, issues=15, tag="Outage")
     # The jobs that catch what webhooks and deliveries miss run, as in production.
-    with scheduled_jobs(stack, safety_nets=True):
+    with scheduled_jobs(stack, safety_nets=True), ExitStack() as restarted:
         # 1. kill -9 of every consumer mid-batch, and a Firestore outage of 15 s.
         posting, statuses = in_background(shuffled_twice(first, 1))
         time.sleep(4)
@@ -132,20 +135,32 @@ def test_consumers_killed_mid_batch_and_emulators_restarted_lose_and_double_noth
         # The message Telegram took went again, announced: its outcome died with the worker.
         assert repeats >= 1
 
-        # 2. Pub/Sub killed while ERPNext sends, started again 10 s later on its port.
-        old = stack.emulators.pubsub
-        old.kill()
+        # 2. Firestore restarted between batches: its data exported, the emulator killed and
+        # started again on its port with that data (the emulator keeps nothing otherwise;
+        # Firestore itself loses no write). The first batch once more changes nothing.
+        old_firestore = stack.emulators.firestore
+        saved = export_firestore(old_firestore, stack.project, stack.log_dir / "firestore-export")
+        old_firestore.kill()
+        firestore_again = launch_emulator(
+            "firestore", stack.log_dir, port=old_firestore.port, import_data=saved
+        )
+        restarted.callback(firestore_again.stop)
+        firestore_again.wait_listening(60)
+        assert deliver(list(first.posts)) == Counter({200: len(first.posts)})
+        assert_applied_once(stack, first)
+
+        # 3. Pub/Sub killed while ERPNext sends, started again 10 s later on its port.
+        old_pubsub = stack.emulators.pubsub
+        old_pubsub.kill()
         posting, statuses = in_background(shuffled_twice(second, 2), attempts=60)
         time.sleep(10)
-        restarted = launch_emulator("pubsub", stack.log_dir, port=old.port)
-        try:
-            restarted.wait_listening(60)
-            for topic in (*TOPICS, DEAD_LETTER):
-                ensure_topic(stack.project, topic)
-            stack.subscribe()
-            posting.join()
-            assert statuses == Counter({200: 2 * len(second.posts)}), statuses
-            assert_applied_once(stack, second)
-            assert_applied_once(stack, first)  # still once
-        finally:
-            restarted.stop()
+        pubsub_again = launch_emulator("pubsub", stack.log_dir, port=old_pubsub.port)
+        restarted.callback(pubsub_again.stop)
+        pubsub_again.wait_listening(60)
+        for topic in (*TOPICS, DEAD_LETTER):
+            ensure_topic(stack.project, topic)
+        stack.subscribe()
+        posting.join()
+        assert statuses == Counter({200: 2 * len(second.posts)}), statuses
+        assert_applied_once(stack, second)
+        assert_applied_once(stack, first)  # still once
