@@ -463,9 +463,9 @@ def _well_formed_chat(body: bytes) -> int | None:
         chat, sender = message["chat"]["id"], message["from"]
     except (ValueError, TypeError, KeyError, IndexError, RecursionError):
         return None
-    if isinstance(chat, int) and isinstance(sender.get("id"), int) and not sender.get("is_bot"):
-        return chat
-    return None
+    if not (isinstance(chat, int) and isinstance(sender, dict)):
+        return None  # e.g. "from": null, which the webhook ignores
+    return chat if isinstance(sender.get("id"), int) and not sender.get("is_bot") else None
 
 
 def _sent(stack: Devstack) -> dict[int, int]:
