@@ -185,17 +185,15 @@ def drive_copies(stack: Devstack, files: Iterable[str]) -> dict[str, int]:
     }
 
 
-def alerts(
-    stack: Devstack, chat: str, names: Iterable[str], *, repeats: bool = False
-) -> Counter[str]:
-    """How many messages in the chat name each document (in bold, as the alerts do): plain
-    ones, or with `repeats` those sent again in doubt (headed by the repeat notice)."""
-    texts = [
-        text
-        for text in stack.telegram.texts(CHATS[chat])
-        if text.startswith(REPEAT_NOTICE) == repeats
-    ]
-    return Counter(name for text in texts for name in names if f"<b>{name}</b>" in text)
+def alerts(stack: Devstack, chat: str, names: Iterable[str]) -> tuple[Counter[str], Counter[str]]:
+    """How many messages in the chat name each document (in bold, as the alerts do): plain ones,
+    and those sent again in doubt (headed by the repeat notice)."""
+    plain: Counter[str] = Counter()
+    repeated: Counter[str] = Counter()
+    for text in stack.telegram.texts(CHATS[chat]):
+        counted = repeated if text.startswith(REPEAT_NOTICE) else plain
+        counted.update(name for name in names if f"<b>{name}</b>" in text)
+    return plain, repeated
 
 
 def whatsapp_completions(stack: Devstack, phone: str, names: Iterable[str]) -> Counter[str]:
@@ -218,12 +216,8 @@ def wait_all_once(
 def assert_alerted_once(stack: Devstack, chat: str, names: Sequence[str], timeout: float) -> int:
     """Every document alerted in the chat, never twice plainly: a second copy only as a repeat
     the notice announces (a send in doubt; Telegram cannot be asked). The repeats' number."""
-    wait_all_once(
-        lambda: alerts(stack, chat, names) + alerts(stack, chat, names, repeats=True),
-        names,
-        timeout,
-    )
-    plain, repeated = alerts(stack, chat, names), alerts(stack, chat, names, repeats=True)
+    wait_all_once(lambda: sum(alerts(stack, chat, names), Counter()), names, timeout)
+    plain, repeated = alerts(stack, chat, names)
     assert set(plain + repeated) == set(names), f"never alerted in {chat}"
     assert set(plain.values()) <= {1}, f"alerted twice in {chat}: {plain - Counter(names)}"
     return sum(repeated.values())
