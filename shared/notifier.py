@@ -92,7 +92,8 @@ class NotifierConfig:
     names: AlertNames = field(default_factory=AlertNames)
     telegram_limits: Limits = field(default_factory=Limits)
     whatsapp_limits: Limits = field(
-        default_factory=lambda: Limits(global_per_window=10, margin_s=0.0)
+        # Phone numbers: no groups, so no group window to remember.
+        default_factory=lambda: Limits(global_per_window=10, group_window_s=0.0, margin_s=0.0)
     )
     window_margin: timedelta = timedelta(minutes=30)
     """Free text only this long before the 24-hour window closes; a template after."""
@@ -292,9 +293,8 @@ class _Round:
 
     async def run(self) -> DrainReport:
         d = self.d
-        since = d.clock() - timedelta(
-            seconds=d.config.telegram_limits.group_window_s + d.config.telegram_limits.margin_s
-        )
+        limits = (d.config.telegram_limits, d.config.whatsapp_limits)
+        since = d.clock() - timedelta(seconds=max(limit.longest_s for limit in limits))
         for channel, to, at in await asyncio.to_thread(d.outbox.recent_sent, since):
             self._pacer(channel).prime([(_key(channel, to), at)])
         await self._refill()

@@ -42,6 +42,11 @@ class Limits:
     def overall(self) -> tuple[int, float]:
         return self.global_per_window, self.global_window_s + self.margin_s
 
+    @property
+    def longest_s(self) -> float:
+        """How far back a send can still hold up the next: what a new pacer must be primed with."""
+        return max(self.chat_window_s, self.group_window_s, self.global_window_s) + self.margin_s
+
 
 @dataclass(eq=False, slots=True)
 class Slot:

@@ -122,6 +122,21 @@ def test_100_chats_drain_near_the_global_limit_with_no_429(
     assert 20 <= busiest <= 30, f"{busiest} messages in the busiest second ({elapsed:.1f} s in all)"
 
 
+def test_a_drain_just_after_another_keeps_the_global_limit(
+    stores: FirestoreStores, telegram: TelegramStandIn
+) -> None:
+    # 30 chats take one message each at once (the global limit: 30 a second). The next drain,
+    # another instance's, starts when those sends are older than the shortened group window but
+    # still inside that second: it must learn of them from the outbox and wait, not meet a 429.
+    # (It did meet one when it looked back only as far as the group window.)
+    stores.alerts.put([alert(n, 5001 + n) for n in range(30)], now=utc_now())
+    assert drainer(stores, telegram, "instance-a").drain().sent == 30
+    time.sleep(FAST_GROUP_WINDOW_S - 0.1)
+    stores.alerts.put([alert(n, 6001 + n) for n in range(30, 60)], now=utc_now())
+    assert drainer(stores, telegram, "instance-b").drain().sent == 30
+    assert telegram.refused == []
+
+
 def test_the_same_alert_queued_three_times_is_sent_once(
     stores: FirestoreStores, telegram: TelegramStandIn
 ) -> None:

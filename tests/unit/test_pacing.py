@@ -359,3 +359,9 @@ def test_arrivals_never_exceed_a_window_whatever_the_network_delays(seed: int) -
         cap, span = LIMITS.window(chat)
         assert_at_most(times, cap, span)
     assert sum(map(len, arrivals.values())) == 120 + 180
+
+
+def test_a_new_pacer_is_primed_as_far_back_as_its_longest_window() -> None:
+    assert Limits().longest_s == 60.0 + Limits().margin_s
+    # A group window shorter than the global second (as the tests set it): the second decides.
+    assert Limits(group_window_s=0.5, margin_s=0.05).longest_s == 1.05
