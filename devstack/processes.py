@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from devstack.ports import wait_for_port
+from devstack.ports import listener_pids, wait_for_port
 
 STOP_TIMEOUT_S = 15.0
 
@@ -28,11 +28,26 @@ class ServerProcess:
         return f"127.0.0.1:{self.port}"
 
     def wait_listening(self, timeout: float) -> None:
-        """Return once it accepts connections; stop it and raise with its log's tail otherwise."""
-        if not wait_for_port(self.port, timeout=timeout) or self.process.poll() is not None:
-            self.stop()
-            tail = self.log_path.read_text(errors="replace")[-3000:]
-            raise RuntimeError(f"{self.name} did not start on {self.host}:\n{tail}")
+        """Return once it accepts connections; stop it and raise with its log's tail otherwise,
+        also when what listens on its port is another process (it could not bind)."""
+        listening = wait_for_port(self.port, timeout=timeout)
+        ours = listening and self._owns_port()
+        if ours and self.process.poll() is None:
+            return
+        self.stop()
+        tail = self.log_path.read_text(errors="replace")[-3000:]
+        why = "another process listens on its port" if listening and not ours else "see its log"
+        raise RuntimeError(f"{self.name} did not start on {self.host} ({why}):\n{tail}")
+
+    def _owns_port(self) -> bool:
+        """Whether a process of its group listens on its port (True where /proc cannot say)."""
+        groups = set()
+        for pid in listener_pids(self.port):
+            try:
+                groups.add(os.getpgid(pid))
+            except ProcessLookupError:
+                continue
+        return not groups or self.process.pid in groups
 
     def stop(self) -> None:
         """SIGTERM the group, SIGKILL if it lingers."""

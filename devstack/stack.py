@@ -121,10 +121,10 @@ def launch_function(
     """Start one function under functions-framework on a free port, its /metrics on another
     (unless `serve_metrics` is false: no METRICS_PORT, as infra/ deploys it); `wait_serving`
     waits for it."""
-    port = port or _unused_port()
+    port = port or free_port()
     env = {key: value for key, value in env.items() if key != "METRICS_PORT"}
     if serve_metrics:
-        metrics_port = metrics_port or _unused_port()
+        metrics_port = metrics_port or free_port()
         env["METRICS_PORT"] = str(metrics_port)
     else:
         metrics_port = 0
@@ -144,18 +144,6 @@ def launch_function(
     return RunningFunction(
         server.name, server.port, server.process, server.log_path, spec, metrics_port
     )
-
-
-_handed_out: set[int] = set()
-
-
-def _unused_port() -> int:
-    """A free port not already handed to another function of this run (each function takes
-    two, and the OS may offer a port again until its process has bound it)."""
-    while (port := free_port()) in _handed_out:
-        pass
-    _handed_out.add(port)
-    return port
 
 
 def scrape(url: str) -> list[Sample]:
