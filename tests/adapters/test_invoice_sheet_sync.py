@@ -148,6 +148,9 @@ def test_30_percent_of_sheets_calls_failing_still_ends_equal_to_erpnext(
     spreadsheet = set_up(standin)
     stores = FirestoreStores(project_id, timeout_s=10)
     standin.faults.kinds = ("429", "500", "503", "timeout", "timeout_after_apply")
+    # However few calls the gathering leaves, the worst faults happen: an answer lost after the
+    # write was applied, and a refusal; then 30% of the rest fail.
+    standin.faults.fail_next("timeout_after_apply", "503")
     standin.faults.set_rate(0.3, seed=11)
     events = [invoice(n, version) for n in range(150) for version in (1, 2, 3)]
     random.Random(3).shuffle(events)
@@ -158,6 +161,5 @@ def test_30_percent_of_sheets_calls_failing_still_ends_equal_to_erpnext(
     rows = tracker_rows(standin, spreadsheet)
     assert sorted(rows) == [f"SINV-{n:05d}" for n in range(150)]
     assert all(row[STATUS] == "Paid" for row in rows.values())
-    injected = sum(count for key, count in standin.calls.items() if key.startswith("fault:"))
-    assert injected >= 3  # the faults really happened
     assert standin.calls["fault:timeout_after_apply"] + standin.calls["fault:timeout"] >= 1
+    assert standin.calls["fault:503"] >= 1
