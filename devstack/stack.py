@@ -105,6 +105,10 @@ class RunningFunction(ServerProcess):
         return f"http://{self.host}"
 
     @property
+    def ports(self) -> tuple[int, ...]:
+        return (self.port, self.metrics_port) if self.metrics_port else (self.port,)
+
+    @property
     def metrics_url(self) -> str:
         return f"http://127.0.0.1:{self.metrics_port}/metrics"
 
@@ -178,6 +182,8 @@ class Devstack:
     oidc: OidcIssuer
     functions: dict[str, RunningFunction] = field(default_factory=dict)
     _stores: FirestoreStores | None = None
+    _past_logs: dict[str, list[Path]] = field(default_factory=dict)
+    """The logs of a function's earlier processes (it was restarted): each process has its own."""
 
     def tracker_rows(self) -> list[list[object]]:
         """The Invoice Tracker as a person sees it: header first."""
@@ -209,10 +215,10 @@ class Devstack:
         """Every JSON log line the consumer functions wrote, in time order."""
         entries: list[dict[str, object]] = []
         for target in (spec.target for spec in CONSUMER_FUNCTIONS.values()):
-            log_path = self.functions[target].log_path
-            for line in log_path.read_text(errors="replace").splitlines():
-                if line.startswith("{"):
-                    entries.append(json.loads(line))
+            for log_path in [*self._past_logs.get(target, []), self.functions[target].log_path]:
+                for line in log_path.read_text(errors="replace").splitlines():
+                    if line.startswith("{"):
+                        entries.append(json.loads(line))
         return sorted(entries, key=lambda entry: str(entry.get("time")))
 
     def outcomes(self) -> list[dict[str, object]]:
@@ -279,6 +285,7 @@ class Devstack:
         """Start a stopped or killed function again on its port (push endpoints stay valid)."""
         old = self.functions[target]
         old.stop()
+        self._past_logs.setdefault(target, []).append(old.log_path)
         self.functions[target] = wait_serving(
             launch_function(
                 old.spec, self.env, self.log_dir, port=old.port, metrics_port=old.metrics_port
