@@ -211,6 +211,12 @@ class Devstack:
             self._stores = FirestoreStores(self.project)
         return self._stores
 
+    def outboxes_empty(self) -> bool:
+        """No sheet change and no alert waits to be written or sent: every effect queued so far
+        has happened (or failed into a record)."""
+        stores = self.stores()
+        return not stores.sheet_outbox.pending(1) and not stores.alerts.pending(1)
+
     def consumer_log(self) -> list[dict[str, object]]:
         """Every JSON log line the consumer functions wrote, in time order."""
         entries: list[dict[str, object]] = []

@@ -19,7 +19,7 @@ from devstack.emulators import Emulators
 from devstack.erpnext import ErpNextStandIn
 from devstack.stack import BOT_USERNAME, CHATS, TELEGRAM_WEBHOOK, Devstack, running_devstack
 from shared.adapters.bot_store import FirestoreBotStore
-from tests.e2e import wait_until
+from tests.e2e import settle, wait_until
 
 SECRET = "e2e-bot-webhook-secret"
 ANA, DANA, BEN, STRANGER = 4001, 4004, 4002, 4999
@@ -261,12 +261,11 @@ def test_an_emergency_request_reaches_the_team_and_on_call_escaped(people: Devst
     def about(chat: int) -> list[str]:
         return [text for text in telegram.texts(chat) if name in text]
 
-    assert wait_until(lambda: len(about(CHATS["oncall"])) == 1 and len(about(GROUP)) == 1)
+    settle(people, name)
     (alarm,) = about(CHATS["oncall"])
     assert "EMERGENCY" in alarm
     assert "Gas smell &lt;b&gt;near&lt;/b&gt; boiler &amp; meter" in alarm
-    time.sleep(1)
-    assert len(about(CHATS["oncall"])) == 1 and len(about(GROUP)) == 1
+    assert len(about(GROUP)) == 1
 
 
 def test_a_service_report_reaches_the_admins_and_the_requests_pm(people: Devstack) -> None:

@@ -8,7 +8,6 @@ Priya (Cobalt Clinics). Each test uses its own person or its own documents.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator, Mapping
 from datetime import UTC, date, datetime, timedelta
@@ -29,7 +28,7 @@ from devstack.stack import (
     running_devstack,
 )
 from devstack.twilio import Message
-from tests.e2e import wait_until
+from tests.e2e import settle, wait_until
 
 SECRET = "e2e-whatsapp-webhook-secret"
 MARIA = "+447700900123"
@@ -99,23 +98,9 @@ def sent_by_api(stack: Devstack, phone: str) -> list[Message]:
     return [m for m in list(stack.twilio.outbound.get(phone, [])) if m.direction == "outbound-api"]
 
 
-def settled(stack: Devstack, name: str, timeout: float = 60.0) -> None:
-    """Every webhook ERPNext sent about `name` has reached the notifier and been dealt with."""
-    assert stack.erpnext.wait_for_deliveries(timeout=timeout)
-    deliveries = stack.erpnext.deliveries(docname=name)
-    assert all(d.state == "delivered" for d in deliveries), [d.state for d in deliveries]
-
-    def finished() -> int:
-        return sum(
-            1
-            for entry in stack.outcomes()
-            if entry.get("name") == name and entry["outcome"] in ("applied", "duplicate", "stale")
-        )
-
-    assert wait_until(lambda: finished() >= len(deliveries), timeout), (
-        finished(),
-        len(deliveries),
-    )
+def settled(stack: Devstack, name: str) -> None:
+    """Everything about `name` has happened (see `settle`), Twilio's status callbacks too."""
+    settle(stack, name)
     stack.twilio.settle()
 
 
@@ -271,7 +256,6 @@ def test_second_save_of_a_resolved_request_sends_nothing_more(stack: Devstack) -
     erp.save("Issue", name, {"resolution_details": "<p>Thermostat replaced.</p>"})
     settled(stack, name)
     assert len(erp.deliveries(docname=name, event="on_update")) == 3  # insert and both saves
-    time.sleep(2)  # room for a wrongly repeated message to show up
     assert len(sent_by_api(stack, PRIYA)) == 1
 
 
