@@ -316,7 +316,7 @@ class _Round:
                     refilled = time.monotonic()
                 wake = self._dispatch(telegram, in_flight)  # epoch seconds, as the pacer's
                 left = self.deadline - time.monotonic()
-                timeout = max(0.0, min(wake - time.time(), left))
+                timeout = max(0.0, min(wake - self._now(), left))
                 if in_flight:
                     done, _ = await asyncio.wait(
                         in_flight, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
@@ -336,12 +336,17 @@ class _Round:
                 self.known.add(queued.alert.key)
                 self.queues.setdefault(_dest(queued.alert), deque()).append(queued)
 
+    def _now(self) -> float:
+        """The pacers' time (epoch seconds): the drainer's clock, which also stamps the sends
+        other instances are primed with."""
+        return self.d.clock().timestamp()
+
     def _pacer(self, channel: str) -> Pacer:
         return self.telegram_pace if channel == "telegram" else self.whatsapp_pace
 
     def _dispatch(self, telegram: TelegramSession, in_flight: set[asyncio.Task[None]]) -> float:
         """Start every alert whose destination may take one now; the time of the next chance."""
-        now = time.time()
+        now = self._now()
         wake = now + 1.0
         for destination in list(self.queues):
             if len(in_flight) >= self.d.config.in_flight:
@@ -378,7 +383,7 @@ class _Round:
                 else:
                     message_id = await asyncio.to_thread(self._send_whatsapp, queued)
             finally:
-                self._pacer(alert.channel).finish(slot, time.time())
+                self._pacer(alert.channel).finish(slot, self._now())
                 self.busy.discard(_dest(alert))
         except ChatMoved as moved:
             log.warning(
@@ -439,7 +444,7 @@ class _Round:
 
     async def _retry(self, queued: QueuedAlert, exc: BaseException) -> None:
         d = self.d
-        now = time.time()
+        now = self._now()
         retry_after = getattr(exc, "retry_after_s", None)
         if retry_after is not None:
             # Throttled: the wait does not count as a failed attempt.

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
 import pytest
@@ -49,6 +49,7 @@ def drainer(
     *,
     whatsapp: WhatsAppSender | None = None,
     timeout_s: float = 20.0,
+    clock: Callable[[], datetime] = utc_now,
 ) -> AlertDrainer:
     limits = Limits(group_window_s=FAST_GROUP_WINDOW_S, margin_s=0.05)
     return AlertDrainer(
@@ -60,7 +61,7 @@ def drainer(
         errors=stores.errors,
         config=NotifierConfig(rules=(), chats={}, telegram_limits=limits, budget_s=120),
         owner=owner,
-        clock=utc_now,
+        clock=clock,
     )
 
 
@@ -122,19 +123,40 @@ def test_100_chats_drain_near_the_global_limit_with_no_429(
     assert 20 <= busiest <= 30, f"{busiest} messages in the busiest second ({elapsed:.1f} s in all)"
 
 
-def test_a_drain_just_after_another_keeps_the_global_limit(
-    stores: FirestoreStores, telegram: TelegramStandIn
-) -> None:
+class SharedClock:
+    """Telegram's clock and the drainers', on real time plus an offset the test moves: both
+    sides see the same jump, as if that much time had passed."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self.offset
+
+    def utc(self) -> datetime:
+        return datetime.now(UTC) + timedelta(seconds=self.offset)
+
+
+def test_a_drain_just_after_another_keeps_the_global_limit(stores: FirestoreStores) -> None:
     # 30 chats take one message each at once (the global limit: 30 a second). The next drain,
-    # another instance's, starts when those sends are older than the shortened group window but
-    # still inside that second: it must learn of them from the outbox and wait, not meet a 429.
-    # (It did meet one when it looked back only as far as the group window.)
-    stores.alerts.put([alert(n, 5001 + n) for n in range(30)], now=utc_now())
-    assert drainer(stores, telegram, "instance-a").drain().sent == 30
-    time.sleep(FAST_GROUP_WINDOW_S - 0.1)
-    stores.alerts.put([alert(n, 6001 + n) for n in range(30, 60)], now=utc_now())
-    assert drainer(stores, telegram, "instance-b").drain().sent == 30
-    assert telegram.refused == []
+    # another instance's, starts when those sends are older than the group window (plus its
+    # margin) but still inside that second: it must learn of them from the outbox and wait, not
+    # meet a 429. (It did meet one when it looked back only as far as the group window.)
+    clock = SharedClock()
+    with TelegramStandIn(
+        TOKEN, group_window_s=FAST_GROUP_WINDOW_S, clock=clock.monotonic
+    ) as telegram:
+        stores.alerts.put([alert(n, 5001 + n) for n in range(30)], now=clock.utc())
+        assert drainer(stores, telegram, "instance-a", clock=clock.utc).drain().sent == 30
+        stores.alerts.put([alert(n, 6001 + n) for n in range(30, 60)], now=clock.utc())
+        # Both clocks moved to just past the group window after the newest of those sends, as
+        # the outbox recorded it (the time the next drain reads).
+        newest = max(
+            at for _, _, at in stores.alerts.recent_sent(clock.utc() - timedelta(minutes=1))
+        )
+        clock.offset += newest + FAST_GROUP_WINDOW_S + 0.1 - clock.utc().timestamp()
+        assert drainer(stores, telegram, "instance-b", clock=clock.utc).drain().sent == 30
+        assert telegram.refused == []
 
 
 def test_the_same_alert_queued_three_times_is_sent_once(

@@ -41,6 +41,7 @@ from tests.e2e import wait_until
 from tests.reliability.scenario import (
     SUITE_ENV,
     Delivery,
+    Scenario,
     assert_applied_once,
     deliver,
     make_scenario,
@@ -67,17 +68,30 @@ def stack() -> Iterator[Devstack]:
         yield running
 
 
-def in_background(
-    deliveries: list[Delivery], attempts: int = 10
-) -> tuple[threading.Thread, Counter[int]]:
+def in_background(deliveries: list[Delivery]) -> tuple[threading.Thread, Counter[int]]:
     statuses: Counter[int] = Counter()
 
     def run() -> None:
-        statuses.update(deliver(deliveries, attempts=attempts))
+        statuses.update(deliver(deliveries))
 
     thread = threading.Thread(target=run)
     thread.start()
     return thread, statuses
+
+
+def mid_batch(stack: Devstack, made: Scenario) -> bool:
+    """The sheet and Drive consumers have each begun applying the batch."""
+    names = {"sheets_sync": set(made.invoices), "drive_upload": set(made.files)}
+    applied = {
+        function: {
+            o.get("name")
+            for o in stack.outcomes()
+            if o.get("function") == function and o["outcome"] == "applied"
+        }
+        & wanted
+        for function, wanted in names.items()
+    }
+    return all(applied.values())
 
 
 def kill_notifier_mid_send(stack: Devstack) -> int:
@@ -109,15 +123,14 @@ def test_consumers_killed_mid_batch_and_emulators_restarted_lose_and_double_noth
     with scheduled_jobs(stack, safety_nets=True), ExitStack() as restarted:
         # 1. kill -9 of every consumer mid-batch, and a Firestore outage of 15 s.
         posting, statuses = in_background(shuffled_twice(first, 1))
-        time.sleep(4)
+        assert wait_until(lambda: mid_batch(stack, first), timeout=120), "the batch never began"
         for name in ("sheets_sync", "drive_upload"):
             stack.crash(CONSUMER_FUNCTIONS[name].target)
         held = kill_notifier_mid_send(stack)
         killed_at = time.monotonic()
-        time.sleep(4)
         firestore = stack.emulators.firestore.process.pid
         os.killpg(firestore, signal.SIGSTOP)
-        time.sleep(15)
+        time.sleep(15)  # the outage's length, chosen: nothing is waited for
         os.killpg(firestore, signal.SIGCONT)
         posting.join()
         assert statuses == Counter({200: 2 * len(first.posts)}), statuses
@@ -152,8 +165,8 @@ def test_consumers_killed_mid_batch_and_emulators_restarted_lose_and_double_noth
         # 3. Pub/Sub killed while ERPNext sends, started again 10 s later on its port.
         old_pubsub = stack.emulators.pubsub
         old_pubsub.kill()
-        posting, statuses = in_background(shuffled_twice(second, 2), attempts=60)
-        time.sleep(10)
+        posting, statuses = in_background(shuffled_twice(second, 2))
+        time.sleep(10)  # the outage's length, chosen: nothing is waited for
         pubsub_again = launch_emulator("pubsub", stack.log_dir, port=old_pubsub.port)
         restarted.callback(pubsub_again.stop)
         pubsub_again.wait_listening(60)
