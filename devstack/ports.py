@@ -4,36 +4,56 @@ A port we hand to a server stays unbound for the seconds a JVM or a Python proce
 start. Any socket the kernel numbers itself in that time (an outgoing connection, a server that
 binds port 0, as both emulators do inside) is given a port from the ephemeral range, and could
 be given ours: the server then fails to bind while someone else answers on its port. So ports
-are picked outside that range, where only a process naming the port itself can take it, and
-never twice in one run.
+are picked outside that range, where only a process naming the port itself can take it, never
+twice in one run, and never one another run on this machine holds (two `make test` side by
+side): each port handed out is locked, in a file, for the life of the process that chose it.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import random
 import socket
+import tempfile
 import time
 from pathlib import Path
+from typing import IO
 
 LOWEST = 20000
 """Well clear of the ports services are known by."""
 EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 
-_handed_out: set[int] = set()
+RESERVATIONS = Path(tempfile.gettempdir()) / "erpnext-bridge-ports"
+"""One lock file per port some process on this machine handed out (the lock ends with it)."""
+
+_handed_out: dict[int, IO[bytes]] = {}
 _choose = random.SystemRandom().choice  # not the seedable global one: runs must not agree
 
 
 def free_port() -> int:
     """A port nobody listens on now, outside the kernel's ephemeral range when there is room,
-    and not handed out before in this process (we never use fixed ports)."""
+    and not handed out before, by this process or by another one still running (we never use
+    fixed ports)."""
     candidates = _outside_ephemeral()
     for _ in range(200):
         port = _choose(candidates) if candidates else _any_free()
-        if port not in _handed_out and _bindable(port):
-            _handed_out.add(port)
+        if port not in _handed_out and _bindable(port) and (lock := _reserve(port)):
+            _handed_out[port] = lock
             return port
     raise RuntimeError("found no free loopback port")
+
+
+def _reserve(port: int) -> IO[bytes] | None:
+    """The port's lock, held until this process ends; None when another process holds it."""
+    RESERVATIONS.mkdir(exist_ok=True)
+    lock = (RESERVATIONS / str(port)).open("ab")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        return None
+    return lock
 
 
 def wait_for_port(port: int, *, timeout: float, host: str = "127.0.0.1") -> bool:

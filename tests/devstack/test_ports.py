@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from devstack import ports
 from devstack.ports import EPHEMERAL_RANGE, free_port, listener_pids
 from devstack.processes import launch
 
@@ -56,3 +57,31 @@ def test_a_server_whose_port_another_process_holds_is_reported_not_started(
             late.stop()
         holder.kill()
         holder.wait()
+
+
+def test_a_port_another_running_process_handed_out_is_not_handed_out_here(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Another `make test` beside this one: it chose a port and has not bound it yet.
+    chooser = "import sys; from devstack.ports import free_port; print(free_port(), flush=True)"
+    other = subprocess.Popen(
+        [sys.executable, "-c", chooser + "; sys.stdin.read()"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert other.stdout is not None
+        theirs = int(other.stdout.readline())
+        offered = [theirs, theirs]  # what the random choice comes up with first, then its own
+        real_choose = ports._choose
+        monkeypatch.setattr(
+            ports,
+            "_choose",
+            lambda candidates: offered.pop() if offered else real_choose(candidates),
+        )
+        mine = free_port()
+        assert offered == [] and mine != theirs
+    finally:
+        other.kill()
+        other.wait()
