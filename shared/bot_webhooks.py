@@ -23,8 +23,14 @@ from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape
 
 from shared import logs
-from shared.adapters.erpnext import NotFound
-from shared.errors import AccessDenied, ClaimHeld, InvalidPayload, Retryable, UpstreamUnavailable
+from shared.errors import (
+    AccessDenied,
+    ClaimHeld,
+    InvalidPayload,
+    NotFound,
+    Retryable,
+    UpstreamUnavailable,
+)
 from shared.ports import ServiceDesk
 from shared.runtime import HttpAnswer, HttpRequest, answer, read_body
 from shared.servicedesk import normalise_e164

@@ -19,8 +19,6 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from shared.adapters.drive import DriveItem, GoogleDrive
-from shared.adapters.erpnext import DocumentChanged, ErpNextClient, NotFound
 from shared.config import DriveConfig
 from shared.core.envelope import Envelope, Json, build_envelope
 from shared.core.executions import RunCounts
@@ -29,11 +27,21 @@ from shared.errors import (
     AccessDenied,
     BridgeError,
     ConfigurationError,
+    DocumentChanged,
     InvalidPayload,
+    NotFound,
     UpstreamRejected,
     UpstreamUnavailable,
 )
-from shared.ports import DocumentLister, ErrorLog, FolderRegistry, SyncExecutionLog
+from shared.ports import (
+    DocumentLister,
+    DriveFiles,
+    DriveItem,
+    ErpDocuments,
+    ErrorLog,
+    FolderRegistry,
+    SyncExecutionLog,
+)
 from shared.runtime import failure_report
 
 APP_KEY = "erp_file"
@@ -45,8 +53,8 @@ TRASH_EVENT = "on_trash"
 class DriveUploader:
     """The drive_upload service; `apply` is the consumer's side effect."""
 
-    drive: GoogleDrive
-    erp: ErpNextClient
+    drive: DriveFiles
+    erp: ErpDocuments
     folders: FolderRegistry
     config: DriveConfig
     site: str
@@ -321,10 +329,10 @@ class AttachmentProxy:
     bytes, so no Drive link is ever made public.
     """
 
-    drive: GoogleDrive
-    erp: ErpNextClient
+    drive: DriveFiles
+    erp: ErpDocuments
     config: DriveConfig
-    as_user: Callable[[str], ErpNextClient]
+    as_user: Callable[[str], ErpDocuments]
     """An ERPNext client with the person's token ("key:secret")."""
 
     def open(self, file_name: str, user_token: str | None) -> Download:

@@ -11,8 +11,21 @@
         ├── AlreadyRunning           a job asked to start while it runs (409)
         ├── MappingError             a valid event that cannot be mapped to the target's shape
         └── UpstreamRejected         an outside service refused the request (4xx other than 429)
+            ├── NotFound             ERPNext: the document, file or method does not exist (404)
+            ├── PermissionDenied     ERPNext: the API user may not read or write it (403)
+            ├── DocumentChanged      ERPNext: modified after it was read (417, optimistic lock)
+            ├── ChatMoved            Telegram: the group became a supergroup with a new id
+            └── OutsideSessionWindow WhatsApp: free text refused after 24 h; send a template
 
-ConfigurationError is not in the tree on purpose: it stops an instance at start, it is never an event.
+    ConfigurationError               the deployment is wrong, not the event
+    └── StorageQuotaRefused          Drive: a service account writing outside a shared drive
+
+ConfigurationError stands outside the tree. Raised at start (a missing setting), it stops the
+instance. Raised while handling an event (ERPNext answers 401, Drive refuses the credentials or
+the folder, the sheet's header is not the tracker's), it says the deployment must be fixed, and
+no event is to blame: the runtime treats it as a surprise, so the event gets a pending error
+record saying what to fix and is retried (Pub/Sub redelivers until the dead letter keeps it),
+and once the settings are right the retries and replays let the backlog through.
 """
 
 from __future__ import annotations
@@ -103,3 +116,36 @@ class UpstreamRejected(Permanent):
 
 class ConfigurationError(Exception):
     """Settings are missing or contradict each other; raised at instance start, never per event."""
+
+
+class NotFound(UpstreamRejected):
+    """ERPNext: the document, file or method does not exist (any more): HTTP 404."""
+
+
+class PermissionDenied(UpstreamRejected):
+    """ERPNext: the API user is authenticated but may not read or write this: HTTP 403."""
+
+
+class DocumentChanged(UpstreamRejected):
+    """ERPNext: optimistic locking refused a save, the document was modified after it was read
+    (HTTP 417)."""
+
+
+class ChatMoved(UpstreamRejected):
+    """Telegram: a group became a supergroup, and Telegram names the chat's new id."""
+
+    def __init__(self, new_chat_id: int) -> None:
+        super().__init__("the group was upgraded to a supergroup with a new id", service="telegram")
+        self.new_chat_id = new_chat_id
+
+
+class OutsideSessionWindow(UpstreamRejected):
+    """WhatsApp refused free text: the person's last message is more than 24 hours old (63016).
+    Send an approved template instead."""
+
+    def __init__(self, message: str, **context: str) -> None:
+        super().__init__(message, service="twilio", **context)
+
+
+class StorageQuotaRefused(ConfigurationError):
+    """Drive refused the content: a service account writing outside a shared drive."""

@@ -27,7 +27,6 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from shared import logs
-from shared.adapters.telegram import ChatMoved, TelegramApi, TelegramSession
 from shared.core.alerts import (
     REPEAT_NOTICE,
     TELEGRAM_ALERT_LIMIT,
@@ -45,7 +44,13 @@ from shared.core.alerts import (
 from shared.core.envelope import Envelope
 from shared.core.failures import FailureReport
 from shared.core.pacing import Destination, Limits, Pacer, Slot
-from shared.errors import BridgeError, ConfigurationError, UpstreamRejected, UpstreamUnavailable
+from shared.errors import (
+    BridgeError,
+    ChatMoved,
+    ConfigurationError,
+    UpstreamRejected,
+    UpstreamUnavailable,
+)
 from shared.ports import (
     AlertOutbox,
     ChatLinks,
@@ -55,6 +60,8 @@ from shared.ports import (
     QueuedAlert,
     SentMessage,
     ServiceDesk,
+    TelegramSender,
+    TelegramSession,
     WhatsAppSessions,
 )
 
@@ -229,7 +236,7 @@ class AlertDrainer:
 
     outbox: AlertOutbox
     lease: Lease
-    telegram: TelegramApi
+    telegram: TelegramSender
     whatsapp: WhatsApp | None
     sessions: WhatsAppSessions
     errors: ErrorLog

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Literal, Protocol
@@ -308,3 +309,98 @@ class WhatsAppSessions(Protocol):
     def last_inbound(self, phone: str) -> datetime | None: ...
 
     def record_inbound(self, phone: str, *, now: datetime) -> None: ...
+
+
+# -- ERPNext documents, Drive and Telegram, as the services use them --------------------------
+
+
+class ErpDocuments(Protocol):
+    """ERPNext's document API (the adapter is `ErpNextClient`): read, save and list documents,
+    and stream a File's bytes."""
+
+    def get_doc(self, doctype: str, name: str) -> Mapping[str, Json]: ...
+
+    def update(
+        self, doctype: str, name: str, values: Mapping[str, Json], *, modified: str | None
+    ) -> Mapping[str, Json]: ...
+
+    def insert(self, doctype: str, values: Mapping[str, Json]) -> Mapping[str, Json]: ...
+
+    def delete(self, doctype: str, name: str) -> None: ...
+
+    def iter_docs(
+        self,
+        doctype: str,
+        *,
+        fields: Sequence[str],
+        filters: Sequence[tuple[str, str, object]] = (),
+        order_by: str = "modified asc",
+        page_length: int = ...,
+    ) -> Iterator[Mapping[str, Json]]: ...
+
+    def stream_file(
+        self, file_url: str, chunk_size: int = ...
+    ) -> AbstractContextManager[Iterator[bytes]]: ...
+
+
+@dataclass(frozen=True)
+class DriveItem:
+    id: str
+    name: str
+    web_link: str
+    md5: str | None = None
+    size: int | None = None
+
+
+@dataclass(frozen=True)
+class Uploaded:
+    item: DriveItem
+    sent_md5: str
+    sent_bytes: int
+
+
+class DriveFiles(Protocol):
+    """Google Drive's files, as the Drive filing needs them (the adapter is `GoogleDrive`)."""
+
+    def find(
+        self,
+        *,
+        app_property: tuple[str, str] | None = None,
+        name: str | None = None,
+        parent: str | None = None,
+        folder: bool = False,
+    ) -> list[DriveItem]: ...
+
+    def create_folder(
+        self, name: str, parent: str, app_properties: Mapping[str, str]
+    ) -> DriveItem: ...
+
+    def upload(
+        self,
+        name: str,
+        parent: str,
+        mimetype: str,
+        chunks: Iterator[bytes],
+        *,
+        size: int | None,
+        app_properties: Mapping[str, str],
+    ) -> Uploaded: ...
+
+    def download(self, file_id: str) -> Iterator[bytes]: ...
+
+    def set_app_properties(self, file_id: str, values: Mapping[str, str | None]) -> None: ...
+
+    def trash(self, file_id: str) -> None: ...
+
+
+class TelegramSession(Protocol):
+    async def send(self, chat: int, text: str, topic: int | None = None) -> int:
+        """Send HTML text; the message id. Raises UpstreamUnavailable (retry_after_s on a 429),
+        ChatMoved or UpstreamRejected."""
+        ...
+
+
+class TelegramSender(Protocol):
+    """The Bot API for the alerts (the adapter is `TelegramApi`): one session per drain."""
+
+    def session(self) -> AbstractAsyncContextManager[TelegramSession]: ...

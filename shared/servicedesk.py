@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from shared.adapters.erpnext import ChildFilter, ErpNextClient, Filter, NotFound
+from shared.adapters.erpnext import ChildFilter, ErpNextClient, Filter
 from shared.core.envelope import Json
-from shared.errors import ConfigurationError, InvalidPayload
+from shared.errors import ConfigurationError, InvalidPayload, NotFound
 from shared.ports import DeskFigures, ServiceRequest
 
 E164_MIN_DIGITS = 7

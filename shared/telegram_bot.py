@@ -16,8 +16,13 @@ from datetime import datetime, timedelta
 from typing import Literal, Protocol, TypeVar
 
 from shared import logs
-from shared.adapters.erpnext import NotFound, PermissionDenied
-from shared.errors import BridgeError, UpstreamRejected, UpstreamUnavailable
+from shared.errors import (
+    BridgeError,
+    NotFound,
+    PermissionDenied,
+    UpstreamRejected,
+    UpstreamUnavailable,
+)
 from shared.ports import ChatLinks, ServiceDesk, ServiceRequest
 
 log = logging.getLogger(__name__)

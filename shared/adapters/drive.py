@@ -13,7 +13,6 @@ import hashlib
 import io
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import httplib2
@@ -25,7 +24,13 @@ from shared import resilience
 from shared.adapters.clients import discovery_client, per_thread
 from shared.backoff import Backoff
 from shared.config import DriveConfig
-from shared.errors import ConfigurationError, UpstreamRejected, UpstreamUnavailable
+from shared.errors import (
+    ConfigurationError,
+    StorageQuotaRefused,
+    UpstreamRejected,
+    UpstreamUnavailable,
+)
+from shared.ports import DriveItem, Uploaded
 
 SERVICE = "drive"
 FOLDER = "application/vnd.google-apps.folder"
@@ -33,26 +38,6 @@ SIMPLE_LIMIT = 5 * 1024 * 1024
 CHUNK = 8 * 1024 * 1024  # a multiple of 256 KiB
 FILE_FIELDS = "id,name,md5Checksum,webViewLink,size,parents,trashed,appProperties"
 SCOPES = ["https://www.googleapis.com/auth/drive"]
-
-
-class StorageQuotaRefused(ConfigurationError):
-    """Drive refused the content: a service account writing outside a shared drive."""
-
-
-@dataclass(frozen=True)
-class DriveItem:
-    id: str
-    name: str
-    web_link: str
-    md5: str | None = None
-    size: int | None = None
-
-
-@dataclass(frozen=True)
-class Uploaded:
-    item: DriveItem
-    sent_md5: str
-    sent_bytes: int
 
 
 def drive_client(

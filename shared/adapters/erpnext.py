@@ -26,7 +26,14 @@ import requests
 
 from shared import resilience
 from shared.core.envelope import Json
-from shared.errors import ConfigurationError, UpstreamRejected, UpstreamUnavailable
+from shared.errors import (
+    ConfigurationError,
+    DocumentChanged,
+    NotFound,
+    PermissionDenied,
+    UpstreamRejected,
+    UpstreamUnavailable,
+)
 
 SERVICE = "erpnext"
 PAGE_LENGTH = 500
@@ -38,18 +45,6 @@ ChildFilter = tuple[str, str, str, object]
 """(child doctype, field, operator, value): parents with a child row matching (Frappe joins)."""
 
 _TAGS = re.compile(r"<[^>]+>")
-
-
-class NotFound(UpstreamRejected):
-    """The document, file or method does not exist (any more): HTTP 404."""
-
-
-class PermissionDenied(UpstreamRejected):
-    """The API user is authenticated but may not read or write this: HTTP 403."""
-
-
-class DocumentChanged(UpstreamRejected):
-    """Optimistic locking refused a save: the document was modified after it was read (417)."""
 
 
 class ErpNextClient:

@@ -29,19 +29,11 @@ from telegram.error import (
 from telegram.request import HTTPXRequest
 
 from shared import resilience
-from shared.errors import UpstreamRejected, UpstreamUnavailable
+from shared.errors import ChatMoved, UpstreamRejected, UpstreamUnavailable
 
 SERVICE = "telegram"
 PHOTO_LIMIT_BYTES = 20 * 1024 * 1024
 """Bots may download files up to 20 MB."""
-
-
-class ChatMoved(UpstreamRejected):
-    """A group became a supergroup: Telegram names the chat's new id."""
-
-    def __init__(self, new_chat_id: int) -> None:
-        super().__init__("the group was upgraded to a supergroup with a new id", service=SERVICE)
-        self.new_chat_id = new_chat_id
 
 
 @dataclass(frozen=True)

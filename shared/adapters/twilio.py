@@ -27,7 +27,7 @@ from twilio.rest import Client  # type: ignore[import-untyped]
 from urllib3.exceptions import NewConnectionError
 
 from shared import resilience
-from shared.errors import UpstreamRejected, UpstreamUnavailable
+from shared.errors import OutsideSessionWindow, UpstreamRejected, UpstreamUnavailable
 from shared.ports import SentMessage
 
 SERVICE = "twilio"
@@ -220,11 +220,3 @@ def _seconds(value: str | None) -> float | None:
         return float(value) if value else None
     except ValueError:
         return None  # an HTTP date: rare enough from Twilio to back off our own way
-
-
-class OutsideSessionWindow(UpstreamRejected):
-    """WhatsApp refused free text: the person's last message is more than 24 hours old (63016).
-    Send an approved template instead."""
-
-    def __init__(self, message: str, **context: str) -> None:
-        super().__init__(message, service=SERVICE, **context)

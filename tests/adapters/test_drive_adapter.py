@@ -12,15 +12,10 @@ import pytest
 from google.oauth2.credentials import Credentials
 
 from devstack.drive import DriveStandIn
-from shared.adapters.drive import (
-    GoogleDrive,
-    StorageQuotaRefused,
-    drive_client,
-    drive_credentials,
-)
+from shared.adapters.drive import GoogleDrive, drive_client, drive_credentials
 from shared.backoff import Backoff
 from shared.config import DriveConfig
-from shared.errors import ConfigurationError
+from shared.errors import ConfigurationError, StorageQuotaRefused
 
 KIB = 1024
 

@@ -7,8 +7,14 @@ from collections.abc import Iterator
 import pytest
 
 from devstack.erpnext import ErpNextStandIn
-from shared.adapters.erpnext import DocumentChanged, ErpNextClient, NotFound
-from shared.errors import ConfigurationError, UpstreamRejected, UpstreamUnavailable
+from shared.adapters.erpnext import ErpNextClient
+from shared.errors import (
+    ConfigurationError,
+    DocumentChanged,
+    NotFound,
+    UpstreamRejected,
+    UpstreamUnavailable,
+)
 
 SECRET = "s3cret-api-value"
 LIST = "/api/resource/Sales Invoice"

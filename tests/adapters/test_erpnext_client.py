@@ -12,9 +12,15 @@ import pytest
 import requests
 
 from devstack.erpnext import ErpNextStandIn
-from shared.adapters.erpnext import DocumentChanged, ErpNextClient, NotFound
+from shared.adapters.erpnext import ErpNextClient
 from shared.directory import ErpNextDirectory
-from shared.errors import ConfigurationError, UpstreamRejected, UpstreamUnavailable
+from shared.errors import (
+    ConfigurationError,
+    DocumentChanged,
+    NotFound,
+    UpstreamRejected,
+    UpstreamUnavailable,
+)
 
 KEY = "bridge-key"
 SECRET = "s3cret-api-value-7f1c"

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from devstack.erpnext import ErpNextStandIn
-from shared.adapters.erpnext import ErpNextClient, NotFound
-from shared.errors import InvalidPayload, UpstreamRejected
+from shared.adapters.erpnext import ErpNextClient
+from shared.errors import InvalidPayload, NotFound, UpstreamRejected
 from shared.ports import ServiceDesk
 from shared.servicedesk import DeskConfig, ErpNextServiceDesk, normalise_e164
 

@@ -11,14 +11,8 @@ import pytest
 
 from devstack.httpserver import LoopbackServer, Reply
 from devstack.twilio import TwilioStandIn
-from shared.adapters.twilio import (
-    MessageStatus,
-    OutsideSessionWindow,
-    WhatsAppSender,
-    failure_of,
-    signature_valid,
-)
-from shared.errors import Permanent, UpstreamRejected, UpstreamUnavailable
+from shared.adapters.twilio import MessageStatus, WhatsAppSender, failure_of, signature_valid
+from shared.errors import OutsideSessionWindow, Permanent, UpstreamRejected, UpstreamUnavailable
 from tests.fakes import SettableClock
 
 ACCOUNT = "AC" + "fedcba9876543210" * 2

@@ -13,8 +13,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.adapters.erpnext import NotFound, PermissionDenied
-from shared.errors import BridgeError, ClaimHeld, UpstreamRejected, UpstreamUnavailable
+from shared.errors import (
+    BridgeError,
+    ClaimHeld,
+    NotFound,
+    PermissionDenied,
+    UpstreamRejected,
+    UpstreamUnavailable,
+)
 from shared.ports import DeskFigures, ServiceRequest
 from shared.telegram_bot import (
     ERPNEXT_DOWN,
