@@ -27,9 +27,9 @@ from devstack.emulators import running_emulators
 from devstack.telegram import TelegramStandIn
 from shared.adapters.firestore import FirestoreStores
 from shared.adapters.telegram import TelegramApi
-from shared.core.alerts import Alert
-from shared.core.pacing import Limits
-from shared.notifier import AlertDrainer, NotifierConfig
+from shared.alerts.notifier import AlertDrainer, NotifierConfig
+from shared.alerts.pacing import Limits
+from shared.alerts.rules import Alert
 
 TOKEN = "7000009:bench-token"
 GROUP = -1009999

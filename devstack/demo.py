@@ -37,8 +37,8 @@ from devstack.twilio import Message
 from shared.adapters.bot_store import FirestoreBotStore
 from shared.adapters.pubsub import ensure_pull_subscription
 from shared.core.routing import DEAD_LETTER, TOPICS
-from shared.core.sheet_layout import TRACKER_TAB
-from shared.servicedesk import normalise_e164
+from shared.servicedesk.phones import normalise_e164
+from shared.sheets.layout import TRACKER_TAB
 
 console = Console(width=150)
 SITE = "erp.example.com"

@@ -34,10 +34,10 @@ from shared.adapters.firestore import FirestoreStores
 from shared.adapters.pubsub import ensure_push_subscription, ensure_topic
 from shared.adapters.sheets import GoogleSheetLayout, sheets_client
 from shared.adapters.telegram import TelegramApi
-from shared.config import Settings
 from shared.core.routing import DEAD_LETTER, DEAD_LETTER_SUBSCRIPTION, SUBSCRIPTIONS, TOPICS
-from shared.core.sheet_layout import TRACKER_TAB
-from shared.sheets_sync import set_up_sheet
+from shared.settings import Settings
+from shared.sheets.layout import TRACKER_TAB
+from shared.sheets.sync import set_up_sheet
 
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT_S = 60.0

@@ -73,7 +73,7 @@ resource "google_cloudfunctions2_function" "fn" {
       { GCP_PROJECT = var.project },
       local.folder_env[each.value.source],
       each.value.access == "scheduler" || each.value.access == "private" ? {
-        # shared/auth.py: the scheduled jobs verify the caller's OIDC token themselves too.
+        # shared/platform/auth.py: the scheduled jobs verify the caller's OIDC token themselves too.
         ADMIN_AUDIENCE       = local.function_url[each.key]
         ADMIN_ALLOWED_EMAILS = join(",", concat([google_service_account.scheduler.email], var.admin_emails))
       } : {},

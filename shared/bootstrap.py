@@ -15,30 +15,30 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from shared import logs, metrics, observability
-from shared.config import SecretReader, Settings
 from shared.errors import ConfigurationError
-from shared.ingress import Ingress
-from shared.ports import SyncExecutionLog
-from shared.runtime import Consumer, DeadLetterRecorder, Effect
+from shared.ingress.webhook import Ingress
+from shared.platform import logs, metrics, observability
+from shared.platform.ports import SyncExecutionLog
+from shared.platform.runtime import Consumer, DeadLetterRecorder, Effect
+from shared.settings import SecretReader, Settings
 
 if TYPE_CHECKING:
     from shared.adapters.bot_store import FirestoreBotStore
     from shared.adapters.erpnext import ErpNextClient
+    from shared.adapters.erpnext_servicedesk import ErpNextServiceDesk
     from shared.adapters.firestore import FirestoreStores
     from shared.adapters.telegram import TelegramApi
-    from shared.admin_api import AdminApi
-    from shared.auth import AdminAuth
-    from shared.bot_webhooks import TelegramWebhook, WhatsAppWebhook
-    from shared.config import NotifierSettings
-    from shared.core.invoice_rows import TrackerConfig
-    from shared.drive_upload import AttachmentProxy, DriveBackfill, DriveUploader
-    from shared.notifier import Notifier
-    from shared.operations import ErrorDesk, JobLocks
-    from shared.reconcile import InvoiceReconciliation
-    from shared.servicedesk import ErpNextServiceDesk
-    from shared.sheets_sync import InvoiceSheetSync
-    from shared.telegram_bot import TelegramBot
+    from shared.alerts.notifier import Notifier
+    from shared.alerts.settings import NotifierSettings
+    from shared.bot.commands import TelegramBot
+    from shared.bot.webhooks import TelegramWebhook, WhatsAppWebhook
+    from shared.drive.filing import AttachmentProxy, DriveBackfill, DriveUploader
+    from shared.operations.admin_api import AdminApi
+    from shared.operations.triage import ErrorTriage, JobLocks
+    from shared.platform.auth import AdminAuth
+    from shared.sheets.reconcile import InvoiceReconciliation
+    from shared.sheets.rows import TrackerConfig
+    from shared.sheets.sync import InvoiceSheetSync
 
 
 FUNCTIONS = ("erp_webhook", "sheets_sync", "drive_upload", "notifier")
@@ -155,9 +155,9 @@ def sheets_service() -> Callable[[], Any]:
 
 @functools.cache
 def invoice_sheet_sync() -> InvoiceSheetSync:
+    from shared.adapters.erpnext_directory import ErpNextDirectory
     from shared.adapters.sheets import GoogleInvoiceSheet
-    from shared.directory import ErpNextDirectory
-    from shared.sheets_sync import InvoiceSheetSync
+    from shared.sheets.sync import InvoiceSheetSync
 
     config, tracker = _tracker()
     stores = _firestore(config.project)
@@ -178,7 +178,7 @@ def invoice_sheet_sync() -> InvoiceSheetSync:
 
 @functools.cache
 def invoice_reconciliation() -> InvoiceReconciliation:
-    from shared.reconcile import InvoiceReconciliation
+    from shared.sheets.reconcile import InvoiceReconciliation
 
     config, _ = _tracker()
     stores = _firestore(config.project)
@@ -197,7 +197,7 @@ def invoice_reconciliation() -> InvoiceReconciliation:
 def drive_uploader() -> DriveUploader:
     """The drive_upload service; a shared drive is checked once, here, so a wrong id says so."""
     from shared.adapters.drive import GoogleDrive, drive_client, drive_credentials
-    from shared.drive_upload import DriveUploader
+    from shared.drive.filing import DriveUploader
 
     config = settings("drive_upload")
     drive_config = config.drive
@@ -227,7 +227,7 @@ def drive_uploader() -> DriveUploader:
 @functools.cache
 def attachment_proxy() -> AttachmentProxy:
     from shared.adapters.erpnext import ErpNextClient
-    from shared.drive_upload import AttachmentProxy
+    from shared.drive.filing import AttachmentProxy
 
     config = settings("drive_upload")
     uploader = drive_uploader()
@@ -244,7 +244,7 @@ def attachment_proxy() -> AttachmentProxy:
 
 @functools.cache
 def drive_backfill() -> DriveBackfill:
-    from shared.drive_upload import DriveBackfill
+    from shared.drive.filing import DriveBackfill
 
     config = settings("drive_upload")
     stores = _firestore(config.project)
@@ -266,7 +266,7 @@ def _notifier_settings() -> tuple[Settings, NotifierSettings]:
 
 @functools.cache
 def service_desk() -> ErpNextServiceDesk:
-    from shared.servicedesk import DeskConfig, ErpNextServiceDesk
+    from shared.adapters.erpnext_servicedesk import DeskConfig, ErpNextServiceDesk
 
     config, _ = _notifier_settings()
     return ErpNextServiceDesk(
@@ -289,10 +289,10 @@ def telegram_api() -> TelegramApi:
 
 @functools.cache
 def notifier() -> Notifier:
+    from shared.adapters.erpnext_directory import ErpNextDirectory
     from shared.adapters.twilio import WhatsAppSender
-    from shared.core.pacing import Limits
-    from shared.directory import ErpNextDirectory
-    from shared.notifier import AlertDrainer, AlertPlanner, Notifier, NotifierConfig
+    from shared.alerts.notifier import AlertDrainer, AlertPlanner, Notifier, NotifierConfig
+    from shared.alerts.pacing import Limits
 
     config, notifier_config = _notifier_settings()
     stores = _firestore(config.project)
@@ -346,7 +346,7 @@ def _bot_store() -> FirestoreBotStore:
 
 @functools.cache
 def telegram_bot() -> TelegramBot:
-    from shared.telegram_bot import BotConfig, TelegramBot
+    from shared.bot.commands import BotConfig, TelegramBot
 
     _, notifier_config = _notifier_settings()
     emergency = notifier_config.names.emergency_priorities[:1]
@@ -365,7 +365,7 @@ def telegram_bot() -> TelegramBot:
 
 @functools.cache
 def telegram_webhook() -> TelegramWebhook:
-    from shared.bot_webhooks import TelegramWebhook
+    from shared.bot.webhooks import TelegramWebhook
 
     _, notifier_config = _notifier_settings()
     return TelegramWebhook(
@@ -380,7 +380,7 @@ def telegram_webhook() -> TelegramWebhook:
 @functools.cache
 def whatsapp_webhook() -> WhatsAppWebhook:
     from shared.adapters.twilio import signature_valid
-    from shared.bot_webhooks import WhatsAppWebhook
+    from shared.bot.webhooks import WhatsAppWebhook
     from shared.errors import UpstreamRejected
 
     config, notifier_config = _notifier_settings()
@@ -445,20 +445,21 @@ def dead_letter_recorder() -> DeadLetterRecorder:
 @functools.cache
 def admin_auth(function: str) -> AdminAuth:
     """Who may call `function`'s admin and scheduled endpoints."""
-    from shared.auth import AdminAuth
+    from shared.adapters.google_identity import GoogleIdTokens
+    from shared.platform.auth import AdminAuth
 
     config = settings(function)
     return AdminAuth(
         audience=config.admin_audience,
         allowed=config.admin_allowed,
+        tokens=GoogleIdTokens(config.google_certs_url) if config.admin_audience else None,
         local_key=config.admin_key,
-        certs_url=config.google_certs_url,
     )
 
 
 @functools.cache
 def job_locks(function: str) -> JobLocks:
-    from shared.operations import JobLocks
+    from shared.operations.triage import JobLocks
 
     stores = _firestore(settings(function).project)
     return JobLocks(lease=stores.lease, owner=instance_id(), clock=utc_now)
@@ -469,11 +470,11 @@ def executions(function: str) -> SyncExecutionLog:
 
 
 @functools.cache
-def error_desk() -> ErrorDesk:
-    from shared.operations import ErrorDesk
+def error_triage() -> ErrorTriage:
+    from shared.operations.triage import ErrorTriage
 
     config = settings("erp_webhook")
-    return ErrorDesk(
+    return ErrorTriage(
         errors=_firestore(config.project).errors,
         publisher=ingress().publisher,
         routes=config.routes,
@@ -488,10 +489,10 @@ def error_desk() -> ErrorDesk:
 
 @functools.cache
 def admin_api() -> AdminApi:
-    from shared.admin_api import AdminApi
+    from shared.operations.admin_api import AdminApi
 
     return AdminApi(
-        auth=admin_auth("erp_webhook"), desk=error_desk, executions=executions("erp_webhook")
+        auth=admin_auth("erp_webhook"), desk=error_triage, executions=executions("erp_webhook")
     )
 
 
@@ -517,7 +518,7 @@ def reset() -> None:
         whatsapp_webhook,
         admin_auth,
         job_locks,
-        error_desk,
+        error_triage,
         admin_api,
         consumer,
         dead_letter_recorder,

@@ -20,13 +20,13 @@ import sys
 from collections.abc import Callable, Sequence
 
 from shared import bootstrap
-from shared.core.executions import RunCounts
 from shared.errors import BridgeError, ConfigurationError
+from shared.platform.executions import RunCounts
 
 
 def sheet_setup(*args: str) -> int:
     from shared.adapters.sheets import GoogleSheetLayout
-    from shared.sheets_sync import set_up_sheet
+    from shared.sheets.sync import set_up_sheet
 
     config = bootstrap.settings("sheets_sync")
     assert config.tracker is not None  # settings refuse to load without it
@@ -110,14 +110,14 @@ def errors(*args: str) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from shared.core.error_query import ErrorFilter, to_csv
+    from shared.operations.error_query import ErrorFilter, to_csv
 
     as_csv = "--csv" in args
     pairs = [arg for arg in args if arg != "--csv"]
     if any("=" not in pair for pair in pairs):
         raise ConfigurationError("filters are NAME=VALUE, e.g. status=pending integration=notifier")
     wanted = ErrorFilter.parse(dict(pair.split("=", 1) for pair in pairs))
-    records = bootstrap.error_desk().find(wanted)
+    records = bootstrap.error_triage().find(wanted)
     if as_csv:
         sys.stdout.write(to_csv(records))
         return 0
@@ -140,7 +140,7 @@ def errors(*args: str) -> int:
 
 def _set_status(status: str) -> Callable[..., int]:
     def command(*ids: str) -> int:
-        changed = bootstrap.error_desk().set_status(list(ids), status, note="bridge command")
+        changed = bootstrap.error_triage().set_status(list(ids), status, note="bridge command")
         print(f"{len(changed)} of {len(ids)} records now {status}")
         return 0 if len(changed) == len(ids) else 1
 
@@ -148,11 +148,11 @@ def _set_status(status: str) -> Callable[..., int]:
 
 
 def replay(*args: str) -> int:
-    from shared.operations import Source
+    from shared.operations.triage import Source
 
     ids = [arg for arg in args if arg != "--current"]
     source: Source = "current" if "--current" in args else "original"
-    execution, report = bootstrap.error_desk().replay(ids, source)
+    execution, report = bootstrap.error_triage().replay(ids, source)
     for record_id in report.replayed:
         print(f"replayed {record_id}")
     for record_id, why in report.skipped.items():

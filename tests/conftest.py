@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from devstack.emulators import Emulators, running_emulators
-from shared.resilience import BREAKERS
+from shared.platform.resilience import BREAKERS
 
 
 @pytest.fixture(autouse=True)

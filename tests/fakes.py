@@ -9,11 +9,11 @@ from datetime import datetime, timedelta
 
 from shared.core.claims import Claim, ClaimOutcome, ClaimState, can_take_over, claim_key, new_claim
 from shared.core.envelope import Envelope
-from shared.core.executions import RunCounts, RunStatus, SyncExecution
-from shared.core.failures import ErrorStatus, FailureReport
-from shared.core.invoice_rows import CellValue, IndexedRow, RowPlan, coalesce
 from shared.core.versions import parse_modified
 from shared.errors import ClaimHeld, UpstreamUnavailable
+from shared.platform.executions import RunCounts, RunStatus, SyncExecution
+from shared.platform.failures import ErrorStatus, FailureReport
+from shared.sheets.rows import CellValue, IndexedRow, RowPlan, coalesce
 
 
 @dataclass

@@ -15,7 +15,8 @@ import flask
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from shared import bootstrap, runtime
+from shared import bootstrap
+from shared.platform import runtime
 
 _settings = bootstrap.settings("drive_upload")  # fail fast at start when settings are missing
 

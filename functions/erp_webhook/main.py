@@ -11,8 +11,9 @@ import flask
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from shared import bootstrap, runtime
-from shared.ingress import Accepted
+from shared import bootstrap
+from shared.ingress.webhook import Accepted
+from shared.platform import runtime
 
 SIGNATURE_HEADER = "X-Frappe-Webhook-Signature"
 
@@ -58,7 +59,7 @@ def admin_api(request: flask.Request) -> runtime.HttpAnswer:
 
 def _retry(request: runtime.HttpRequest) -> runtime.HttpAnswer:
     bootstrap.admin_auth("erp_webhook").verify(request.headers)
-    return runtime.job_answer(bootstrap.error_desk().retry_pending())
+    return runtime.job_answer(bootstrap.error_triage().retry_pending())
 
 
 @functions_framework.http

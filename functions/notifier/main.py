@@ -13,8 +13,9 @@ import flask
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from shared import bootstrap, runtime
-from shared.core.executions import RunCounts
+from shared import bootstrap
+from shared.platform import runtime
+from shared.platform.executions import RunCounts
 
 _settings = bootstrap.settings("notifier")  # fail fast at start when settings are missing
 

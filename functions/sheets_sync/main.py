@@ -11,7 +11,8 @@ import flask
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from shared import bootstrap, runtime
+from shared import bootstrap
+from shared.platform import runtime
 
 _settings = bootstrap.settings("sheets_sync")  # fail fast at start when settings are missing
 

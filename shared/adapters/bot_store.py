@@ -21,8 +21,8 @@ from shared.adapters.firestore import (
     Record,
     translated,
 )
+from shared.bot.ports import Conversation, Redemption
 from shared.core.claims import ClaimOutcome
-from shared.telegram_bot import Conversation, Redemption
 
 CHATS = "telegram_chats"
 USERS = "telegram_users"

@@ -20,17 +20,17 @@ from google.auth.exceptions import RefreshError
 from googleapiclient.errors import HttpError
 from googleapiclient.http import MediaUpload
 
-from shared import resilience
 from shared.adapters.clients import discovery_client, per_thread
-from shared.backoff import Backoff
-from shared.config import DriveConfig
+from shared.drive.ports import DriveItem, Uploaded
+from shared.drive.settings import DriveConfig
 from shared.errors import (
     ConfigurationError,
     StorageQuotaRefused,
     UpstreamRejected,
     UpstreamUnavailable,
 )
-from shared.ports import DriveItem, Uploaded
+from shared.platform import resilience
+from shared.platform.backoff import Backoff
 
 SERVICE = "drive"
 FOLDER = "application/vnd.google-apps.folder"

@@ -10,7 +10,7 @@ bridge's error tree.
     any other 4xx                     -> UpstreamRejected with Frappe's exc_type and first message
 
 Messages name the operation, the status and Frappe's exception type; never a header or the secret.
-Every request goes through the breaker of `shared.resilience`; reads are also retried briefly.
+Every request goes through the breaker of `shared.platform.resilience`; reads are also retried briefly.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from urllib.parse import quote
 
 import requests
 
-from shared import resilience
 from shared.core.envelope import Json
 from shared.errors import (
     ConfigurationError,
@@ -34,6 +33,7 @@ from shared.errors import (
     UpstreamRejected,
     UpstreamUnavailable,
 )
+from shared.platform import resilience
 
 SERVICE = "erpnext"
 PAGE_LENGTH = 500

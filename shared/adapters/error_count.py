@@ -7,7 +7,7 @@ from typing import Any
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from shared.adapters.firestore import ERRORS, FirestoreConnection, translated
-from shared.core.failures import ErrorStatus
+from shared.platform.failures import ErrorStatus
 
 
 def count_pending_errors(connection: FirestoreConnection) -> int:

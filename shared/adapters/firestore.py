@@ -21,34 +21,19 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from shared.adapters.gcp_errors import GOOGLE_FAILURES, TRANSIENT, describe
-from shared.core.alerts import Alert
-from shared.core.claims import (
-    Claim,
-    ClaimOutcome,
-    ClaimState,
-    can_take_over,
-    claim_key,
-    new_claim,
-)
+from shared.alerts.ports import AlertOutbox, QueuedAlert, WhatsAppSessions
+from shared.alerts.rules import Alert
+from shared.core.claims import Claim, ClaimOutcome, ClaimState, can_take_over, claim_key, new_claim
 from shared.core.envelope import Envelope
-from shared.core.error_query import ErrorFilter
-from shared.core.executions import RunCounts, RunStatus, SyncExecution
-from shared.core.failures import ErrorStatus, FailureReport
-from shared.core.invoice_rows import coalesce
 from shared.core.versions import parse_modified
+from shared.drive.ports import FolderClaim, FolderRegistry
 from shared.errors import ClaimHeld, UpstreamRejected, UpstreamUnavailable
-from shared.ports import (
-    AlertOutbox,
-    FolderClaim,
-    FolderRegistry,
-    Lease,
-    QueuedAlert,
-    QueuedChange,
-    SheetOutbox,
-    SyncExecutionLog,
-    Watermarks,
-    WhatsAppSessions,
-)
+from shared.operations.error_query import ErrorFilter
+from shared.platform.executions import RunCounts, RunStatus, SyncExecution
+from shared.platform.failures import ErrorStatus, FailureReport
+from shared.platform.ports import Lease, SyncExecutionLog
+from shared.sheets.ports import QueuedChange, SheetOutbox, Watermarks
+from shared.sheets.rows import coalesce
 
 SERVICE = "firestore"
 CLAIMS = "idempotency"

@@ -18,9 +18,18 @@ from typing import Any
 import httplib2
 from googleapiclient.errors import HttpError
 
-from shared import resilience
 from shared.adapters.clients import discovery_client, per_thread
-from shared.core.invoice_rows import (
+from shared.errors import ConfigurationError, UpstreamRejected, UpstreamUnavailable
+from shared.platform import resilience
+from shared.sheets.layout import (
+    NUMBER_FORMAT,
+    OVERHEAD_TAB,
+    SUMMARY_TAB,
+    TRACKER_TAB,
+    LayoutState,
+    number_columns,
+)
+from shared.sheets.rows import (
     FIRST_DATA_ROW,
     HEADER_ROW,
     CellValue,
@@ -32,15 +41,6 @@ from shared.core.invoice_rows import (
     header_row,
     paid_date_from_cell,
 )
-from shared.core.sheet_layout import (
-    NUMBER_FORMAT,
-    OVERHEAD_TAB,
-    SUMMARY_TAB,
-    TRACKER_TAB,
-    LayoutState,
-    number_columns,
-)
-from shared.errors import ConfigurationError, UpstreamRejected, UpstreamUnavailable
 
 SERVICE = "sheets"
 DEFAULT_TIMEOUT_S = 30.0

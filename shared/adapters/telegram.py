@@ -28,8 +28,8 @@ from telegram.error import (
 )
 from telegram.request import HTTPXRequest
 
-from shared import resilience
 from shared.errors import ChatMoved, UpstreamRejected, UpstreamUnavailable
+from shared.platform import resilience
 
 SERVICE = "telegram"
 PHOTO_LIMIT_BYTES = 20 * 1024 * 1024

@@ -26,9 +26,9 @@ from twilio.request_validator import RequestValidator  # type: ignore[import-unt
 from twilio.rest import Client  # type: ignore[import-untyped]
 from urllib3.exceptions import NewConnectionError
 
-from shared import resilience
+from shared.alerts.ports import SentMessage
 from shared.errors import OutsideSessionWindow, UpstreamRejected, UpstreamUnavailable
-from shared.ports import SentMessage
+from shared.platform import resilience
 
 SERVICE = "twilio"
 OUTSIDE_WINDOW = 63016

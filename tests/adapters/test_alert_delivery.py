@@ -16,9 +16,9 @@ from devstack.twilio import TwilioStandIn
 from shared.adapters.firestore import FirestoreStores
 from shared.adapters.telegram import TelegramApi
 from shared.adapters.twilio import WhatsAppSender
-from shared.core.alerts import REPEAT_NOTICE, Alert
-from shared.core.pacing import Limits
-from shared.notifier import AlertDrainer, NotifierConfig
+from shared.alerts.notifier import AlertDrainer, NotifierConfig
+from shared.alerts.pacing import Limits
+from shared.alerts.rules import REPEAT_NOTICE, Alert
 
 TOKEN = "123456:delivery-token"
 GROUP = -1001234

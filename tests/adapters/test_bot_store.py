@@ -13,8 +13,8 @@ from google.cloud import firestore
 
 from shared.adapters.bot_store import FirestoreBotStore
 from shared.adapters.firestore import FirestoreConnection
+from shared.bot.ports import Conversation, Redemption
 from shared.errors import ClaimHeld
-from shared.telegram_bot import Conversation, Redemption
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 DAY = timedelta(hours=24)

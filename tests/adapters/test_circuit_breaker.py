@@ -15,12 +15,12 @@ from devstack.erpnext import ErpNextStandIn
 from devstack.faultproxy import FaultProxy
 from devstack.telegram import TelegramStandIn
 from devstack.twilio import TwilioStandIn
-from shared import metrics
 from shared.adapters.erpnext import ErpNextClient
 from shared.adapters.telegram import TelegramApi
 from shared.adapters.twilio import WhatsAppSender
 from shared.errors import UpstreamUnavailable
-from shared.resilience import BREAKERS, BreakerSettings, CircuitOpen
+from shared.platform import metrics
+from shared.platform.resilience import BREAKERS, BreakerSettings, CircuitOpen
 
 KEY, SECRET = "bridge-key", "breaker-test-secret"
 SETTINGS = BreakerSettings(threshold=3, pause_s=30.0, max_pause_s=120.0)

@@ -13,9 +13,9 @@ from google.oauth2.credentials import Credentials
 
 from devstack.drive import DriveStandIn
 from shared.adapters.drive import GoogleDrive, drive_client, drive_credentials
-from shared.backoff import Backoff
-from shared.config import DriveConfig
+from shared.drive.settings import DriveConfig
 from shared.errors import ConfigurationError, StorageQuotaRefused
+from shared.platform.backoff import Backoff
 
 KIB = 1024
 

@@ -20,13 +20,13 @@ from devstack.erpnext import ErpNextStandIn
 from shared.adapters.drive import GoogleDrive, drive_client
 from shared.adapters.erpnext import ErpNextClient
 from shared.adapters.firestore import FirestoreStores
-from shared.backoff import Backoff
-from shared.config import DriveConfig
 from shared.core.envelope import Envelope, build_envelope
-from shared.core.executions import RunStatus
-from shared.drive_upload import BACKFILL_JOB, DriveBackfill, DriveUploader
+from shared.drive.filing import BACKFILL_JOB, DriveBackfill, DriveUploader
+from shared.drive.settings import DriveConfig
 from shared.errors import UpstreamRejected, UpstreamUnavailable
-from shared.resilience import BREAKERS, BreakerSettings
+from shared.platform.backoff import Backoff
+from shared.platform.executions import RunStatus
+from shared.platform.resilience import BREAKERS, BreakerSettings
 
 SA = "bridge@p.iam.gserviceaccount.com"
 KIB = 1024

@@ -13,7 +13,7 @@ import requests
 
 from devstack.erpnext import ErpNextStandIn
 from shared.adapters.erpnext import ErpNextClient
-from shared.directory import ErpNextDirectory
+from shared.adapters.erpnext_directory import ErpNextDirectory
 from shared.errors import (
     ConfigurationError,
     DocumentChanged,

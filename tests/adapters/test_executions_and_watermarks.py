@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from shared.adapters.firestore import FirestoreStores
-from shared.core.executions import RunCounts, RunStatus
+from shared.platform.executions import RunCounts, RunStatus
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 

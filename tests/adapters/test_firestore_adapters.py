@@ -15,8 +15,8 @@ from devstack.ports import free_port
 from shared.adapters.firestore import FirestoreStores
 from shared.core.claims import ClaimOutcome, ClaimState
 from shared.core.envelope import Envelope
-from shared.core.failures import FailureReport
 from shared.errors import ClaimHeld, UpstreamUnavailable
+from shared.platform.failures import FailureReport
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 LEASE = timedelta(minutes=5)

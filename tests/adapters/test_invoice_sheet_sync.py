@@ -14,11 +14,11 @@ import pytest
 from devstack.sheets import Faults, SheetsStandIn
 from shared.adapters.firestore import FirestoreStores
 from shared.adapters.sheets import GoogleInvoiceSheet, GoogleSheetLayout, sheets_client
-from shared.backoff import Backoff
 from shared.core.envelope import Envelope, build_envelope
-from shared.core.invoice_rows import TrackerConfig
-from shared.core.sheet_layout import TRACKER_TAB
-from shared.sheets_sync import InvoiceSheetSync, set_up_sheet
+from shared.platform.backoff import Backoff
+from shared.sheets.layout import TRACKER_TAB
+from shared.sheets.rows import TrackerConfig
+from shared.sheets.sync import InvoiceSheetSync, set_up_sheet
 from tests.fakes import InMemoryInvoiceDirectory
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)

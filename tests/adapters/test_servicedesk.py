@@ -15,9 +15,10 @@ import pytest
 
 from devstack.erpnext import ErpNextStandIn
 from shared.adapters.erpnext import ErpNextClient
+from shared.adapters.erpnext_servicedesk import DeskConfig, ErpNextServiceDesk
 from shared.errors import InvalidPayload, NotFound, UpstreamRejected
-from shared.ports import ServiceDesk
-from shared.servicedesk import DeskConfig, ErpNextServiceDesk, normalise_e164
+from shared.servicedesk.phones import normalise_e164
+from shared.servicedesk.ports import ServiceDesk
 
 KEY = "desk-key"
 SECRET = "desk-secret-9c1e"

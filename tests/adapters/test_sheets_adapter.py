@@ -9,17 +9,10 @@ import pytest
 
 from devstack.sheets import SheetsStandIn
 from shared.adapters.sheets import GoogleInvoiceSheet, GoogleSheetLayout, sheets_client
-from shared.core.invoice_rows import (
-    IndexedRow,
-    RowDelete,
-    RowPlan,
-    RowWrite,
-    TrackerConfig,
-    header_row,
-)
-from shared.core.sheet_layout import OVERHEAD_TAB, SUMMARY_TAB, TRACKER_TAB
 from shared.errors import ConfigurationError, UpstreamRejected, UpstreamUnavailable
-from shared.sheets_sync import set_up_sheet
+from shared.sheets.layout import OVERHEAD_TAB, SUMMARY_TAB, TRACKER_TAB
+from shared.sheets.rows import IndexedRow, RowDelete, RowPlan, RowWrite, TrackerConfig, header_row
+from shared.sheets.sync import set_up_sheet
 
 CONFIG = TrackerConfig(site_url="https://erp.example.com", overhead_projects=frozenset({"HQ"}))
 COLUMNS = CONFIG.columns

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from devstack.sheet_formulas import CellValue, FormulaError, Range, evaluate, rule_matches
-from shared.core.invoice_rows import TrackerConfig, mismatch_formula_for
+from shared.sheets.rows import TrackerConfig, mismatch_formula_for
 
 
 class Book:

@@ -18,7 +18,7 @@ from devstack.stack import ADMIN_AUDIENCE, SCHEDULER_ACCOUNT, Devstack, running_
 from shared import bootstrap
 from shared.cli import main
 from shared.core.envelope import build_envelope
-from shared.core.failures import FailureReport
+from shared.platform.failures import FailureReport
 from tests.e2e import wait_until
 
 SECRET = "e2e-operations-secret"

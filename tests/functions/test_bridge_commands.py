@@ -19,10 +19,10 @@ from shared.adapters.firestore import FirestoreStores
 from shared.adapters.pubsub import ensure_pull_subscription, ensure_topic
 from shared.cli import main
 from shared.core.envelope import build_envelope
-from shared.core.error_query import ErrorFilter
-from shared.core.failures import FailureReport
 from shared.core.routing import INVOICES
-from shared.core.sheet_layout import TRACKER_TAB
+from shared.operations.error_query import ErrorFilter
+from shared.platform.failures import FailureReport
+from shared.sheets.layout import TRACKER_TAB
 from tests.adapters.test_pubsub_adapter import pull
 
 SECRET = "commands-api-secret"

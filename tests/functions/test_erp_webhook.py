@@ -13,10 +13,11 @@ from prometheus_client import REGISTRY
 
 from devstack.emulators import Emulators
 from devstack.faultproxy import FaultProxy
-from shared import bootstrap, metrics
+from shared import bootstrap
 from shared.adapters.pubsub import ensure_pull_subscription, ensure_topic
 from shared.core.routing import DEAD_LETTER, TOPICS
 from shared.errors import ConfigurationError
+from shared.platform import metrics
 from tests.frappe import develop_body, frappe_signature, hex_signature, v15_body
 
 SECRET = "webhook-secret-for-tests"

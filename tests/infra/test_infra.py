@@ -20,10 +20,10 @@ import hcl2
 import pytest
 
 from shared.adapters.firestore import ERRORS, SYNC_EXECUTIONS
-from shared.config import Settings
-from shared.core.error_query import ErrorFilter
 from shared.core.routing import DEAD_LETTER, DEAD_LETTER_SUBSCRIPTION, SUBSCRIPTIONS, TOPICS
 from shared.errors import ConfigurationError
+from shared.operations.error_query import ErrorFilter
+from shared.settings import Settings
 from tests.infra import codefacts
 
 INFRA = codefacts.ROOT / "infra"
@@ -33,7 +33,7 @@ secret token, Twilio's signature)."""
 
 LOCAL_ONLY_SECRETS = {
     "drive-token": "read only with DRIVE_ENDPOINT set: a local Drive stand-in's fixed token",
-    "admin-api-key": "local runs' stand-in for a Google identity (shared/auth.py); the cloud "
+    "admin-api-key": "local runs' stand-in for a Google identity (shared/platform/auth.py); the cloud "
     "verifies OIDC tokens",
 }
 """Secret names the code reads that the cloud never needs; everything else must be in infra."""

@@ -20,7 +20,7 @@ import requests
 
 from devstack.erpnext import Webhook, build_request
 from devstack.stack import CHATS, Devstack
-from shared.core.alerts import REPEAT_NOTICE
+from shared.alerts.rules import REPEAT_NOTICE
 from tests.e2e import wait_until
 
 Delivery = tuple[str, bytes, dict[str, str]]

@@ -8,11 +8,11 @@ from datetime import datetime
 
 import pytest
 
-from shared.core.alerts import AlertNames, default_rules
+from shared.alerts.notifier import AlertPlanner, NotifierConfig
+from shared.alerts.rules import AlertNames, default_rules
 from shared.core.envelope import Envelope, Json, build_envelope
 from shared.errors import ConfigurationError
-from shared.notifier import AlertPlanner, NotifierConfig
-from shared.ports import DeskFigures, ServiceRequest
+from shared.servicedesk.ports import DeskFigures, ServiceRequest
 
 NOW = datetime.fromisoformat("2026-12-01T09:00:00+00:00")
 CHATS = {"service_team": -100, "oncall": -200, "admins": -300}

@@ -9,7 +9,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from shared.core.alerts import (
+from shared.alerts.rules import (
     ELLIPSIS,
     TELEGRAM_TEXT_LIMIT,
     WHATSAPP_TEXT_LIMIT,

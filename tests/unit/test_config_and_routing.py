@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from shared.config import INSECURE_FLAG, Settings
 from shared.core.routing import (
     FILES,
     INVOICES,
@@ -18,6 +17,7 @@ from shared.core.routing import (
 )
 from shared.core.versions import is_stale
 from shared.errors import ConfigurationError, InvalidPayload
+from shared.settings import INSECURE_FLAG, Settings
 
 WEBHOOK_ENV = {"GCP_PROJECT": "p", "ERP_SITE": "erp.example.com", "WEBHOOK_SECRET": "x" * 16}
 

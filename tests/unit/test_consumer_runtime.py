@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from shared.core.envelope import Envelope, build_envelope
-from shared.core.failures import ErrorStatus
 from shared.errors import ClaimHeld, MappingError, UpstreamUnavailable
-from shared.runtime import Consumer, Outcome, PubSubMessage
+from shared.platform.failures import ErrorStatus
+from shared.platform.runtime import Consumer, Outcome, PubSubMessage
 from tests.fakes import (
     InMemoryErrorLog,
     InMemoryIdempotencyStore,

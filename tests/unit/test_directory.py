@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from shared.adapters.erpnext_directory import ErpNextDirectory
 from shared.core.envelope import Json
-from shared.directory import ErpNextDirectory
 from shared.errors import UpstreamRejected
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shared.core.error_query import MAX_LIMIT, ErrorFilter, to_csv
 from shared.errors import InvalidPayload
+from shared.operations.error_query import MAX_LIMIT, ErrorFilter, to_csv
 
 
 def test_every_filter_is_read_and_dates_default_to_utc() -> None:

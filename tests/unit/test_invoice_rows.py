@@ -10,7 +10,8 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from shared.core.envelope import Envelope, Json
-from shared.core.invoice_rows import (
+from shared.errors import MappingError
+from shared.sheets.rows import (
     DEFAULT_COLUMNS,
     IndexedRow,
     InvoiceFacts,
@@ -29,7 +30,6 @@ from shared.core.invoice_rows import (
     plan_upsert,
     render_row,
 )
-from shared.errors import MappingError
 
 SITE = "https://erp.example.com"
 CONFIG = TrackerConfig(site_url=SITE)

@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 import pytest
 from werkzeug.test import EnvironBuilder
 
-from shared import logs, observability, runtime
-from shared.bot_webhooks import TelegramWebhook
+from shared.bot.webhooks import TelegramWebhook
+from shared.platform import logs, observability, runtime
 
 
 def format_line(record: logging.LogRecord) -> dict[str, object]:

@@ -20,8 +20,8 @@ from functions_framework import create_app
 from sentry_sdk.envelope import Envelope
 from sentry_sdk.transport import Transport
 
-from shared import observability
-from shared.config import Settings
+from shared.platform import observability
+from shared.settings import Settings
 
 SCRUB = observability.scrubber
 WEBHOOK_SECRET = "whsec-9f8e7d6c5b4a"
@@ -176,7 +176,7 @@ FUNCTIONS = textwrap.dedent(
 
     import functions_framework
 
-    from shared import runtime
+    from shared.platform import runtime
 
     TOKEN = "{token}"
     ERP_SECRET = "{erp_secret}"

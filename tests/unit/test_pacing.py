@@ -10,7 +10,7 @@ from itertools import pairwise
 
 import pytest
 
-from shared.core.pacing import Destination, Limits, Pacer, Slot
+from shared.alerts.pacing import Destination, Limits, Pacer, Slot
 
 LIMITS = Limits(
     chat_per_window=1,

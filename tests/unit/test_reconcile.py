@@ -8,14 +8,14 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shared.backoff import Backoff
 from shared.core.envelope import Json
-from shared.core.executions import RunStatus
-from shared.core.invoice_rows import TrackerConfig
 from shared.core.versions import parse_modified
 from shared.errors import UpstreamUnavailable
-from shared.reconcile import InvoiceReconciliation
-from shared.sheets_sync import InvoiceSheetSync
+from shared.platform.backoff import Backoff
+from shared.platform.executions import RunStatus
+from shared.sheets.reconcile import InvoiceReconciliation
+from shared.sheets.rows import TrackerConfig
+from shared.sheets.sync import InvoiceSheetSync
 from tests.fakes import (
     InMemoryErrorLog,
     InMemoryInvoiceDirectory,

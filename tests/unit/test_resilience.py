@@ -9,15 +9,10 @@ from datetime import UTC, datetime
 import pytest
 from prometheus_client import REGISTRY
 
-from shared import metrics
-from shared.backoff import Backoff
-from shared.errors import (
-    ConfigurationError,
-    InvalidPayload,
-    UpstreamRejected,
-    UpstreamUnavailable,
-)
-from shared.resilience import (
+from shared.errors import ConfigurationError, InvalidPayload, UpstreamRejected, UpstreamUnavailable
+from shared.platform import metrics
+from shared.platform.backoff import Backoff
+from shared.platform.resilience import (
     BREAKERS,
     BreakerSettings,
     CircuitBreakers,

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.core.invoice_rows import TrackerConfig, header_row, mismatch_formula_for
-from shared.core.sheet_layout import (
+from shared.sheets.layout import (
     OVERHEAD_RANGE,
     LayoutState,
     layout_requests,
@@ -13,6 +12,7 @@ from shared.core.sheet_layout import (
     summary_formulas,
     summary_row,
 )
+from shared.sheets.rows import TrackerConfig, header_row, mismatch_formula_for
 
 CONFIG = TrackerConfig(
     site_url="https://erp.example.com", overhead_projects=frozenset({"PROJ-0009"})

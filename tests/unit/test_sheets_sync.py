@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.backoff import Backoff
 from shared.core.envelope import Envelope, build_envelope
-from shared.core.invoice_rows import RowPlan, SheetIndex, TrackerConfig
 from shared.errors import UpstreamUnavailable
-from shared.sheets_sync import InvoiceSheetSync
+from shared.platform.backoff import Backoff
+from shared.sheets.rows import RowPlan, SheetIndex, TrackerConfig
+from shared.sheets.sync import InvoiceSheetSync
 from tests.fakes import (
     InMemoryErrorLog,
     InMemoryInvoiceDirectory,

@@ -13,6 +13,16 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from shared.bot.commands import (
+    ERPNEXT_DOWN,
+    LINK_FIRST,
+    PHOTO_LIMIT_BYTES,
+    TEXT_LIMIT,
+    BotConfig,
+    Reply,
+    TelegramBot,
+)
+from shared.bot.ports import Conversation, Redemption
 from shared.errors import (
     BridgeError,
     ClaimHeld,
@@ -21,18 +31,7 @@ from shared.errors import (
     UpstreamRejected,
     UpstreamUnavailable,
 )
-from shared.ports import DeskFigures, ServiceRequest
-from shared.telegram_bot import (
-    ERPNEXT_DOWN,
-    LINK_FIRST,
-    PHOTO_LIMIT_BYTES,
-    TEXT_LIMIT,
-    BotConfig,
-    Conversation,
-    Redemption,
-    Reply,
-    TelegramBot,
-)
+from shared.servicedesk.ports import DeskFigures, ServiceRequest
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 BOT = "AcmeFieldBot"

@@ -1,0 +1,1 @@
+"""The Telegram bot and the inbound WhatsApp webhook: commands, conversations, links."""

@@ -1,0 +1,1 @@
+"""Ingress: ERPNext's signed webhooks verified, turned into envelopes and published."""
