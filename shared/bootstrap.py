@@ -34,8 +34,9 @@ if TYPE_CHECKING:
     from shared.bot.webhooks import TelegramWebhook, WhatsAppWebhook
     from shared.drive.filing import AttachmentProxy, DriveBackfill, DriveUploader
     from shared.operations.admin_api import AdminApi
-    from shared.operations.triage import ErrorTriage, JobLocks
+    from shared.operations.triage import ErrorTriage
     from shared.platform.auth import AdminAuth
+    from shared.platform.jobs import Jobs
     from shared.sheets.reconcile import InvoiceReconciliation
     from shared.sheets.rows import TrackerConfig
     from shared.sheets.sync import InvoiceSheetSync
@@ -186,7 +187,6 @@ def invoice_reconciliation() -> InvoiceReconciliation:
         erp=erpnext("sheets_sync"),
         outbox=stores.sheet_outbox,
         sync=invoice_sheet_sync(),
-        executions=stores.executions,
         watermarks=stores.watermarks,
         site=config.site or config.erpnext_url or "",
         clock=utc_now,
@@ -251,7 +251,6 @@ def drive_backfill() -> DriveBackfill:
     return DriveBackfill(
         uploader=drive_uploader(),
         erp=erpnext("drive_upload"),
-        executions=stores.executions,
         errors=stores.errors,
         clock=utc_now,
     )
@@ -458,11 +457,15 @@ def admin_auth(function: str) -> AdminAuth:
 
 
 @functools.cache
-def job_locks(function: str) -> JobLocks:
-    from shared.operations.triage import JobLocks
+def jobs(function: str) -> Jobs:
+    """Every scheduled job `function` runs, and every `bridge` command that runs one: locked
+    and recorded alike."""
+    from shared.platform.jobs import Jobs
 
     stores = _firestore(settings(function).project)
-    return JobLocks(lease=stores.lease, owner=instance_id(), clock=utc_now)
+    return Jobs(
+        lease=stores.lease, executions=stores.executions, owner=instance_id(), clock=utc_now
+    )
 
 
 def executions(function: str) -> SyncExecutionLog:
@@ -480,8 +483,7 @@ def error_triage() -> ErrorTriage:
         routes=config.routes,
         erp=lambda: erpnext("erp_webhook"),
         site=config.site,
-        executions=executions("erp_webhook"),
-        locks=job_locks("erp_webhook"),
+        jobs=jobs("erp_webhook"),
         clock=utc_now,
         retry_after=config.error_retry_after,
     )
@@ -517,7 +519,7 @@ def reset() -> None:
         telegram_webhook,
         whatsapp_webhook,
         admin_auth,
-        job_locks,
+        jobs,
         error_triage,
         admin_api,
         consumer,

@@ -40,17 +40,27 @@ def sheet_setup(*args: str) -> int:
 
 
 def reconcile(*args: str) -> int:
+    from shared.sheets.reconcile import JOB
+
+    reconciliation = bootstrap.invoice_reconciliation()
     return _run_job(
         "reconciling {n} invoices read from ERPNext",
-        lambda progress: bootstrap.invoice_reconciliation().run(progress),
+        lambda progress: bootstrap.jobs("sheets_sync").run(
+            JOB, lambda counts: reconciliation.run(counts, progress)
+        ),
         ("seen", "updated", "skipped (stale)", "failed"),
     )
 
 
 def backfill(*args: str) -> int:
+    from shared.drive.filing import BACKFILL_JOB
+
+    backfill = bootstrap.drive_backfill()
     return _run_job(
         "backfilling: {n} attachments without a Drive copy",
-        lambda progress: bootstrap.drive_backfill().run(progress),
+        lambda progress: bootstrap.jobs("drive_upload").run(
+            BACKFILL_JOB, lambda counts: backfill.run(counts, progress)
+        ),
         ("seen", "uploaded", "skipped", "failed"),
     )
 
@@ -60,7 +70,8 @@ def _run_job(
     run: Callable[[Callable[[int], None]], tuple[str, RunCounts]],
     headers: tuple[str, str, str, str],
 ) -> int:
-    """A scheduled job run now, with a progress line and a table of its counts."""
+    """A scheduled job run now, under its lock as when Cloud Scheduler runs it (refused while
+    that run goes on), with a progress line and a table of its counts."""
     from rich.console import Console
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
     from rich.table import Table

@@ -16,6 +16,7 @@ import functions_framework
 from cloudevents.http import CloudEvent
 
 from shared import bootstrap
+from shared.drive.filing import BACKFILL_JOB
 from shared.platform import runtime
 
 _settings = bootstrap.settings("drive_upload")  # fail fast at start when settings are missing
@@ -28,8 +29,8 @@ def upload_attachment(cloud_event: CloudEvent) -> None:
 
 def _backfill(request: runtime.HttpRequest) -> runtime.HttpAnswer:
     bootstrap.admin_auth("drive_upload").verify(request.headers)
-    with bootstrap.job_locks("drive_upload").exclusive("backfill_attachments"):
-        return runtime.job_answer(bootstrap.drive_backfill().run())
+    backfill = bootstrap.drive_backfill()
+    return runtime.job_answer(bootstrap.jobs("drive_upload").run(BACKFILL_JOB, backfill.run))
 
 
 @functions_framework.http

@@ -47,8 +47,7 @@ def _drain(request: runtime.HttpRequest) -> runtime.HttpAnswer:
         counts.seen = report.sent + report.failed + report.deferred
         counts.updated, counts.skipped, counts.failed = report.sent, report.deferred, report.failed
 
-    locks = bootstrap.job_locks("notifier")
-    return runtime.job_answer(locks.run("drain_alerts", bootstrap.executions("notifier"), work))
+    return runtime.job_answer(bootstrap.jobs("notifier").run("drain_alerts", work))
 
 
 @functions_framework.http
@@ -64,8 +63,7 @@ def _digest(request: runtime.HttpRequest) -> runtime.HttpAnswer:
         result.append(bootstrap.notifier().daily_digest())
         counts.seen = counts.updated = 1
 
-    locks = bootstrap.job_locks("notifier")
-    execution, _ = locks.run("daily_digest", bootstrap.executions("notifier"), work)
+    execution, _ = bootstrap.jobs("notifier").run("daily_digest", work)
     return runtime.answer(200, execution=execution, result=result[0])
 
 

@@ -13,6 +13,7 @@ from cloudevents.http import CloudEvent
 
 from shared import bootstrap
 from shared.platform import runtime
+from shared.sheets.reconcile import JOB as RECONCILE_JOB
 
 _settings = bootstrap.settings("sheets_sync")  # fail fast at start when settings are missing
 
@@ -24,8 +25,8 @@ def sync_invoice_sheet(cloud_event: CloudEvent) -> None:
 
 def _reconcile(request: runtime.HttpRequest) -> runtime.HttpAnswer:
     bootstrap.admin_auth("sheets_sync").verify(request.headers)
-    with bootstrap.job_locks("sheets_sync").exclusive("reconcile_invoices"):
-        return runtime.job_answer(bootstrap.invoice_reconciliation().run())
+    reconciliation = bootstrap.invoice_reconciliation()
+    return runtime.job_answer(bootstrap.jobs("sheets_sync").run(RECONCILE_JOB, reconciliation.run))
 
 
 @functions_framework.http

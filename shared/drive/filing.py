@@ -34,7 +34,7 @@ from shared.errors import (
     UpstreamUnavailable,
 )
 from shared.platform.executions import RunCounts
-from shared.platform.ports import DocumentLister, ErpDocuments, ErrorLog, SyncExecutionLog
+from shared.platform.ports import DocumentLister, ErpDocuments, ErrorLog
 from shared.platform.runtime import failure_report
 
 APP_KEY = "erp_file"
@@ -259,37 +259,30 @@ class DriveBackfill:
 
     uploader: DriveUploader
     erp: DocumentLister
-    executions: SyncExecutionLog
     errors: ErrorLog
     clock: Callable[[], datetime]
 
-    def run(self, progress: Callable[[int], None] | None = None) -> tuple[str, RunCounts]:
-        execution = self.executions.start(BACKFILL_JOB, now=self.clock())
-        counts = RunCounts()
+    def run(self, counts: RunCounts, progress: Callable[[int], None] | None = None) -> None:
+        """One run's work (`Jobs.run` locks and records it): `counts` filled, `progress` hears
+        each File seen."""
         missing = [
             (self.uploader.config.file_id_field, "is", "not set"),
             ("file_url", "is", "set"),  # folders have none
         ]
-        try:
-            for doc in self.erp.iter_docs("File", fields=FILE_FIELDS, filters=missing):
-                counts.seen += 1
-                envelope = _file_event(doc, self.uploader.site, self.clock())
-                try:
-                    self.uploader.apply(envelope)
-                    counts.updated += 1
-                except BridgeError as exc:  # one file's failure is recorded; the rest go on
-                    counts.failed += 1
-                    report = failure_report(
-                        "drive_upload", OPERATIONS["drive_upload"], exc, envelope=envelope
-                    )
-                    self.errors.record_failure(report, now=self.clock())
-                if progress is not None:
-                    progress(1)
-        except Exception as exc:
-            self.executions.finish(execution, counts, error=str(exc), now=self.clock())
-            raise
-        self.executions.finish(execution, counts, error=None, now=self.clock())
-        return execution, counts
+        for doc in self.erp.iter_docs("File", fields=FILE_FIELDS, filters=missing):
+            counts.seen += 1
+            envelope = _file_event(doc, self.uploader.site, self.clock())
+            try:
+                self.uploader.apply(envelope)
+                counts.updated += 1
+            except BridgeError as exc:  # one file's failure is recorded; the rest go on
+                counts.failed += 1
+                report = failure_report(
+                    "drive_upload", OPERATIONS["drive_upload"], exc, envelope=envelope
+                )
+                self.errors.record_failure(report, now=self.clock())
+            if progress is not None:
+                progress(1)
 
 
 def _file_event(doc: Mapping[str, Json], site: str, now: datetime) -> Envelope:

@@ -1,4 +1,4 @@
-"""Operations: the error log people triage and replay, and the scheduled jobs' runs and locks.
+"""Operations: the error log people triage and replay (the replay and the retry run as jobs).
 
 Replay publishes a failed event again to the topics its consumer reads, either as it was (the
 stored envelope) or as the document is now in ERPNext, with a fresh receive time so that the
@@ -11,68 +11,27 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import uuid
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
 from shared.core.envelope import Envelope, build_envelope
 from shared.core.routing import SUBSCRIPTIONS, RouteTable, topics_for
-from shared.errors import AlreadyRunning, InvalidPayload, UpstreamRejected
+from shared.errors import InvalidPayload, UpstreamRejected
 from shared.operations.error_query import SETTABLE, ErrorFilter
 from shared.operations.ports import ErrorRecords, Record
 from shared.platform import logs
 from shared.platform.executions import RunCounts
 from shared.platform.failures import ErrorStatus
-from shared.platform.ports import DocumentReader, Lease, Publisher, SyncExecutionLog
+from shared.platform.jobs import Jobs
+from shared.platform.ports import DocumentReader, Publisher
 
 log = logging.getLogger(__name__)
 
 REPLAY_JOB = "replay_errors"
 RETRY_JOB = "retry_pending_errors"
 Source = Literal["original", "current"]
-
-
-@dataclass(frozen=True)
-class JobLocks:
-    """One run of a job at a time, whichever instance or caller starts it."""
-
-    lease: Callable[[str], Lease]
-    owner: str
-    clock: Callable[[], datetime]
-    ttl: timedelta = timedelta(minutes=10)
-
-    @contextmanager
-    def exclusive(self, job: str) -> Iterator[None]:
-        holder = f"{self.owner}:{uuid.uuid4().hex[:8]}"
-        lease = self.lease(f"job-{job}")
-        if not lease.acquire(holder, now=self.clock(), ttl=self.ttl):
-            raise AlreadyRunning(f"{job} is already running; it was not started again")
-        try:
-            yield
-        finally:
-            lease.release(holder)
-
-    def run(
-        self,
-        job: str,
-        executions: SyncExecutionLog,
-        work: Callable[[RunCounts], str | None],
-    ) -> tuple[str, RunCounts]:
-        """Run `work` under the job's lock with a sync-execution record; `work` fills the counts
-        and may return a note for the record's error field (None: all went well)."""
-        with self.exclusive(job):
-            execution = executions.start(job, now=self.clock())
-            counts = RunCounts()
-            try:
-                problem = work(counts)
-            except Exception as exc:
-                executions.finish(execution, counts, error=str(exc), now=self.clock())
-                raise
-            executions.finish(execution, counts, error=problem, now=self.clock())
-            return execution, counts
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,8 +49,7 @@ class ErrorTriage:
     erp: Callable[[], DocumentReader]
     """Built only when a replay from ERPNext's current document needs it."""
     site: str
-    executions: SyncExecutionLog
-    locks: JobLocks
+    jobs: Jobs
     clock: Callable[[], datetime]
     retry_after: timedelta = timedelta(minutes=10)
     """The retry job leaves a record alone this long after its last failure."""
@@ -130,7 +88,7 @@ class ErrorTriage:
                     counts.skipped += 1
             return None
 
-        execution, _ = self.locks.run(REPLAY_JOB, self.executions, work)
+        execution, _ = self.jobs.run(REPLAY_JOB, work)
         return execution, report
 
     def retry_pending(self, limit: int = 200) -> tuple[str, RunCounts]:
@@ -152,7 +110,7 @@ class ErrorTriage:
                     counts.skipped += 1
             return None
 
-        return self.locks.run(RETRY_JOB, self.executions, work)
+        return self.jobs.run(RETRY_JOB, work)
 
     def _replay_one(
         self, record_id: str, source: Source, record: Record | None = None

@@ -14,7 +14,7 @@ from datetime import datetime
 
 from shared.core.envelope import Json, build_envelope
 from shared.platform.executions import RunCounts
-from shared.platform.ports import DocumentLister, SyncExecutionLog
+from shared.platform.ports import DocumentLister
 from shared.sheets.ports import SheetOutbox, Watermarks
 from shared.sheets.sync import InvoiceSheetSync
 
@@ -42,26 +42,18 @@ class InvoiceReconciliation:
     erp: DocumentLister
     outbox: SheetOutbox
     sync: InvoiceSheetSync
-    executions: SyncExecutionLog
     watermarks: Watermarks
     site: str
     clock: Callable[[], datetime]
 
-    def run(self, progress: Callable[[int], None] | None = None) -> tuple[str, RunCounts]:
-        """One run, recorded as a sync execution; `progress` hears each invoice seen."""
-        execution = self.executions.start(JOB, now=self.clock())
-        counts = RunCounts()
-        try:
-            for doctype in INVOICE_DOCTYPES:
-                self._queue_changed(doctype, counts, progress)
-            report = self.sync.flush_while_pending()
-            counts.updated, counts.skipped = report.written, report.stale
-            counts.failed = report.failed
-        except Exception as exc:
-            self.executions.finish(execution, counts, error=str(exc), now=self.clock())
-            raise
-        self.executions.finish(execution, counts, error=None, now=self.clock())
-        return execution, counts
+    def run(self, counts: RunCounts, progress: Callable[[int], None] | None = None) -> None:
+        """One run's work (`Jobs.run` locks and records it): `counts` filled, `progress` hears
+        each invoice seen."""
+        for doctype in INVOICE_DOCTYPES:
+            self._queue_changed(doctype, counts, progress)
+        report = self.sync.flush_while_pending()
+        counts.updated, counts.skipped = report.written, report.stale
+        counts.failed = report.failed
 
     def _queue_changed(
         self, doctype: str, counts: RunCounts, progress: Callable[[int], None] | None

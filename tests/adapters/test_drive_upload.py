@@ -26,6 +26,7 @@ from shared.drive.settings import DriveConfig
 from shared.errors import UpstreamRejected, UpstreamUnavailable
 from shared.platform.backoff import Backoff
 from shared.platform.executions import RunStatus
+from shared.platform.jobs import Jobs
 from shared.platform.resilience import BREAKERS, BreakerSettings
 
 SA = "bridge@p.iam.gserviceaccount.com"
@@ -227,19 +228,24 @@ def test_backfill_uploads_each_file_without_a_copy_once_and_records_the_run(
     backfill = DriveBackfill(
         uploader=service,
         erp=ErpNextClient(erp.url, "bridge", "erp-secret", timeout_s=2),
-        executions=stores.executions,
         errors=stores.errors,
         clock=lambda: datetime.now(UTC),
     )
+    jobs = Jobs(
+        lease=stores.lease,
+        executions=stores.executions,
+        owner="scheduler",
+        clock=lambda: datetime.now(UTC),
+    )
     ticks: list[int] = []
-    execution, counts = backfill.run(ticks.append)
+    execution, counts = jobs.run(BACKFILL_JOB, lambda counts: backfill.run(counts, ticks.append))
     assert (counts.seen, counts.updated, counts.failed) == (5, 5, 0) and sum(ticks) == 5
     assert sorted(f.name for f in live(drive)) == [
         "already.pdf",
         *(f"old-{n}.pdf" for n in range(5)),
     ]
     assert all(erp.get("File", doc["name"]).get("drive_file_id") for doc in waiting)
-    _, again = backfill.run()
+    _, again = jobs.run(BACKFILL_JOB, backfill.run)
     assert again.seen == 0  # nothing left without a copy
     (record,) = [r for r in stores.executions.recent(BACKFILL_JOB) if r.id == execution]
     assert record.status == RunStatus.SUCCEEDED and record.counts.updated == 5

@@ -22,7 +22,9 @@ from shared.core.envelope import build_envelope
 from shared.core.routing import INVOICES
 from shared.operations.error_query import ErrorFilter
 from shared.platform.failures import FailureReport
+from shared.platform.jobs import Jobs
 from shared.sheets.layout import TRACKER_TAB
+from shared.sheets.reconcile import JOB as RECONCILE_JOB
 from tests.adapters.test_pubsub_adapter import pull
 
 SECRET = "commands-api-secret"
@@ -82,6 +84,29 @@ def test_reconcile_brings_silent_changes_into_the_sheet_and_reports_counts(
     rows = sheets.values(spreadsheet, TRACKER_TAB)[1:]
     assert len(rows) == 30
     assert {row[0] for row in rows} == {str(doc["name"]) for doc in erp.all("Sales Invoice")}
+
+
+def test_reconcile_is_refused_while_the_scheduled_run_holds_the_job(
+    site: tuple[ErpNextStandIn, SheetsStandIn, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    erp, sheets, spreadsheet = site
+    assert main(["sheet-setup"]) == 0
+    erp.import_docs("Sales Invoice", [{"customer": "Acme Builders", "grand_total": 1}])
+    capsys.readouterr()
+    stores = FirestoreStores(bootstrap.settings("sheets_sync").project)
+    scheduled = Jobs(
+        lease=stores.lease,
+        executions=stores.executions,
+        owner="cloud-scheduler-run",
+        clock=lambda: datetime.now(UTC),
+    )
+    with scheduled.exclusive(RECONCILE_JOB):  # the scheduled run, mid-way
+        assert main(["reconcile"]) == 1
+    assert "reconcile_invoices is already running" in capsys.readouterr().err
+    assert sheets.values(spreadsheet, TRACKER_TAB)[1:] == []  # the command did nothing
+    assert stores.executions.recent(RECONCILE_JOB) == []
+    assert main(["reconcile"]) == 0  # once the run is over, the command runs
+    assert len(sheets.values(spreadsheet, TRACKER_TAB)[1:]) == 1
 
 
 def test_a_missing_setting_is_named_and_exits_2(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -12,8 +12,9 @@ from shared.core.envelope import Json
 from shared.core.versions import parse_modified
 from shared.errors import UpstreamUnavailable
 from shared.platform.backoff import Backoff
-from shared.platform.executions import RunStatus
-from shared.sheets.reconcile import InvoiceReconciliation
+from shared.platform.executions import RunCounts, RunStatus
+from shared.platform.jobs import Jobs
+from shared.sheets.reconcile import JOB, InvoiceReconciliation
 from shared.sheets.rows import TrackerConfig
 from shared.sheets.sync import InvoiceSheetSync
 from tests.fakes import (
@@ -102,18 +103,32 @@ def reconciliation(
         erp=erp,
         outbox=outbox,
         sync=sync,
-        executions=parts.get("executions") or InMemorySyncExecutionLog(),
         watermarks=parts.get("watermarks") or InMemoryWatermarks(),
         site="erp.example.com",
         clock=lambda: NOW,
     )
 
 
+def run_job(
+    reconciliation: InvoiceReconciliation,
+    executions: InMemorySyncExecutionLog | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[str, RunCounts]:
+    """One run as the scheduled job and `bridge reconcile` make it: locked and recorded."""
+    jobs = Jobs(
+        lease=lambda name: InMemoryLease(),
+        executions=executions or InMemorySyncExecutionLog(),
+        owner="scheduler",
+        clock=lambda: NOW,
+    )
+    return jobs.run(JOB, lambda counts: reconciliation.run(counts, progress))
+
+
 def test_10000_invoices_take_at_most_25_list_calls_and_batches_of_the_batch_limit() -> None:
     erp = InMemoryInvoices({"Sales Invoice": [sales_invoice(n) for n in range(10_000)]})
     sheet, executions = InMemoryInvoiceSheet(), InMemorySyncExecutionLog()
     seen: list[int] = []
-    run_id, counts = reconciliation(erp, sheet, executions=executions).run(progress=seen.append)
+    run_id, counts = run_job(reconciliation(erp, sheet), executions, seen.append)
     assert erp.list_calls <= 25
     assert (counts.seen, counts.updated, len(sheet.rows), len(seen)) == (
         10_000,
@@ -129,9 +144,9 @@ def test_10000_invoices_take_at_most_25_list_calls_and_batches_of_the_batch_limi
 def test_run_with_nothing_changed_makes_one_list_call_per_invoice_doctype() -> None:
     erp = InMemoryInvoices({"Sales Invoice": [sales_invoice(n) for n in range(50)]})
     sheet, marks = InMemoryInvoiceSheet(), InMemoryWatermarks()
-    reconciliation(erp, sheet, watermarks=marks).run()
+    run_job(reconciliation(erp, sheet, watermarks=marks))
     erp.list_calls = 0
-    _, counts = reconciliation(erp, sheet, watermarks=marks).run()
+    _, counts = run_job(reconciliation(erp, sheet, watermarks=marks))
     assert erp.list_calls == 2  # Sales and Purchase Invoice: ERPNext lists one doctype per call
     assert counts.updated <= 1  # only the invoice(s) at the watermark's own stamp come back
 
@@ -143,9 +158,9 @@ def test_change_with_no_webhook_reaches_the_sheet_on_the_next_run() -> None:
         InMemoryInvoiceSheet(),
         InMemoryWatermarks(),
     )
-    reconciliation(erp, sheet, watermarks=marks).run()
+    run_job(reconciliation(erp, sheet, watermarks=marks))
     docs[2] = {**docs[2], "status": "Overdue", "modified": "2026-11-23 23:00:00"}  # the nightly job
-    reconciliation(erp, sheet, watermarks=marks).run()
+    run_job(reconciliation(erp, sheet, watermarks=marks))
     status = CONFIG.index_of("status")
     assert sheet.by_name()["ACC-SINV-2026-00002"][status] == "Overdue"
 
@@ -154,6 +169,6 @@ def test_failed_run_is_recorded_with_its_error() -> None:
     erp = InMemoryInvoices({"Sales Invoice": [sales_invoice(1)]}, down=True)
     executions = InMemorySyncExecutionLog()
     with pytest.raises(UpstreamUnavailable):
-        reconciliation(erp, InMemoryInvoiceSheet(), executions=executions).run()
+        run_job(reconciliation(erp, InMemoryInvoiceSheet()), executions)
     (run,) = executions.runs.values()
     assert run.status is RunStatus.FAILED and "erpnext down" in str(run.error)
