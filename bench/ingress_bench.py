@@ -40,8 +40,8 @@ from rich.table import Table
 from bench.figures import Figure, write_figures
 from bench.load import LoadResult, frappe_signature, invoice_body
 from devstack.emulators import running_emulators
-from devstack.ports import free_port
 from devstack.processes import ServerProcess, launch
+from devstack.sockets import free_port
 from devstack.stack import (
     CONSUMER_FUNCTIONS,
     ROOT,

@@ -371,7 +371,7 @@ def show(stack: Devstack, erp: ErpNextStandIn, notes: dict[str, str]) -> None:
     counts: Counter[str] = Counter()
     for entry in stack.outcomes():
         outcome = str(entry["outcome"])
-        consumer = str(entry.get("function"))
+        consumer = str(entry.get("consumer"))
         counts[outcome] += 1
         detail = (
             actions.get((consumer, str(entry.get("event_id"))))

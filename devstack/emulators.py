@@ -11,8 +11,8 @@ from pathlib import Path
 
 import requests
 
-from devstack.ports import free_port
 from devstack.processes import ServerProcess, launch
+from devstack.sockets import free_port
 
 START_TIMEOUT_S = 90.0
 

@@ -7,7 +7,7 @@ import socket
 import threading
 from dataclasses import dataclass, field
 
-from devstack.ports import free_port
+from devstack.sockets import free_port
 
 
 @dataclass

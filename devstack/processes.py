@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from devstack.ports import listener_pids, wait_for_port
+from devstack.sockets import listener_pids, wait_for_port
 
 STOP_TIMEOUT_S = 15.0
 """How long a group has to end after SIGTERM before it is killed, and after SIGKILL before

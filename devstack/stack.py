@@ -25,9 +25,9 @@ from devstack.drive import DriveStandIn
 from devstack.emulators import Emulators, running_emulators
 from devstack.erpnext import ErpNextStandIn
 from devstack.google_oidc import OidcIssuer
-from devstack.ports import free_port
 from devstack.processes import ServerProcess, launch
 from devstack.sheets import SheetsStandIn
+from devstack.sockets import free_port
 from devstack.telegram import TelegramStandIn
 from devstack.twilio import TwilioStandIn
 from shared.adapters.firestore import FirestoreStores
@@ -232,9 +232,9 @@ class Devstack:
         return [entry for entry in self.consumer_log() if "outcome" in entry]
 
     def actions(self) -> dict[tuple[str, str], str]:
-        """What each consumer did for an event it applied: (function, event id) -> action."""
+        """What each consumer did for an event it applied: (consumer, event id) -> action."""
         return {
-            (str(entry.get("function")), str(entry.get("event_id"))): str(entry["action"])
+            (str(entry.get("consumer")), str(entry.get("event_id"))): str(entry["action"])
             for entry in self.consumer_log()
             if "action" in entry
         }

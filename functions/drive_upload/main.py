@@ -24,7 +24,12 @@ _settings = bootstrap.settings("drive_upload")  # fail fast at start when settin
 
 @functions_framework.cloud_event
 def upload_attachment(cloud_event: CloudEvent) -> None:
-    runtime.serve_event("drive_upload", cloud_event.data, bootstrap.consumer("drive_upload").handle)
+    runtime.serve_event(
+        "upload_attachment",
+        "drive_upload",
+        cloud_event.data,
+        bootstrap.consumer("drive_upload").handle,
+    )
 
 
 def _backfill(request: runtime.HttpRequest) -> runtime.HttpAnswer:

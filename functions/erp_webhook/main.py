@@ -38,13 +38,16 @@ def _accept(request: runtime.HttpRequest) -> runtime.HttpAnswer:
 
 @functions_framework.http
 def receive_erp_webhook(request: flask.Request) -> runtime.HttpAnswer:
-    return runtime.serve_http("erp_webhook", _settings.project, request, _accept)
+    return runtime.serve_http("receive_erp_webhook", _settings.project, request, _accept)
 
 
 @functions_framework.cloud_event
 def record_dead_letter(cloud_event: CloudEvent) -> None:
     runtime.serve_event(
-        "record_dead_letter", cloud_event.data, bootstrap.dead_letter_recorder().handle
+        "record_dead_letter",
+        "dead_letter",
+        cloud_event.data,
+        bootstrap.dead_letter_recorder().handle,
     )
 
 

@@ -22,7 +22,9 @@ _settings = bootstrap.settings("notifier")  # fail fast at start when settings a
 
 @functions_framework.cloud_event
 def send_alerts(cloud_event: CloudEvent) -> None:
-    runtime.serve_event("notifier", cloud_event.data, bootstrap.consumer("notifier").handle)
+    runtime.serve_event(
+        "send_alerts", "notifier", cloud_event.data, bootstrap.consumer("notifier").handle
+    )
 
 
 @functions_framework.http

@@ -20,7 +20,12 @@ _settings = bootstrap.settings("sheets_sync")  # fail fast at start when setting
 
 @functions_framework.cloud_event
 def sync_invoice_sheet(cloud_event: CloudEvent) -> None:
-    runtime.serve_event("sheets_sync", cloud_event.data, bootstrap.consumer("sheets_sync").handle)
+    runtime.serve_event(
+        "sync_invoice_sheet",
+        "sheets_sync",
+        cloud_event.data,
+        bootstrap.consumer("sheets_sync").handle,
+    )
 
 
 def _reconcile(request: runtime.HttpRequest) -> runtime.HttpAnswer:

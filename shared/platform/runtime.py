@@ -349,10 +349,14 @@ def serve_http(
 
 
 def serve_event(
-    function: str, data: Mapping[str, object], handle: Callable[[PubSubMessage], object]
+    function: str,
+    consumer: str,
+    data: Mapping[str, object],
+    handle: Callable[[PubSubMessage], object],
 ) -> None:
-    """Run an event handler on a Pub/Sub CloudEvent's data: return acks, raise redelivers."""
-    with logs.bound(function=function), observability.invocation():
+    """Run `consumer`'s handler (entry point `function`) on a Pub/Sub CloudEvent's data: return
+    acks, raise redelivers. Logs and Sentry events are labelled with both."""
+    with logs.bound(function=function, consumer=consumer), observability.invocation():
         try:
             message = message_from_push(data)
         except InvalidPayload:

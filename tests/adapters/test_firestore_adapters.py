@@ -11,7 +11,7 @@ import pytest
 from google.cloud import firestore
 
 from devstack.emulators import Emulators
-from devstack.ports import free_port
+from devstack.sockets import free_port
 from shared.adapters.firestore import FirestoreStores
 from shared.core.claims import ClaimOutcome, ClaimState
 from shared.core.envelope import Envelope

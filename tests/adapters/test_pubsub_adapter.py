@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from google.cloud import pubsub_v1
 
-from devstack.ports import free_port
+from devstack.sockets import free_port
 from shared.adapters.pubsub import (
     PubSubPublisher,
     ensure_pull_subscription,

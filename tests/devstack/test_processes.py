@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from devstack.ports import free_port, listener_pids
 from devstack.processes import ServerProcess, launch, session_members
+from devstack.sockets import free_port, listener_pids
 
 # A wrapper that ends at once on SIGTERM and a child holding the port that ends only later, or
 # never: what `gcloud` and the emulator's JVM are.

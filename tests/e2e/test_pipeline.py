@@ -113,7 +113,7 @@ def test_one_effect_per_consumer_when_the_same_webhook_arrives_three_times(
     deliveries = erp.deliveries(docname=name, event="after_insert")
     assert [d.state for d in deliveries] == ["delivered"] * 3
     settle(stack, name, consumers=2)
-    outcomes = [(o["function"], o["outcome"]) for o in stack.outcomes() if o.get("name") == name]
+    outcomes = [(o["consumer"], o["outcome"]) for o in stack.outcomes() if o.get("name") == name]
     assert sorted(outcomes) == sorted(
         [(function, "applied") for function in ("notifier", "sheets_sync")]
         + [(function, "duplicate") for function in ("notifier", "sheets_sync")] * 2

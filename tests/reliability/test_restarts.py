@@ -86,7 +86,7 @@ def mid_batch(stack: Devstack, made: Scenario) -> bool:
         function: {
             o.get("name")
             for o in stack.outcomes()
-            if o.get("function") == function and o["outcome"] == "applied"
+            if o.get("consumer") == function and o["outcome"] == "applied"
         }
         & wanted
         for function, wanted in names.items()

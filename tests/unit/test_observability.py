@@ -211,7 +211,7 @@ FUNCTIONS = textwrap.dedent(
 
     @functions_framework.cloud_event
     def send_alerts(cloud_event):
-        runtime.serve_event("notifier", cloud_event.data, _consume)
+        runtime.serve_event("send_alerts", "notifier", cloud_event.data, _consume)
 
 
     def _throttled(message):
@@ -222,7 +222,7 @@ FUNCTIONS = textwrap.dedent(
 
     @functions_framework.cloud_event
     def throttled_alerts(cloud_event):
-        runtime.serve_event("notifier", cloud_event.data, _throttled)
+        runtime.serve_event("throttled_alerts", "notifier", cloud_event.data, _throttled)
     '''
 )
 
@@ -364,8 +364,10 @@ def test_sentry_gets_a_tagged_event_error_without_phones_texts_or_secrets(sentry
 
     wire, events = sent(CapturingTransport.envelopes)
     (event,) = events  # captured once, tagged; the framework's own report is deduplicated
-    assert {key: event["tags"][key] for key in ("function", "event_type", "doctype")} == {
-        "function": "notifier",
+    tagged = ("function", "consumer", "event_type", "doctype")
+    assert {key: event["tags"][key] for key in tagged} == {
+        "function": "send_alerts",
+        "consumer": "notifier",
         "event_type": "erpnext.issue.after_insert",
         "doctype": "Issue",
     }

@@ -1,4 +1,5 @@
-"""Free loopback ports, and waiting for a server to listen on one.
+"""Free loopback ports (TCP ports: the word means nothing else here), and waiting for a server
+to listen on one.
 
 A port we hand to a server stays unbound for the seconds a JVM or a Python process takes to
 start. Any socket the kernel numbers itself in that time (an outgoing connection, a server that

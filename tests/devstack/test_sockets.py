@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from devstack import ports
-from devstack.ports import EPHEMERAL_RANGE, free_port, listener_pids
+from devstack import sockets
 from devstack.processes import launch
+from devstack.sockets import EPHEMERAL_RANGE, free_port, listener_pids
 
 
 def test_free_ports_are_distinct_outside_the_ephemeral_range_and_free() -> None:
@@ -63,7 +63,7 @@ def test_a_port_another_running_process_handed_out_is_not_handed_out_here(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Another `make test` beside this one: it chose a port and has not bound it yet.
-    chooser = "import sys; from devstack.ports import free_port; print(free_port(), flush=True)"
+    chooser = "import sys; from devstack.sockets import free_port; print(free_port(), flush=True)"
     other = subprocess.Popen(
         [sys.executable, "-c", chooser + "; sys.stdin.read()"],
         stdin=subprocess.PIPE,
@@ -74,9 +74,9 @@ def test_a_port_another_running_process_handed_out_is_not_handed_out_here(
         assert other.stdout is not None
         theirs = int(other.stdout.readline())
         offered = [theirs, theirs]  # what the random choice comes up with first, then its own
-        real_choose = ports._choose
+        real_choose = sockets._choose
         monkeypatch.setattr(
-            ports,
+            sockets,
             "_choose",
             lambda candidates: offered.pop() if offered else real_choose(candidates),
         )
