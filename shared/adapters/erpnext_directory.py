@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from shared.core import documents
 from shared.core.envelope import Json
 from shared.errors import UpstreamRejected
 from shared.platform.ports import DocumentReader
@@ -28,11 +29,13 @@ class ErpNextDirectory:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def user_full_name(self, user_id: str) -> str | None:
-        return self._cached("User", user_id, lambda doc: _text(doc.get("full_name")))
+        return self._cached("User", user_id, lambda doc: documents.text(doc.get("full_name")))
 
     def project_manager_user(self, project: str) -> str | None:
         """The project manager's user id (email)."""
-        return self._cached("Project", project, lambda doc: _text(doc.get(self.manager_field)))
+        return self._cached(
+            "Project", project, lambda doc: documents.text(doc.get(self.manager_field))
+        )
 
     def project_manager(self, project: str) -> str | None:
         """The project manager's full name (the user id when the user has none)."""
@@ -56,9 +59,3 @@ class ErpNextDirectory:
         with self._lock:
             self._cache[(doctype, name)] = (value, now + self.ttl)
         return value
-
-
-def _text(value: Json) -> str | None:
-    if not isinstance(value, str):
-        return None
-    return value.strip() or None

@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from shared.adapters.erpnext import ChildFilter, ErpNextClient, Filter
+from shared.core import documents
 from shared.core.envelope import Json
 from shared.errors import ConfigurationError, InvalidPayload, NotFound
 from shared.servicedesk.phones import normalise_e164
@@ -151,14 +152,14 @@ class ErpNextServiceDesk:
     def roles_of(self, user: str) -> frozenset[str]:
         doc = self._client.get_doc("User", user)
         return frozenset(
-            role for row in _rows(doc.get("roles")) if (role := _text(row.get("role")))
+            role for row in _rows(doc.get("roles")) if (role := documents.text(row.get("role")))
         )
 
     def full_name(self, user: str) -> str:
         """The User's full name (first and last when it has none; its id when neither is set)."""
         doc = self._client.get_doc("User", user)
-        parts = (_text(doc.get(key)) for key in ("first_name", "middle_name", "last_name"))
-        return _text(doc.get("full_name")) or " ".join(p for p in parts if p) or user
+        parts = (documents.text(doc.get(key)) for key in ("first_name", "middle_name", "last_name"))
+        return documents.text(doc.get("full_name")) or " ".join(p for p in parts if p) or user
 
     def customer_of_phone(self, phone_e164: str) -> str | None:
         phone = normalise_e164(phone_e164, self._config.default_country_code)
@@ -172,9 +173,9 @@ class ErpNextServiceDesk:
         to the Customer, primary first). Only mobile numbers: WhatsApp cannot reach a landline."""
         config = self._config
         doc = self._client.get_doc(config.doctype, request.id)
-        contact = _text(doc.get(config.contact_field))
+        contact = documents.text(doc.get(config.contact_field))
         mobile = self._contact_mobile(contact) if contact else None
-        customer = _text(doc.get(config.customer_field)) or request.customer
+        customer = documents.text(doc.get(config.customer_field)) or request.customer
         if mobile is None and customer:
             mobile = self._customer_mobile(customer)
         return mobile
@@ -225,7 +226,7 @@ class ErpNextServiceDesk:
                 ],
             )
         )
-        currencies = {c for row in rows if (c := _text(row.get("currency")))}
+        currencies = {c for row in rows if (c := documents.text(row.get("currency")))}
         if len(currencies) == 1:
             return sum(_number(row.get("grand_total")) for row in rows), currencies.pop()
         totals = (
@@ -270,7 +271,9 @@ class ErpNextServiceDesk:
     def _numbers_of(self, contact: Mapping[str, Json]) -> set[str]:
         texts = [row.get("phone") for row in _rows(contact.get("phone_nos"))]
         texts += [contact.get("mobile_no"), contact.get("phone")]
-        numbers = (normalise_e164(_text(t), self._config.default_country_code) for t in texts)
+        numbers = (
+            normalise_e164(documents.text(t), self._config.default_country_code) for t in texts
+        )
         return {number for number in numbers if number}
 
     def _mobile_of(self, contact: Mapping[str, Json]) -> str | None:
@@ -279,7 +282,7 @@ class ErpNextServiceDesk:
             r.get("phone") for r in _rows(contact.get("phone_nos")) if r.get("is_primary_mobile_no")
         ]
         for text in (contact.get("mobile_no"), *flagged):
-            if number := normalise_e164(_text(text), country):
+            if number := normalise_e164(documents.text(text), country):
                 return number
         return None
 
@@ -294,10 +297,10 @@ class ErpNextServiceDesk:
             customer_doc = self._client.get_doc("Customer", customer)
         except NotFound:
             return None
-        primary = _text(customer_doc.get("customer_primary_contact"))
+        primary = documents.text(customer_doc.get("customer_primary_contact"))
         mobile = self._contact_mobile(primary) if primary else None
         mobile = mobile or normalise_e164(
-            _text(customer_doc.get("mobile_no")), self._config.default_country_code
+            documents.text(customer_doc.get("mobile_no")), self._config.default_country_code
         )
         if mobile:
             return mobile
@@ -312,7 +315,7 @@ class ErpNextServiceDesk:
             limit=PHONE_CANDIDATES,
         )
         numbers = (
-            normalise_e164(_text(row.get("mobile_no")), self._config.default_country_code)
+            normalise_e164(documents.text(row.get("mobile_no")), self._config.default_country_code)
             for row in linked
         )
         return next((number for number in numbers if number), None)
@@ -342,11 +345,11 @@ class ErpNextServiceDesk:
         config = self._config
         return ServiceRequest(
             id=str(doc.get("name")),
-            subject=_text(doc.get(config.subject_field)) or "",
-            status=_text(doc.get(config.status_field)) or "",
-            priority=_text(doc.get(config.priority_field)) or "",
-            customer=_text(doc.get(config.customer_field)),
-            project=_text(doc.get(config.project_field)) if config.project_field else None,
+            subject=documents.text(doc.get(config.subject_field)) or "",
+            status=documents.text(doc.get(config.status_field)) or "",
+            priority=documents.text(doc.get(config.priority_field)) or "",
+            customer=documents.text(doc.get(config.customer_field)),
+            project=documents.text(doc.get(config.project_field)) if config.project_field else None,
             assigned_to=_assigned(doc.get("_assign")),
             opened=self._opened(doc),
             resolved=self._moment(doc.get(config.resolved_field)),
@@ -355,21 +358,25 @@ class ErpNextServiceDesk:
     def _opened(self, doc: Mapping[str, Json]) -> datetime | None:
         """The opening date and time (site time), else `creation`, as an aware UTC datetime."""
         config = self._config
-        day_text = _text(doc.get(config.opened_date_field)) if config.opened_date_field else None
+        day_text = (
+            documents.text(doc.get(config.opened_date_field)) if config.opened_date_field else None
+        )
         try:
             day = date.fromisoformat(day_text[:10]) if day_text else None
         except ValueError:
             day = None
         if day is None:
             return self._moment(doc.get("creation"))
-        clock = _text(doc.get(config.opened_time_field)) if config.opened_time_field else None
+        clock = (
+            documents.text(doc.get(config.opened_time_field)) if config.opened_time_field else None
+        )
         at = (_time_of_day(clock) if clock else None) or timedelta()
         local = datetime.combine(day, time()) + at
         return local.replace(tzinfo=self._zone).astimezone(UTC)
 
     def _moment(self, value: Json) -> datetime | None:
         """A Frappe Date or Datetime (naive, site time) as an aware UTC datetime."""
-        text = _text(value)
+        text = documents.text(value)
         if text is None:
             return None
         try:
@@ -411,20 +418,13 @@ def _assigned(raw: Json) -> tuple[str, ...]:
 
 def _customer_link(contact: Mapping[str, Json]) -> str | None:
     for row in _rows(contact.get("links")):
-        if row.get("link_doctype") == "Customer" and (name := _text(row.get("link_name"))):
+        if row.get("link_doctype") == "Customer" and (name := documents.text(row.get("link_name"))):
             return name
     return None
 
 
 def _rows(value: Json) -> list[Mapping[str, Json]]:
     return [row for row in value if isinstance(row, dict)] if isinstance(value, list) else []
-
-
-def _text(value: Json) -> str | None:
-    if value is None or isinstance(value, dict | list):
-        return None
-    text = str(value).strip()
-    return text or None
 
 
 def _number(value: Json) -> float:

@@ -169,3 +169,18 @@ def build_envelope(
         received_at=received_at,
         doc=doc,
     )
+
+
+def document_envelope(
+    doc: Mapping[str, Json], *, doctype: str, event: str, site: str, received_at: datetime
+) -> Envelope:
+    """An envelope for a document the bridge read itself (reconciliation, backfill, a replay of
+    the document as it is now), shaped as the webhook's would be: the body is the document."""
+    payload: dict[str, Json] = {**doc, "doctype": doctype}
+    return build_envelope(
+        raw_body=json.dumps(payload, sort_keys=True, default=str).encode(),
+        payload=payload,
+        site=site,
+        received_at=received_at,
+        event_hint=event,
+    )

@@ -11,7 +11,6 @@ second copy. A File's `on_trash` moves its Drive copy to the trash (recoverable 
 from __future__ import annotations
 
 import itertools
-import json
 import mimetypes
 import time
 import uuid
@@ -19,7 +18,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from shared.core.envelope import Envelope, Json, build_envelope
+from shared.core.documents import field_text
+from shared.core.envelope import Envelope, Json, document_envelope
 from shared.core.routing import OPERATIONS
 from shared.drive.ports import DriveFiles, DriveItem, FolderRegistry
 from shared.drive.settings import DriveConfig
@@ -85,7 +85,7 @@ class DriveUploader:
     # -- uploading -----------------------------------------------------------------------------
     def _upload(self, doc: Mapping[str, Json], handle: str) -> DriveItem:
         file_url = str(doc["file_url"])  # `apply` lets only ERPNext's own files through
-        file_name = _text(doc, "file_name") or file_url.rsplit("/", 1)[-1]
+        file_name = field_text(doc, "file_name") or file_url.rsplit("/", 1)[-1]
         folder = self._folder_for(doc)
         size = doc.get("file_size")
         mimetype = mimetypes.guess_type(file_name)[0] or "application/octet-stream"
@@ -109,8 +109,8 @@ class DriveUploader:
 
     def _folder_for(self, doc: Mapping[str, Json]) -> str:
         """The template's folders, made once each: `{project_or_doctype}/{document}` by default."""
-        attached_doctype = _text(doc, "attached_to_doctype")
-        attached_name = _text(doc, "attached_to_name")
+        attached_doctype = field_text(doc, "attached_to_doctype")
+        attached_name = field_text(doc, "attached_to_name")
         project = self._project_of(attached_doctype, attached_name)
         path = self.config.folder_template.format(
             project=project or "No project",
@@ -133,7 +133,7 @@ class DriveUploader:
             attached = self.erp.get_doc(doctype, name)
         except UpstreamRejected:  # gone, or not ours to read: file it under its doctype
             return None
-        return _text(attached, "project")
+        return field_text(attached, "project")
 
     def _folder(self, parent: str, name: str) -> str:
         """One Drive folder per (parent, name), even when many uploads need it at once."""
@@ -170,7 +170,7 @@ class DriveUploader:
         Drive copy's handle moves to it first, so the original's on_trash leaves the copy alone.
         Every step can be repeated: a redelivery after a crash finishes what is left.
         """
-        content_hash = _text(doc, "content_hash")
+        content_hash = field_text(doc, "content_hash")
         if not content_hash or item.md5 != content_hash:
             return f"ERPNext's copy kept: Drive's MD5 {item.md5} is not ERPNext's {content_hash}"
         remote = self._remote_file(doc, item)
@@ -182,7 +182,7 @@ class DriveUploader:
 
     def _remote_file(self, doc: Mapping[str, Json], item: DriveItem) -> str:
         """The File that points at the Drive copy: found if an earlier try made it, else made."""
-        attached = _text(doc, "attached_to_name")
+        attached = field_text(doc, "attached_to_name")
         for found in self.erp.iter_docs(
             "File",
             fields=("name",),
@@ -192,7 +192,7 @@ class DriveUploader:
         created = self.erp.insert(
             "File",
             {
-                "file_name": _text(doc, "file_name") or item.name,
+                "file_name": field_text(doc, "file_name") or item.name,
                 "file_url": item.web_link,
                 "attached_to_doctype": doc.get("attached_to_doctype"),
                 "attached_to_name": attached,
@@ -224,18 +224,13 @@ class DriveUploader:
             if all(current.get(key) == value for key, value in values.items()):
                 return "link already in ERPNext"
             try:
-                self.erp.update("File", file_name, values, modified=_text(current, "modified"))
+                self.erp.update("File", file_name, values, modified=field_text(current, "modified"))
                 return "linked back in ERPNext"
             except DocumentChanged:
                 continue  # someone saved the File meanwhile: read it again
         raise UpstreamUnavailable(
             f"File {file_name} kept changing while linking it back", service="erpnext"
         )
-
-
-def _text(doc: Mapping[str, Json], key: str) -> str | None:
-    value = doc.get(key)
-    return value if isinstance(value, str) and value else None
 
 
 # ---- backfill -----------------------------------------------------------------------------------
@@ -271,7 +266,13 @@ class DriveBackfill:
         ]
         for doc in self.erp.iter_docs("File", fields=FILE_FIELDS, filters=missing):
             counts.seen += 1
-            envelope = _file_event(doc, self.uploader.site, self.clock())
+            envelope = document_envelope(
+                doc,
+                doctype="File",
+                event="after_insert",
+                site=self.uploader.site,
+                received_at=self.clock(),
+            )
             try:
                 self.uploader.apply(envelope)
                 counts.updated += 1
@@ -283,17 +284,6 @@ class DriveBackfill:
                 self.errors.record_failure(report, now=self.clock())
             if progress is not None:
                 progress(1)
-
-
-def _file_event(doc: Mapping[str, Json], site: str, now: datetime) -> Envelope:
-    payload: dict[str, Json] = {**doc, "doctype": "File"}
-    return build_envelope(
-        raw_body=json.dumps(payload, sort_keys=True, default=str).encode(),
-        payload=payload,
-        site=site,
-        received_at=now,
-        event_hint="after_insert",
-    )
 
 
 # ---- the download proxy -------------------------------------------------------------------------
@@ -328,8 +318,11 @@ class AttachmentProxy:
             file_doc = self.erp.get_doc("File", file_name)
         except NotFound:
             raise InvalidPayload(f"no File {file_name}", status=404) from None
-        drive_id = _text(file_doc, self.config.file_id_field)
-        doctype, name = _text(file_doc, "attached_to_doctype"), _text(file_doc, "attached_to_name")
+        drive_id = field_text(file_doc, self.config.file_id_field)
+        doctype, name = (
+            field_text(file_doc, "attached_to_doctype"),
+            field_text(file_doc, "attached_to_name"),
+        )
         if not drive_id:
             raise InvalidPayload(f"File {file_name} has no Drive copy yet", status=404)
         if not doctype or not name:
@@ -338,7 +331,7 @@ class AttachmentProxy:
             self.as_user(user_token).get_doc(doctype, name)
         except (UpstreamRejected, ConfigurationError):
             raise AccessDenied(f"ERPNext does not let this user read {doctype} {name}") from None
-        shown = _text(file_doc, "file_name") or file_name
+        shown = field_text(file_doc, "file_name") or file_name
         mimetype = mimetypes.guess_type(shown)[0] or "application/octet-stream"
         chunks = self.drive.download(drive_id)
         first = next(chunks, b"")  # a Drive failure is an answer, not a cut-off stream

@@ -9,14 +9,13 @@ event that since succeeded is a duplicate, and the replay's success resolves the
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
-from shared.core.envelope import Envelope, build_envelope
+from shared.core.envelope import Envelope, document_envelope
 from shared.core.routing import SUBSCRIPTIONS, RouteTable, topics_for
 from shared.errors import InvalidPayload, UpstreamRejected
 from shared.operations.error_query import SETTABLE, ErrorFilter
@@ -151,9 +150,10 @@ class ErrorTriage:
         return None
 
     def _current(self, original: Envelope, now: datetime) -> Envelope:
-        doc = dict(self.erp().get_doc(original.doctype, original.name))
-        doc.setdefault("doctype", original.doctype)
-        raw = json.dumps(doc, default=str).encode()
-        return build_envelope(
-            raw_body=raw, payload=doc, site=self.site, received_at=now, event_hint=original.event
+        return document_envelope(
+            self.erp().get_doc(original.doctype, original.name),
+            doctype=original.doctype,
+            event=original.event,
+            site=self.site,
+            received_at=now,
         )

@@ -7,12 +7,11 @@ only, large pages, and queues them through the same outbox and batch writer as t
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from shared.core.envelope import Json, build_envelope
+from shared.core.envelope import document_envelope
 from shared.platform.executions import RunCounts
 from shared.platform.ports import DocumentLister
 from shared.sheets.ports import SheetOutbox, Watermarks
@@ -70,13 +69,8 @@ class InvoiceReconciliation:
             filters=filters,
             order_by="modified asc",
         ):
-            payload: dict[str, Json] = {**doc, "doctype": doctype}
-            envelope = build_envelope(
-                raw_body=json.dumps(payload, sort_keys=True, default=str).encode(),
-                payload=payload,
-                site=self.site,
-                received_at=self.clock(),
-                event_hint=EVENT,
+            envelope = document_envelope(
+                doc, doctype=doctype, event=EVENT, site=self.site, received_at=self.clock()
             )
             self.outbox.put(envelope, now=self.clock())
             counts.seen += 1

@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime
 from typing import Literal, TypeAlias
 from urllib.parse import quote
 
+from shared.core.documents import field_text
 from shared.core.envelope import Envelope, Json
 from shared.core.versions import parse_modified
 from shared.errors import InvalidPayload, MappingError
@@ -175,14 +176,6 @@ class InvoiceFacts:
         return self.docstatus == CANCELLED_DOCSTATUS or self.status == "Cancelled"
 
 
-def _text_field(doc: Mapping[str, Json], key: str) -> str | None:
-    value = doc.get(key)
-    if value is None or isinstance(value, (dict, list)):
-        return None
-    text = str(value).strip()
-    return text or None
-
-
 def _number_field(doc: Mapping[str, Json], key: str, name: str) -> float | None:
     value = doc.get(key)
     if value is None or value == "":
@@ -199,7 +192,7 @@ def _number_field(doc: Mapping[str, Json], key: str, name: str) -> float | None:
 
 
 def _date_field(doc: Mapping[str, Json], key: str, name: str) -> date | None:
-    text = _text_field(doc, key)
+    text = field_text(doc, key)
     if text is None:
         return None
     try:
@@ -244,24 +237,24 @@ def invoice_facts(
     so the cell never hides who entered the invoice. Missing project or manager stay None (empty).
     """
     kind = invoice_doctype(doctype)
-    name = _text_field(doc, "name")
+    name = field_text(doc, "name")
     if name is None:
         raise MappingError("invoice has no name", doctype=doctype)
     return InvoiceFacts(
         name=name,
         doctype=kind,
-        project=_text_field(doc, "project"),
-        counterparty=_text_field(doc, _COUNTERPARTY_FIELD[kind]),
+        project=field_text(doc, "project"),
+        counterparty=field_text(doc, _COUNTERPARTY_FIELD[kind]),
         posting_date=_date_field(doc, "posting_date", name),
         amount=_number_field(doc, "grand_total", name),
-        currency=_text_field(doc, "currency"),
-        entered_by=(user_full_name or "").strip() or _text_field(doc, "owner"),
+        currency=field_text(doc, "currency"),
+        entered_by=(user_full_name or "").strip() or field_text(doc, "owner"),
         project_manager=(project_manager or "").strip() or None,
-        status=_text_field(doc, "status"),
+        status=field_text(doc, "status"),
         docstatus=_docstatus(doc),
         paid_date=paid_date,
         outstanding=_number_field(doc, "outstanding_amount", name),
-        modified=_text_field(doc, "modified"),
+        modified=field_text(doc, "modified"),
         deleted=deleted,
     )
 
@@ -277,7 +270,7 @@ def paid_date_for(
     clears it: a cancelled payment makes the invoice Unpaid again, and a later payment is a new
     date. When Paid arrives late (reconciliation after other edits) the date is an upper bound.
     """
-    if _text_field(doc, "status") != "Paid":
+    if field_text(doc, "status") != "Paid":
         return None
     if previous_row_paid_date is not None:
         return previous_row_paid_date
