@@ -37,10 +37,10 @@ def rss(field):
             return int(line.split()[1]) * 1024
     raise SystemExit("no " + field)
 
-from shared import bootstrap
+from shared.roots import drive_upload
 from shared.core.envelope import build_envelope
 
-uploader = bootstrap.drive_uploader()
+uploader = drive_upload.from_environment().uploader
 doc = json.loads(sys.argv[1])
 envelope = build_envelope(
     raw_body=sys.argv[1].encode(), payload=doc, site="bench", received_at=datetime.now(UTC),

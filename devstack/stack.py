@@ -35,7 +35,7 @@ from shared.adapters.pubsub import ensure_push_subscription, ensure_topic
 from shared.adapters.sheets import GoogleSheetLayout, sheets_client
 from shared.adapters.telegram import TelegramApi
 from shared.core.routing import DEAD_LETTER, DEAD_LETTER_SUBSCRIPTION, SUBSCRIPTIONS, TOPICS
-from shared.settings import Settings
+from shared.roots import read_settings
 from shared.sheets.layout import TRACKER_TAB
 from shared.sheets.sync import set_up_sheet
 
@@ -429,8 +429,7 @@ def running_devstack(
 
 def set_up_bot_webhooks(devstack: Devstack) -> None:
     """What an operator does once: point Telegram and Twilio at the two webhooks."""
-    config = Settings.from_env(devstack.env, function="notifier").notifier
-    assert config is not None
+    config = read_settings("notifier", devstack.env).alerts
     api = TelegramApi(config.telegram_token, base_url=devstack.telegram.base_url)
     api.set_webhook(devstack.functions[TELEGRAM_WEBHOOK.target].url + "/", config.telegram_secret)
     devstack.twilio.set_webhook(
@@ -440,9 +439,8 @@ def set_up_bot_webhooks(devstack: Devstack) -> None:
 
 def set_up_tracker(env: Mapping[str, str]) -> int:
     """What an operator's `bridge sheet-setup` does, with the devstack's settings."""
-    config = Settings.from_env(env, function="sheets_sync")
-    assert config.tracker is not None
-    service = sheets_client(endpoint=config.sheets_endpoint, timeout_s=config.sheets_timeout_s)
+    config = read_settings("sheets_sync", env).sheets
+    service = sheets_client(endpoint=config.endpoint, timeout_s=config.timeout_s)
     return set_up_sheet(GoogleSheetLayout(service, config.spreadsheet_id), config.tracker)
 
 

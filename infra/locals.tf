@@ -1,5 +1,5 @@
 # The bridge as data. Every name here is one the code uses (shared/core/routing.py, the entry
-# points in functions/*/main.py, the secret() calls in shared/settings.py, the `expire_at` writes in
+# points in functions/*/main.py, the env.secret() calls in shared/, the `expire_at` writes in
 # shared/adapters/): tests/infra/test_infra.py parses this file and proves both directions.
 
 locals {
@@ -20,7 +20,7 @@ locals {
   # shared/core/routing.py DEAD_LETTER_SUBSCRIPTION: never dead-letters itself (it is the end).
   dead_letter_subscription = { name = "dead-letter-recorder", topic = "erp-dead-letter", entry_point = "record_dead_letter" }
 
-  # Secret Manager secret id => the environment variable the code reads it as (shared/settings.py).
+  # Secret Manager secret id => the environment variable the code reads it as (its env.secret call).
   # No values: docs/OPERATIONS.md adds them with gcloud.
   secrets = {
     "webhook-secret"            = "WEBHOOK_SECRET"

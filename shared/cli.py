@@ -16,24 +16,27 @@ bridge check                                 # every connection of every functio
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
-from shared import bootstrap
 from shared.errors import BridgeError, ConfigurationError
 from shared.platform.executions import RunCounts
+from shared.roots import FUNCTIONS, drive_upload, erp_webhook, notifier, sheets_sync
 
 
 def sheet_setup(*args: str) -> int:
     from shared.adapters.sheets import GoogleSheetLayout
     from shared.sheets.sync import set_up_sheet
 
-    config = bootstrap.settings("sheets_sync")
-    assert config.tracker is not None  # settings refuse to load without it
-    layout = GoogleSheetLayout(bootstrap.sheets_service(), config.spreadsheet_id)
-    sent = set_up_sheet(layout, config.tracker)
+    root = sheets_sync.from_environment()
+    sheets = root.settings.sheets
+    sent = set_up_sheet(
+        GoogleSheetLayout(root.sheets_service, sheets.spreadsheet_id), sheets.tracker
+    )
     print(
-        f"sheet {config.spreadsheet_id}: "
+        f"sheet {sheets.spreadsheet_id}: "
         + (f"set up with {sent} changes" if sent else "already set up, nothing changed")
     )
     return 0
@@ -42,11 +45,11 @@ def sheet_setup(*args: str) -> int:
 def reconcile(*args: str) -> int:
     from shared.sheets.reconcile import JOB
 
-    reconciliation = bootstrap.invoice_reconciliation()
+    root = sheets_sync.from_environment()
     return _run_job(
         "reconciling {n} invoices read from ERPNext",
-        lambda progress: bootstrap.jobs("sheets_sync").run(
-            JOB, lambda counts: reconciliation.run(counts, progress)
+        lambda progress: root.jobs.run(
+            JOB, lambda counts: root.reconciliation.run(counts, progress)
         ),
         ("seen", "updated", "skipped (stale)", "failed"),
     )
@@ -55,11 +58,11 @@ def reconcile(*args: str) -> int:
 def backfill(*args: str) -> int:
     from shared.drive.filing import BACKFILL_JOB
 
-    backfill = bootstrap.drive_backfill()
+    root = drive_upload.from_environment()
     return _run_job(
         "backfilling: {n} attachments without a Drive copy",
-        lambda progress: bootstrap.jobs("drive_upload").run(
-            BACKFILL_JOB, lambda counts: backfill.run(counts, progress)
+        lambda progress: root.jobs.run(
+            BACKFILL_JOB, lambda counts: root.backfill.run(counts, progress)
         ),
         ("seen", "uploaded", "skipped", "failed"),
     )
@@ -99,9 +102,9 @@ def telegram_webhook(*args: str) -> int:
         raise ConfigurationError(
             "give the webhook's public https:// address, e.g. its Cloud Run URL"
         )
-    config = bootstrap.settings("notifier").notifier
-    assert config is not None  # settings refuse to load without it
-    bootstrap.telegram_api().set_webhook(args[0], config.telegram_secret)
+    root = notifier.from_environment()
+    config = root.settings.alerts
+    root.telegram.set_webhook(args[0], config.telegram_secret)
     print(f"Telegram now posts updates for @{config.bot_username} to {args[0]}")
     return 0
 
@@ -111,7 +114,7 @@ def link_code(*args: str) -> int:
 
     if len(args) != 1 or "@" not in args[0]:
         raise ConfigurationError("give the ERPNext user (an email), e.g. admin@example.com")
-    bot = bootstrap.telegram_bot()
+    bot = notifier.from_environment().bot
     print(bot.deep_link(bot.create_link_code(args[0], datetime.now(UTC))))
     print("Usable once; send it to that person only.", file=sys.stderr)
     return 0
@@ -128,7 +131,7 @@ def errors(*args: str) -> int:
     if any("=" not in pair for pair in pairs):
         raise ConfigurationError("filters are NAME=VALUE, e.g. status=pending integration=notifier")
     wanted = ErrorFilter.parse(dict(pair.split("=", 1) for pair in pairs))
-    records = bootstrap.error_triage().find(wanted)
+    records = erp_webhook.from_environment().triage.find(wanted)
     if as_csv:
         sys.stdout.write(to_csv(records))
         return 0
@@ -151,7 +154,8 @@ def errors(*args: str) -> int:
 
 def _set_status(status: str) -> Callable[..., int]:
     def command(*ids: str) -> int:
-        changed = bootstrap.error_triage().set_status(list(ids), status, note="bridge command")
+        triage = erp_webhook.from_environment().triage
+        changed = triage.set_status(list(ids), status, note="bridge command")
         print(f"{len(changed)} of {len(ids)} records now {status}")
         return 0 if len(changed) == len(ids) else 1
 
@@ -163,7 +167,7 @@ def replay(*args: str) -> int:
 
     ids = [arg for arg in args if arg != "--current"]
     source: Source = "current" if "--current" in args else "original"
-    execution, report = bootstrap.error_triage().replay(ids, source)
+    execution, report = erp_webhook.from_environment().triage.replay(ids, source)
     for record_id in report.replayed:
         print(f"replayed {record_id}")
     for record_id, why in report.skipped.items():
@@ -176,7 +180,8 @@ def executions(*args: str) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    runs = bootstrap.executions("erp_webhook").recent(args[0] if args else None, limit=50)
+    executions = erp_webhook.from_environment().stores.executions
+    runs = executions.recent(args[0] if args else None, limit=50)
     table = Table(title="recent sync executions")
     for column in ("job", "status", "started", "finished", "seen", "updated", "skipped", "failed"):
         table.add_column(column)
@@ -202,46 +207,59 @@ def executions(*args: str) -> int:
 
 def _checks() -> list[tuple[str, Callable[[], str]]]:
     """(what, check) pairs: each check returns a detail or raises; settings come first."""
+    starts: dict[str, Callable[[], Any]] = {
+        "erp_webhook": erp_webhook.from_environment,
+        "sheets_sync": sheets_sync.from_environment,
+        "drive_upload": drive_upload.from_environment,
+        "notifier": notifier.from_environment,
+    }
+
+    @functools.cache
+    def root(function: str) -> Any:
+        return starts[function]()
 
     def settings_of(function: str) -> Callable[[], str]:
-        return lambda: f"project {bootstrap.settings(function).project}"
+        return lambda: f"project {root(function).common.project}"
 
     def erpnext() -> str:
-        return f"logged in as {bootstrap.erpnext('sheets_sync').call_method('frappe.auth.get_logged_user')}"
+        user = root("sheets_sync").erpnext.call_method("frappe.auth.get_logged_user")
+        return f"logged in as {user}"
 
     def firestore() -> str:
-        bootstrap.executions("erp_webhook").recent(limit=1)
+        root("erp_webhook").stores.executions.recent(limit=1)
         return "read sync_executions"
 
     def topics() -> str:
         from shared.adapters.pubsub import missing_topics
         from shared.core.routing import DEAD_LETTER, TOPICS
 
-        missing = missing_topics(bootstrap.settings("erp_webhook").project, [*TOPICS, DEAD_LETTER])
+        missing = missing_topics(root("erp_webhook").common.project, [*TOPICS, DEAD_LETTER])
         if missing:
             raise ConfigurationError(f"missing topics: {', '.join(missing)}")
         return f"{len(TOPICS) + 1} topics exist"
 
     def sheet() -> str:
-        rows = len(bootstrap.invoice_sheet_sync().sheet.read_index())
+        rows = len(root("sheets_sync").sheet.read_index())
         return f"Invoice Tracker readable, {rows} invoice rows"
 
     def drive() -> str:
-        uploader = bootstrap.drive_uploader()  # checks the shared drive when one is configured
-        return f"root folder {uploader.config.root_folder} ({uploader.config.auth})"
+        uploader = root("drive_upload").uploader  # checks the shared drive when one is set
+        config = uploader.config
+        return f"root folder {config.root_folder} ({config.auth})"
 
     def telegram() -> str:
-        return f"bot @{bootstrap.telegram_api().me()}"
+        return f"bot @{root('notifier').telegram.me()}"
 
     def whatsapp() -> str:
-        config = bootstrap.settings("notifier").notifier
-        if config is None or not config.twilio_account_sid:
+        notifier_root = root("notifier")
+        config = notifier_root.settings.alerts
+        if not config.twilio_account_sid:
             return "not configured (no WhatsApp)"
-        bootstrap.whatsapp_webhook()
+        assert notifier_root.whatsapp_webhook  # building it refuses an incomplete configuration
         return f"account {config.twilio_account_sid}, webhook {config.whatsapp_public_url}"
 
     return [
-        *((f"{name} settings", settings_of(name)) for name in bootstrap.FUNCTIONS),
+        *((f"{name} settings", settings_of(name)) for name in FUNCTIONS),
         ("ERPNext API token", erpnext),
         ("Firestore", firestore),
         ("Pub/Sub topics", topics),

@@ -15,11 +15,12 @@ import flask
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from shared import bootstrap
 from shared.drive.filing import BACKFILL_JOB
 from shared.platform import runtime
+from shared.roots import drive_upload
 
-_settings = bootstrap.settings("drive_upload")  # fail fast at start when settings are missing
+_root = drive_upload.from_environment()  # fails fast at start when settings are missing
+_project = _root.common.project
 
 
 @functions_framework.cloud_event
@@ -28,24 +29,23 @@ def upload_attachment(cloud_event: CloudEvent) -> None:
         "upload_attachment",
         "drive_upload",
         cloud_event.data,
-        bootstrap.consumer("drive_upload").handle,
+        _root.consumer.handle,
     )
 
 
 def _backfill(request: runtime.HttpRequest) -> runtime.HttpAnswer:
-    bootstrap.admin_auth("drive_upload").verify(request.headers)
-    backfill = bootstrap.drive_backfill()
-    return runtime.job_answer(bootstrap.jobs("drive_upload").run(BACKFILL_JOB, backfill.run))
+    _root.auth.verify(request.headers)
+    return runtime.job_answer(_root.jobs.run(BACKFILL_JOB, _root.backfill.run))
 
 
 @functions_framework.http
 def backfill_attachments(request: flask.Request) -> runtime.HttpAnswer:
-    return runtime.serve_http("backfill_attachments", _settings.project, request, _backfill)
+    return runtime.serve_http("backfill_attachments", _project, request, _backfill)
 
 
 def _download(request: runtime.HttpRequest) -> runtime.HttpAnswer:
     scheme, _, token = (request.headers.get("Authorization") or "").partition(" ")
-    found = bootstrap.attachment_proxy().open(
+    found = _root.proxy.open(
         request.args.get("file") or "", token.strip() if scheme.lower() == "token" else None
     )
     disposition = "attachment; filename*=UTF-8''" + quote(found.file_name)
@@ -55,4 +55,4 @@ def _download(request: runtime.HttpRequest) -> runtime.HttpAnswer:
 
 @functions_framework.http
 def download_attachment(request: flask.Request) -> runtime.HttpAnswer:
-    return runtime.serve_http("download_attachment", _settings.project, request, _download)
+    return runtime.serve_http("download_attachment", _project, request, _download)

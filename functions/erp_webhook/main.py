@@ -11,20 +11,19 @@ import flask
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from shared import bootstrap
 from shared.ingress.webhook import Accepted
 from shared.platform import runtime
+from shared.roots import erp_webhook
 
 SIGNATURE_HEADER = "X-Frappe-Webhook-Signature"
 
-_settings = bootstrap.settings("erp_webhook")
+_root = erp_webhook.from_environment()
+_project = _root.common.project
 
 
 def _accept(request: runtime.HttpRequest) -> runtime.HttpAnswer:
-    raw_body = runtime.read_body(request, _settings.max_body_bytes)
-    result = bootstrap.ingress().accept(
-        raw_body, request.headers.get(SIGNATURE_HEADER), request.args
-    )
+    raw_body = runtime.read_body(request, _root.settings.ingress.max_body_bytes)
+    result = _root.ingress.accept(raw_body, request.headers.get(SIGNATURE_HEADER), request.args)
     if isinstance(result, Accepted):
         return runtime.answer(
             200,
@@ -38,7 +37,7 @@ def _accept(request: runtime.HttpRequest) -> runtime.HttpAnswer:
 
 @functions_framework.http
 def receive_erp_webhook(request: flask.Request) -> runtime.HttpAnswer:
-    return runtime.serve_http("receive_erp_webhook", _settings.project, request, _accept)
+    return runtime.serve_http("receive_erp_webhook", _project, request, _accept)
 
 
 @functions_framework.cloud_event
@@ -47,24 +46,24 @@ def record_dead_letter(cloud_event: CloudEvent) -> None:
         "record_dead_letter",
         "dead_letter",
         cloud_event.data,
-        bootstrap.dead_letter_recorder().handle,
+        _root.dead_letters.handle,
     )
 
 
 def _admin(request: flask.Request) -> runtime.HttpAnswer:
-    return bootstrap.admin_api().handle(request, request.method, request.path)
+    return _root.admin_api.handle(request, request.method, request.path)
 
 
 @functions_framework.http
 def admin_api(request: flask.Request) -> runtime.HttpAnswer:
-    return runtime.serve_http("admin_api", _settings.project, request, lambda _: _admin(request))
+    return runtime.serve_http("admin_api", _project, request, lambda _: _admin(request))
 
 
 def _retry(request: runtime.HttpRequest) -> runtime.HttpAnswer:
-    bootstrap.admin_auth("erp_webhook").verify(request.headers)
-    return runtime.job_answer(bootstrap.error_triage().retry_pending())
+    _root.auth.verify(request.headers)
+    return runtime.job_answer(_root.triage.retry_pending())
 
 
 @functions_framework.http
 def retry_errors(request: flask.Request) -> runtime.HttpAnswer:
-    return runtime.serve_http("retry_errors", _settings.project, request, _retry)
+    return runtime.serve_http("retry_errors", _project, request, _retry)

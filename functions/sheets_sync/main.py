@@ -11,11 +11,12 @@ import flask
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from shared import bootstrap
 from shared.platform import runtime
+from shared.roots import sheets_sync
 from shared.sheets.reconcile import JOB as RECONCILE_JOB
 
-_settings = bootstrap.settings("sheets_sync")  # fail fast at start when settings are missing
+_root = sheets_sync.from_environment()  # fails fast at start when settings are missing
+_project = _root.common.project
 
 
 @functions_framework.cloud_event
@@ -24,16 +25,15 @@ def sync_invoice_sheet(cloud_event: CloudEvent) -> None:
         "sync_invoice_sheet",
         "sheets_sync",
         cloud_event.data,
-        bootstrap.consumer("sheets_sync").handle,
+        _root.consumer.handle,
     )
 
 
 def _reconcile(request: runtime.HttpRequest) -> runtime.HttpAnswer:
-    bootstrap.admin_auth("sheets_sync").verify(request.headers)
-    reconciliation = bootstrap.invoice_reconciliation()
-    return runtime.job_answer(bootstrap.jobs("sheets_sync").run(RECONCILE_JOB, reconciliation.run))
+    _root.auth.verify(request.headers)
+    return runtime.job_answer(_root.jobs.run(RECONCILE_JOB, _root.reconciliation.run))
 
 
 @functions_framework.http
 def reconcile_invoices(request: flask.Request) -> runtime.HttpAnswer:
-    return runtime.serve_http("reconcile_invoices", _settings.project, request, _reconcile)
+    return runtime.serve_http("reconcile_invoices", _project, request, _reconcile)

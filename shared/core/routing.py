@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TypeAlias
@@ -70,3 +71,24 @@ def consumer_of(subscription_name: str) -> str | None:
     """The consumer behind a subscription, from its short name or its full resource path."""
     short = subscription_name.rsplit("/", 1)[-1]
     return next((s.consumer for s in SUBSCRIPTIONS if s.name == short), None)
+
+
+def parse_routes(text: str) -> RouteTable:
+    """ROUTES_JSON: `[{"doctype": "Sales Invoice", "event": "*", "topics": ["erp-invoices"]}]`."""
+    try:
+        rows = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not JSON ({exc.msg})") from exc
+    table: dict[tuple[str, str], tuple[str, ...]] = {}
+    if not isinstance(rows, list):
+        raise ValueError("must be a list of {doctype, event, topics}")
+    for row in rows:
+        if not isinstance(row, dict):
+            raise ValueError("every route must be an object")
+        doctype, event, topics = row.get("doctype"), row.get("event", "*"), row.get("topics")
+        if not isinstance(doctype, str) or not isinstance(event, str):
+            raise ValueError("every route needs a doctype and an event (or '*')")
+        if not isinstance(topics, list) or not all(isinstance(t, str) for t in topics):
+            raise ValueError(f"route {doctype}/{event}: topics must be a list of names")
+        table[(doctype, event)] = tuple(topics)
+    return table

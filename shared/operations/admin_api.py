@@ -31,28 +31,28 @@ MAX_IDS = 1000
 @dataclass(frozen=True)
 class AdminApi:
     auth: AdminAuth
-    desk: Callable[[], ErrorTriage]
+    triage: Callable[[], ErrorTriage]
     executions: SyncExecutionLog
 
     def handle(self, request: HttpRequest, method: str, path: str) -> HttpAnswer:
         caller = self.auth.verify(request.headers)
         route = (method.upper(), "/" + path.strip("/"))
         if route == ("GET", "/errors"):
-            records = self.desk().find(ErrorFilter.parse(request.args))
+            records = self.triage().find(ErrorFilter.parse(request.args))
             return answer(200, count=len(records), errors=[_public(r) for r in records])
         if route == ("GET", "/errors.csv"):
-            records = self.desk().find(ErrorFilter.parse(request.args))
+            records = self.triage().find(ErrorFilter.parse(request.args))
             return to_csv(records), 200, {"Content-Type": "text/csv; charset=utf-8"}
         if route == ("POST", "/errors/status"):
             body = _json(request)
-            changed = self.desk().set_status(
+            changed = self.triage().set_status(
                 _ids(body), str(body.get("status", "")), note=_note(body, caller.identity)
             )
             return answer(200, updated=changed, count=len(changed))
         if route == ("POST", "/errors/replay"):
             body = _json(request)
             source = cast(Source, str(body.get("source", "original")))
-            execution, report = self.desk().replay(_ids(body), source)
+            execution, report = self.triage().replay(_ids(body), source)
             return answer(
                 200, execution=execution, replayed=report.replayed, skipped=report.skipped
             )

@@ -9,7 +9,6 @@ from functions_framework import create_app
 
 from devstack.emulators import Emulators
 from devstack.secretmanager import SecretManagerStandIn
-from shared import bootstrap
 from shared.adapters.pubsub import ensure_topic
 from shared.adapters.secrets import SecretManagerReader
 from shared.errors import ConfigurationError
@@ -47,27 +46,23 @@ def test_webhook_reads_its_secret_from_secret_manager_when_env_has_none(
             "SECRET_MANAGER_ENDPOINT": manager.url,
         }.items():
             monkeypatch.setenv(key, value)
-        bootstrap.reset()
-        try:
-            client = create_app(
-                "receive_erp_webhook", "functions/erp_webhook/main.py", "http"
-            ).test_client()
-            body = json.dumps(
-                {"doctype": "Sales Invoice", "name": "SINV-1", "modified": "2026-11-23 10:00:00"}
-            ).encode()
-            good = frappe_signature(SECRET, body)
-            assert (
-                client.post(
-                    "/?event=on_submit", data=body, headers={"X-Frappe-Webhook-Signature": good}
-                ).status_code
-                == 200
-            )
-            bad = frappe_signature("other", body)
-            assert (
-                client.post(
-                    "/?event=on_submit", data=body, headers={"X-Frappe-Webhook-Signature": bad}
-                ).status_code
-                == 401
-            )
-        finally:
-            bootstrap.reset()
+        client = create_app(
+            "receive_erp_webhook", "functions/erp_webhook/main.py", "http"
+        ).test_client()
+        body = json.dumps(
+            {"doctype": "Sales Invoice", "name": "SINV-1", "modified": "2026-11-23 10:00:00"}
+        ).encode()
+        good = frappe_signature(SECRET, body)
+        assert (
+            client.post(
+                "/?event=on_submit", data=body, headers={"X-Frappe-Webhook-Signature": good}
+            ).status_code
+            == 200
+        )
+        bad = frappe_signature("other", body)
+        assert (
+            client.post(
+                "/?event=on_submit", data=body, headers={"X-Frappe-Webhook-Signature": bad}
+            ).status_code
+            == 401
+        )

@@ -15,7 +15,6 @@ import requests
 
 from devstack.emulators import Emulators
 from devstack.stack import ADMIN_AUDIENCE, SCHEDULER_ACCOUNT, Devstack, running_devstack
-from shared import bootstrap
 from shared.cli import main
 from shared.core.envelope import build_envelope
 from shared.platform.failures import FailureReport
@@ -215,18 +214,13 @@ def test_bridge_check_tests_every_connection_and_names_what_fails(
 ) -> None:
     for key, value in stack.env.items():
         monkeypatch.setenv(key, value)
-    bootstrap.reset()
-    try:
-        assert main(["check"]) == 0, capsys.readouterr().out
-        out = capsys.readouterr().out
-        passed = [line for line in out.splitlines() if "│ ok " in line]
-        assert len(passed) == 11 and "FAILED" not in out  # 4 functions' settings, 7 services
-        assert "@erp_bridge_bot" in out
-        monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "7000001:not-the-token")
-        bootstrap.reset()
-        assert main(["check"]) == 1
-        failed = [line for line in capsys.readouterr().out.splitlines() if "FAILED" in line]
-        assert len(failed) == 1 and "Telegram" in failed[0]
-        assert "not-the-token" not in failed[0]
-    finally:
-        bootstrap.reset()
+    assert main(["check"]) == 0, capsys.readouterr().out
+    out = capsys.readouterr().out
+    passed = [line for line in out.splitlines() if "│ ok " in line]
+    assert len(passed) == 11 and "FAILED" not in out  # 4 functions' settings, 7 services
+    assert "@erp_bridge_bot" in out
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "7000001:not-the-token")
+    assert main(["check"]) == 1
+    failed = [line for line in capsys.readouterr().out.splitlines() if "FAILED" in line]
+    assert len(failed) == 1 and "Telegram" in failed[0]
+    assert "not-the-token" not in failed[0]

@@ -14,7 +14,6 @@ import pytest
 from devstack.erpnext import ErpNextStandIn
 from devstack.sheets import SheetsStandIn
 from devstack.telegram import TelegramStandIn
-from shared import bootstrap
 from shared.adapters.firestore import FirestoreStores
 from shared.adapters.pubsub import ensure_pull_subscription, ensure_topic
 from shared.cli import main
@@ -47,9 +46,7 @@ def site(
             "SHEETS_SPREADSHEET_ID": spreadsheet,
         }.items():
             monkeypatch.setenv(key, value)
-        bootstrap.reset()
         yield erp, sheets, spreadsheet
-        bootstrap.reset()
 
 
 def test_sheet_setup_twice_changes_the_sheet_once(
@@ -87,13 +84,15 @@ def test_reconcile_brings_silent_changes_into_the_sheet_and_reports_counts(
 
 
 def test_reconcile_is_refused_while_the_scheduled_run_holds_the_job(
-    site: tuple[ErpNextStandIn, SheetsStandIn, str], capsys: pytest.CaptureFixture[str]
+    site: tuple[ErpNextStandIn, SheetsStandIn, str],
+    project_id: str,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     erp, sheets, spreadsheet = site
     assert main(["sheet-setup"]) == 0
     erp.import_docs("Sales Invoice", [{"customer": "Acme Builders", "grand_total": 1}])
     capsys.readouterr()
-    stores = FirestoreStores(bootstrap.settings("sheets_sync").project)
+    stores = FirestoreStores(project_id)
     scheduled = Jobs(
         lease=stores.lease,
         executions=stores.executions,
@@ -115,11 +114,7 @@ def test_a_missing_setting_is_named_and_exits_2(
     for key in ("SHEETS_SPREADSHEET_ID", "ERPNEXT_URL"):
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("GCP_PROJECT", "p")
-    bootstrap.reset()
-    try:
-        assert main(["sheet-setup"]) == 2
-    finally:
-        bootstrap.reset()
+    assert main(["sheet-setup"]) == 2
     assert "SHEETS_SPREADSHEET_ID" in capsys.readouterr().err
 
 
@@ -136,7 +131,6 @@ def bot_site(
             "ALERT_CHATS_JSON": '{"service_team": -1, "oncall": -2, "admins": -3}',
         }.items():
             monkeypatch.setenv(key, value)
-        bootstrap.reset()
         yield telegram
 
 
@@ -169,9 +163,7 @@ def error_log(project_id: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Fire
         "WEBHOOK_SECRET": "commands-webhook-secret",
     }.items():
         monkeypatch.setenv(key, value)
-    bootstrap.reset()
     yield FirestoreStores(project_id, timeout_s=10)
-    bootstrap.reset()
 
 
 def invoice_failure(name: str, *, with_event: bool = True) -> FailureReport:

@@ -13,7 +13,6 @@ from prometheus_client import REGISTRY
 
 from devstack.emulators import Emulators
 from devstack.faultproxy import FaultProxy
-from shared import bootstrap
 from shared.adapters.pubsub import ensure_pull_subscription, ensure_topic
 from shared.core.routing import DEAD_LETTER, TOPICS
 from shared.errors import ConfigurationError
@@ -65,7 +64,6 @@ def pull_all(project: str, subscriber: pubsub_v1.SubscriberClient, topic: str) -
 def make_app(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]):
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    bootstrap.reset()
     return create_app("receive_erp_webhook", SOURCE, "http").test_client()
 
 
@@ -94,7 +92,6 @@ def webhook(
 
     yield Webhook(post, lambda topic: pull_all(project_id, subscriber, topic), project_id)
     subscriber.close()
-    bootstrap.reset()
 
 
 def nothing_published(webhook: Webhook) -> bool:
@@ -219,7 +216,6 @@ def test_unsigned_accepted_only_with_the_local_insecure_flag(
     )
     response = client.post("/?event=on_submit", data=v15_body(INVOICE))
     assert response.status_code == 200
-    bootstrap.reset()
 
 
 def test_503_while_pubsub_is_down_and_every_accepted_event_is_published(
@@ -269,4 +265,3 @@ def test_503_while_pubsub_is_down_and_every_accepted_event_is_published(
         assert accepted <= published
     finally:
         proxy.stop()
-        bootstrap.reset()

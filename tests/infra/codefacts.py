@@ -60,14 +60,14 @@ def entry_points() -> dict[str, EntryPoint]:
 
 
 def secret_pairs() -> dict[str, str]:
-    """Secret Manager name -> environment variable, from every `secret("ENV", "name")` call."""
+    """Secret Manager name -> environment variable, from every `env.secret("ENV", "name")` call."""
     pairs: dict[str, str] = {}
     for path in sorted(SHARED_DIR.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
             if (
                 isinstance(node, ast.Call)
-                and isinstance(node.func, ast.Name)
-                and node.func.id == "secret"
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "secret"
                 and len(node.args) == 2
                 and all(isinstance(a, ast.Constant) and isinstance(a.value, str) for a in node.args)
             ):

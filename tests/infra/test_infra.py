@@ -23,7 +23,7 @@ from shared.adapters.firestore import ERRORS, SYNC_EXECUTIONS
 from shared.core.routing import DEAD_LETTER, DEAD_LETTER_SUBSCRIPTION, SUBSCRIPTIONS, TOPICS
 from shared.errors import ConfigurationError
 from shared.operations.error_query import ErrorFilter
-from shared.settings import Settings
+from shared.roots import read_settings
 from tests.infra import codefacts
 
 INFRA = codefacts.ROOT / "infra"
@@ -267,7 +267,7 @@ def _probe(folder: str, env: Mapping[str, str], provided: set[str] | None) -> tu
         return "A1_" + name.replace("-", "_") if provided is None or name in provided else None
 
     try:
-        Settings.from_env(env, function=folder, read_secret=read_secret)
+        read_settings(folder, env, read_secret)
     except ConfigurationError:
         return asked, False
     return asked, True

@@ -3,7 +3,7 @@
 A fresh interpreter starts in the staged folder with only that folder on its path; the project's
 virtualenv supplies third-party packages, but every distribution the staged requirements.txt does
 not name is hidden, and so is the repository's own `shared`. The probe imports main.py and every
-module the entry points' builders import lazily, so a deploy cannot fail on a missing module or
+module its composition root imports lazily, so a deploy cannot fail on a missing module or
 a missing requirement, at start or at the first request.
 """
 
@@ -78,86 +78,17 @@ print(json.dumps({
 """
 
 
-def _decided(test: ast.expr, bound: dict[str, str]) -> bool | None:
-    """`name == "x"` (or !=) on a parameter bound to a constant: which branch runs."""
-    if (
-        isinstance(test, ast.Compare)
-        and isinstance(test.left, ast.Name)
-        and test.left.id in bound
-        and len(test.ops) == 1
-        and isinstance(test.ops[0], ast.Eq | ast.NotEq)
-        and isinstance(test.comparators[0], ast.Constant)
-    ):
-        equal = bound[test.left.id] == test.comparators[0].value
-        return equal if isinstance(test.ops[0], ast.Eq) else not equal
-    return None
-
-
-def _binding(call: ast.Call, builder: ast.FunctionDef, bound: dict[str, str]) -> dict[str, str]:
-    binding: dict[str, str] = {}
-    for param, arg in zip(builder.args.args, call.args, strict=False):
-        if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
-            binding[param.arg] = arg.value
-        elif isinstance(arg, ast.Name) and arg.id in bound:
-            binding[param.arg] = bound[arg.id]
-    return binding
-
-
-def lazy_modules(staged: Path) -> list[str]:
-    """Modules imported inside the bootstrap builders main.py calls, and the builders those call,
-    following the branch a constant argument picks (`consumer("drive_upload")` imports only
-    drive_upload's effect)."""
-    bootstrap_tree = ast.parse((staged / "shared" / "bootstrap.py").read_text())
-    builders = {n.name: n for n in bootstrap_tree.body if isinstance(n, ast.FunctionDef)}
-    todo: list[tuple[str, dict[str, str]]] = []
-    main_tree = ast.parse((staged / "main.py").read_text())
-    called = {id(n.func) for n in ast.walk(main_tree) if isinstance(n, ast.Call)}
-    for node in ast.walk(main_tree):
-        if (
-            isinstance(node, ast.Attribute)
-            and id(node) not in called
-            and isinstance(node.value, ast.Name)
-            and node.value.id == "bootstrap"
-            and node.attr in builders
-        ):
-            todo.append((node.attr, {}))  # passed on, not called here: any argument
-        if (
-            isinstance(node, ast.Call)
-            and isinstance(node.func, ast.Attribute)
-            and isinstance(node.func.value, ast.Name)
-            and node.func.value.id == "bootstrap"
-            and node.func.attr in builders
-        ):
-            todo.append((node.func.attr, _binding(node, builders[node.func.attr], {})))
+def lazy_modules(staged: Path, function: str) -> list[str]:
+    """Every module the function's composition root imports, at its top or inside the pieces
+    it builds on first use (and so does the base every root shares)."""
+    roots = staged / "shared" / "roots"
     modules: set[str] = set()
-    seen: set[tuple[str, frozenset[tuple[str, str]]]] = set()
-
-    def visit(node: ast.AST, bound: dict[str, str]) -> None:
-        if isinstance(node, ast.If) and (branch := _decided(node.test, bound)) is not None:
-            for statement in node.body if branch else node.orelse:
-                visit(statement, bound)
-            return
-        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            modules.add(node.module)
-        elif isinstance(node, ast.Import):
-            modules.update(alias.name for alias in node.names)
-        elif (
-            isinstance(node, ast.Call)
-            and isinstance(node.func, ast.Name)
-            and node.func.id in builders
-        ):
-            todo.append((node.func.id, _binding(node, builders[node.func.id], bound)))
-        for child in ast.iter_child_nodes(node):
-            visit(child, bound)
-
-    while todo:
-        name, bound = todo.pop()
-        key = (name, frozenset(bound.items()))
-        if key in seen:
-            continue
-        seen.add(key)
-        for statement in builders[name].body:
-            visit(statement, bound)
+    for path in (roots / f"{function}.py", roots / "base.py", roots / "__init__.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                modules.add(node.module)
+            elif isinstance(node, ast.Import):
+                modules.update(alias.name for alias in node.names)
     return sorted(modules)
 
 
@@ -219,7 +150,7 @@ def test_staged_function_imports_its_entry_points_from_its_folder_alone(
         "entry_points": sorted(
             n for n, e in codefacts.entry_points().items() if e.folder == function
         ),
-        "modules": lazy_modules(folder),
+        "modules": lazy_modules(folder, function),
     }
     hidden = tmp_path / "hidden.json"
     hidden.write_text(
@@ -274,7 +205,7 @@ def test_every_staged_module_ships_bytecode_valid_for_its_source(
     """Checked-hash .pyc (PEP 552): flags 0b11, then the source's hash; no timestamps, so the
     zip's fixed dates cannot invalidate them and an instance never compiles our code."""
     sources = sorted((staged_root / function).rglob("*.py"))
-    assert any(path.name == "bootstrap.py" for path in sources)
+    assert any(path.parts[-2:] == ("roots", f"{function}.py") for path in sources)
     for source in sources:
         compiled = Path(importlib.util.cache_from_source(str(source)))
         assert compiled.is_file(), f"no bytecode for {source.name}"

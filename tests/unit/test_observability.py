@@ -21,7 +21,7 @@ from sentry_sdk.envelope import Envelope
 from sentry_sdk.transport import Transport
 
 from shared.platform import observability
-from shared.settings import Settings
+from shared.roots import read_settings
 
 SCRUB = observability.scrubber
 WEBHOOK_SECRET = "whsec-9f8e7d6c5b4a"
@@ -79,7 +79,8 @@ def test_tokens_in_urls_and_headers_removed(given: str, expected: str) -> None:
 
 
 def test_every_secret_of_the_settings_is_removed_once_protected() -> None:
-    settings = Settings.from_env(
+    settings = read_settings(
+        "notifier",
         {
             "GCP_PROJECT": "p",
             "ERP_SITE": "erp.example.com",
@@ -92,7 +93,6 @@ def test_every_secret_of_the_settings_is_removed_once_protected() -> None:
             "TELEGRAM_BOT_USERNAME": "bridge_bot",
             "ALERT_CHATS_JSON": json.dumps({"service_team": -1, "oncall": -2, "admins": -3}),
         },
-        function="notifier",
     )
     scrubber = observability.Scrubber()
     scrubber.protect_settings(settings)
@@ -229,16 +229,16 @@ FUNCTIONS = textwrap.dedent(
 
 @pytest.fixture
 def sentry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """Sentry on, as `bootstrap.settings` turns it on, with a capturing transport; the source."""
+    """Sentry on, as `shared.roots.start` turns it on, with a capturing transport; the source."""
     source = tmp_path / "main.py"
     source.write_text(
         FUNCTIONS.format(token=BOT_TOKEN, erp_secret=ERP_API_SECRET, typed_phone=TYPED_PHONE)
     )
     monkeypatch.setenv("SENTRY_DSN", "https://public@sentry.example.com/1")
     monkeypatch.delenv("METRICS_PORT", raising=False)
-    settings = Settings.from_env(
+    settings = read_settings(
+        "erp_webhook",
         {"GCP_PROJECT": "demo-project", "ERP_SITE": "erp", "WEBHOOK_SECRET": WEBHOOK_SECRET},
-        function="erp_webhook",
     )
     CapturingTransport.envelopes.clear()
     observability.start("notifier", settings, transport=CapturingTransport)

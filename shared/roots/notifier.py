@@ -1,0 +1,199 @@
+"""notifier's root: alerts (rules, outbox, drains, digest) and the two bots (Telegram, WhatsApp)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from shared.alerts.settings import AlertSettings
+from shared.errors import ConfigurationError
+from shared.platform.settings import AdminAccess, Common, EnvReader, ErpNextAccess
+from shared.roots.base import Root
+
+if TYPE_CHECKING:
+    from shared.adapters.bot_store import FirestoreBotStore
+    from shared.adapters.erpnext_servicedesk import ErpNextServiceDesk
+    from shared.adapters.telegram import TelegramApi
+    from shared.alerts.notifier import Notifier
+    from shared.alerts.ports import WhatsApp
+    from shared.bot.commands import TelegramBot
+    from shared.bot.webhooks import TelegramWebhook, WhatsAppWebhook
+    from shared.platform.runtime import Consumer
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    common: Common
+    erpnext: ErpNextAccess
+    alerts: AlertSettings
+    admin: AdminAccess
+    project_manager_field: str = "project_manager"
+    """The Project field that names its manager (alerts to "the project manager")."""
+
+    @classmethod
+    def read(cls, env: EnvReader) -> Settings | None:
+        """None when a section could not be read: its problems are noted in `env`."""
+        common = Common.read(env)
+        erpnext = ErpNextAccess.read(env, required=True)
+        alerts = AlertSettings.read(env, common=common, erpnext=erpnext)
+        admin = AdminAccess.read(env)
+        manager_field = env.text("PROJECT_MANAGER_FIELD", "project_manager")
+        if erpnext is None or alerts is None:
+            return None
+        return cls(common, erpnext, alerts, admin, project_manager_field=manager_field)
+
+
+class NotifierRoot(Root):
+    settings: Settings
+
+    def __init__(self, settings: Settings, **given: object) -> None:
+        super().__init__(settings, **given)
+
+    @cached_property
+    def desk(self) -> ErpNextServiceDesk:
+        """ERPNext's service desk: requests, their statuses and reports."""
+        from shared.adapters.erpnext_servicedesk import DeskConfig, ErpNextServiceDesk
+
+        return ErpNextServiceDesk(
+            self.erpnext, DeskConfig(doctype=self.common.service_request_doctype)
+        )
+
+    @cached_property
+    def telegram(self) -> TelegramApi:
+        from shared.adapters.telegram import TelegramApi
+
+        base = self.settings.alerts.telegram_api_url
+        return TelegramApi(
+            self.settings.alerts.telegram_token,
+            base_url=f"{base}/bot" if base else None,
+            base_file_url=f"{base}/file/bot" if base else None,
+        )
+
+    @cached_property
+    def whatsapp(self) -> WhatsApp | None:
+        """Twilio's WhatsApp sender; None when WhatsApp is not configured."""
+        from shared.adapters.twilio import WhatsAppSender
+
+        alerts = self.settings.alerts
+        if not (alerts.twilio_account_sid and alerts.twilio_auth_token):
+            return None
+        return WhatsAppSender(
+            alerts.twilio_account_sid,
+            alerts.twilio_auth_token,
+            alerts.whatsapp_from or "",
+            base_url=alerts.twilio_api_url,
+            status_callback_url=alerts.whatsapp_public_url,
+        )
+
+    @cached_property
+    def bot_store(self) -> FirestoreBotStore:
+        from shared.adapters.bot_store import FirestoreBotStore
+
+        return FirestoreBotStore(self.stores.connection)
+
+    @cached_property
+    def alerts(self) -> Notifier:
+        from shared.adapters.erpnext_directory import ErpNextDirectory
+        from shared.alerts.notifier import AlertDrainer, AlertPlanner, Notifier, NotifierConfig
+        from shared.alerts.pacing import Limits
+
+        alerts = self.settings.alerts
+        config = NotifierConfig(
+            rules=alerts.rules,
+            chats=alerts.chats,
+            site_url=alerts.site_url,
+            names=alerts.names,
+            telegram_limits=Limits(group_window_s=alerts.group_window_s),
+            budget_s=alerts.budget_s,
+        )
+        directory = ErpNextDirectory(
+            self.erpnext, self.clock, manager_field=self.settings.project_manager_field
+        )
+        return Notifier(
+            planner=AlertPlanner(
+                config=config, directory=directory, links=self.bot_store, desk=self.desk
+            ),
+            drainer=AlertDrainer(
+                outbox=self.stores.alerts,
+                lease=self.stores.alert_drain_lease,
+                telegram=self.telegram,
+                whatsapp=self.whatsapp,
+                sessions=self.stores.whatsapp_sessions,
+                errors=self.stores.errors,
+                config=config,
+                owner=self.owner,
+                clock=self.clock,
+            ),
+            desk=self.desk,
+            clock=self.clock,
+        )
+
+    @cached_property
+    def consumer(self) -> Consumer:
+        # Alerts act on each event once in whatever order: an older event is not skipped.
+        return self.consumer_of("notifier", self.alerts.enqueue, skip_stale=False)
+
+    @cached_property
+    def bot(self) -> TelegramBot:
+        from shared.bot.commands import BotConfig, TelegramBot
+
+        alerts = self.settings.alerts
+        return TelegramBot(
+            username=alerts.bot_username,
+            desk=self.desk,
+            store=self.bot_store,
+            files=self.telegram,
+            clock=self.clock,
+            config=BotConfig(
+                priorities=("Low", "Medium", "High", *alerts.names.emergency_priorities[:1]),
+                bootstrap_admin_ids=alerts.bootstrap_admin_ids,
+            ),
+        )
+
+    @cached_property
+    def telegram_webhook(self) -> TelegramWebhook:
+        from shared.bot.webhooks import TelegramWebhook
+
+        return TelegramWebhook(
+            bot=self.bot,
+            store=self.bot_store,
+            sender=self.telegram,
+            secret=self.settings.alerts.telegram_secret,
+            clock=self.clock,
+        )
+
+    @cached_property
+    def whatsapp_webhook(self) -> WhatsAppWebhook:
+        from shared.adapters.twilio import signature_valid
+        from shared.bot.webhooks import WhatsAppWebhook
+        from shared.errors import UpstreamRejected
+
+        alerts = self.settings.alerts
+        if not (alerts.twilio_auth_token and alerts.whatsapp_public_url):
+            raise ConfigurationError("WhatsApp is not configured (TWILIO_* settings)")
+
+        def on_failed(sid: str, code: str) -> None:
+            alert = self.stores.alerts.by_message(sid)
+            if alert is not None:
+                failure = UpstreamRejected(
+                    f"WhatsApp did not deliver it (error {code})", service="twilio"
+                )
+                self.alerts.drainer.record(alert, failure, now=self.clock())
+
+        return WhatsAppWebhook(
+            desk=self.desk,
+            sessions=self.stores.whatsapp_sessions,
+            auth_token=alerts.twilio_auth_token,
+            public_url=alerts.whatsapp_public_url,
+            signature_valid=signature_valid,
+            clock=self.clock,
+            on_failed=on_failed,
+        )
+
+
+def from_environment() -> NotifierRoot:
+    """The root of this instance, from its environment; refuses to start on any bad setting."""
+    from shared.roots import start
+
+    return NotifierRoot(start("notifier"))
