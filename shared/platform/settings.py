@@ -18,6 +18,7 @@ from typing import TypeAlias
 from shared.core.routing import RouteTable, default_routes, parse_routes
 from shared.errors import ConfigurationError
 
+MANAGER_FIELD = "project_manager"
 GOOGLE_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
 
 SecretReader: TypeAlias = Callable[[str], str | None]
@@ -162,6 +163,8 @@ class ErpNextAccess:
     timeout_s: float = 30.0
     public_url: str = ""
     """The address people open (ERPNEXT_PUBLIC_URL), for links in sheets and messages."""
+    manager_field: str = MANAGER_FIELD
+    """The Project field that names its manager (PROJECT_MANAGER_FIELD)."""
 
     @classmethod
     def read(cls, env: EnvReader, *, required: bool) -> ErpNextAccess | None:
@@ -177,7 +180,8 @@ class ErpNextAccess:
                 )
             return None
         public = env.text("ERPNEXT_PUBLIC_URL").rstrip("/") or url
-        return cls(url, key, secret, timeout_s=timeout_s, public_url=public)
+        manager_field = env.text("PROJECT_MANAGER_FIELD", MANAGER_FIELD)
+        return cls(url, key, secret, timeout_s, public, manager_field)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,15 +8,16 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from functools import cached_property, partial
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 from shared.errors import ConfigurationError
 from shared.platform import metrics
-from shared.platform.settings import AdminAccess, Common, ErpNextAccess
+from shared.platform.settings import MANAGER_FIELD, AdminAccess, Common, ErpNextAccess
 from shared.roots import instance_id, utc_now
 
 if TYPE_CHECKING:
     from shared.adapters.erpnext import ErpNextClient
+    from shared.adapters.erpnext_directory import ErpNextDirectory
     from shared.adapters.firestore import FirestoreStores
     from shared.platform.auth import AdminAuth
     from shared.platform.jobs import Jobs
@@ -34,6 +35,9 @@ class SettingsOfAFunction(Protocol):
     def erpnext(self) -> ErpNextAccess | None: ...
 
 
+S = TypeVar("S", bound=SettingsOfAFunction)
+
+
 @contextmanager
 def importing() -> Iterator[None]:
     """Import an SDK with the cyclic garbage collector paused: imports allocate hundreds of
@@ -49,14 +53,14 @@ def importing() -> Iterator[None]:
             gc.enable()
 
 
-class Root:
+class Root(Generic[S]):
     """A function's services, each built once, on first use; any of them can be handed in.
 
     `Root(settings, clock=fixed, stores=fakes)` puts the given pieces in place of the ones the
     root would build (each keyword names one of its cached properties).
     """
 
-    def __init__(self, settings: SettingsOfAFunction, **given: object) -> None:
+    def __init__(self, settings: S, **given: object) -> None:
         self.settings = settings
         for name, piece in given.items():
             if not isinstance(getattr(type(self), name, None), cached_property):
@@ -98,6 +102,15 @@ class Root:
         return ErpNextClient(
             access.url, access.api_key, access.api_secret, timeout_s=access.timeout_s
         )
+
+    @cached_property
+    def directory(self) -> ErpNextDirectory:
+        """People and projects in ERPNext: full names, project managers."""
+        from shared.adapters.erpnext_directory import ErpNextDirectory
+
+        access = self.settings.erpnext
+        manager_field = access.manager_field if access else MANAGER_FIELD
+        return ErpNextDirectory(self.erpnext, self.clock, manager_field=manager_field)
 
     @cached_property
     def jobs(self) -> Jobs:

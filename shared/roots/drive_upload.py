@@ -35,12 +35,7 @@ class Settings:
         return cls(common, erpnext, drive, admin)
 
 
-class DriveUploadRoot(Root):
-    settings: Settings
-
-    def __init__(self, settings: Settings, **given: object) -> None:
-        super().__init__(settings, **given)
-
+class DriveUploadRoot(Root[Settings]):
     @cached_property
     def drive(self) -> DriveFiles:
         """Drive with the configured credentials; a shared drive is checked once, here, so a

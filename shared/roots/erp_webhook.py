@@ -42,12 +42,7 @@ class Settings:
         )
 
 
-class ErpWebhookRoot(Root):
-    settings: Settings
-
-    def __init__(self, settings: Settings, **given: object) -> None:
-        super().__init__(settings, **given)
-
+class ErpWebhookRoot(Root[Settings]):
     @cached_property
     def publisher(self) -> Publisher:
         with importing():

@@ -28,8 +28,6 @@ class Settings:
     erpnext: ErpNextAccess
     alerts: AlertSettings
     admin: AdminAccess
-    project_manager_field: str = "project_manager"
-    """The Project field that names its manager (alerts to "the project manager")."""
 
     @classmethod
     def read(cls, env: EnvReader) -> Settings | None:
@@ -38,18 +36,12 @@ class Settings:
         erpnext = ErpNextAccess.read(env, required=True)
         alerts = AlertSettings.read(env, common=common, erpnext=erpnext)
         admin = AdminAccess.read(env)
-        manager_field = env.text("PROJECT_MANAGER_FIELD", "project_manager")
         if erpnext is None or alerts is None:
             return None
-        return cls(common, erpnext, alerts, admin, project_manager_field=manager_field)
+        return cls(common, erpnext, alerts, admin)
 
 
-class NotifierRoot(Root):
-    settings: Settings
-
-    def __init__(self, settings: Settings, **given: object) -> None:
-        super().__init__(settings, **given)
-
+class NotifierRoot(Root[Settings]):
     @cached_property
     def desk(self) -> ErpNextServiceDesk:
         """ERPNext's service desk: requests, their statuses and reports."""
@@ -94,7 +86,6 @@ class NotifierRoot(Root):
 
     @cached_property
     def alerts(self) -> Notifier:
-        from shared.adapters.erpnext_directory import ErpNextDirectory
         from shared.alerts.notifier import AlertDrainer, AlertPlanner, Notifier, NotifierConfig
         from shared.alerts.pacing import Limits
 
@@ -107,12 +98,9 @@ class NotifierRoot(Root):
             telegram_limits=Limits(group_window_s=alerts.group_window_s),
             budget_s=alerts.budget_s,
         )
-        directory = ErpNextDirectory(
-            self.erpnext, self.clock, manager_field=self.settings.project_manager_field
-        )
         return Notifier(
             planner=AlertPlanner(
-                config=config, directory=directory, links=self.bot_store, desk=self.desk
+                config=config, directory=self.directory, links=self.bot_store, desk=self.desk
             ),
             drainer=AlertDrainer(
                 outbox=self.stores.alerts,

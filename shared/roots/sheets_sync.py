@@ -13,7 +13,7 @@ from shared.sheets.settings import SheetsSettings
 
 if TYPE_CHECKING:
     from shared.platform.runtime import Consumer
-    from shared.sheets.ports import InvoiceDirectory, InvoiceSheet
+    from shared.sheets.ports import InvoiceSheet
     from shared.sheets.reconcile import InvoiceReconciliation
     from shared.sheets.sync import InvoiceSheetSync
 
@@ -24,8 +24,6 @@ class Settings:
     erpnext: ErpNextAccess
     sheets: SheetsSettings
     admin: AdminAccess
-    project_manager_field: str = "project_manager"
-    """The Project field that names its manager (the tracker's manager column)."""
 
     @classmethod
     def read(cls, env: EnvReader) -> Settings | None:
@@ -34,18 +32,12 @@ class Settings:
         erpnext = ErpNextAccess.read(env, required=True)
         sheets = SheetsSettings.read(env, site_url=erpnext.public_url if erpnext else "")
         admin = AdminAccess.read(env)
-        manager_field = env.text("PROJECT_MANAGER_FIELD", "project_manager")
         if erpnext is None or sheets is None:
             return None
-        return cls(common, erpnext, sheets, admin, project_manager_field=manager_field)
+        return cls(common, erpnext, sheets, admin)
 
 
-class SheetsSyncRoot(Root):
-    settings: Settings
-
-    def __init__(self, settings: Settings, **given: object) -> None:
-        super().__init__(settings, **given)
-
+class SheetsSyncRoot(Root[Settings]):
     @cached_property
     def sheets_service(self) -> Callable[[], Any]:
         """Makes the Sheets API client (one per thread: googleapiclient's are not thread-safe)."""
@@ -60,14 +52,6 @@ class SheetsSyncRoot(Root):
 
         sheets = self.settings.sheets
         return GoogleInvoiceSheet(self.sheets_service, sheets.spreadsheet_id, sheets.tracker)
-
-    @cached_property
-    def directory(self) -> InvoiceDirectory:
-        from shared.adapters.erpnext_directory import ErpNextDirectory
-
-        return ErpNextDirectory(
-            self.erpnext, self.clock, manager_field=self.settings.project_manager_field
-        )
 
     @cached_property
     def sync(self) -> InvoiceSheetSync:
