@@ -106,7 +106,7 @@ class AlertSettings:
             rules=rules,
             names=names,
             site_url=erpnext.public_url if erpnext else env.text("ERPNEXT_PUBLIC_URL").rstrip("/"),
-            telegram_api_url=env.text("TELEGRAM_API_URL").rstrip("/") or None,
+            telegram_api_url=(env.local_only("TELEGRAM_API_URL") or "").rstrip("/") or None,
             group_window_s=group_window_s,
             budget_s=budget_s,
             bootstrap_admin_ids=admin_ids,
@@ -114,7 +114,7 @@ class AlertSettings:
             twilio_auth_token=twilio[1],
             whatsapp_from=twilio[2],
             whatsapp_public_url=twilio[3],
-            twilio_api_url=env.text("TWILIO_API_URL").rstrip("/") or None,
+            twilio_api_url=(env.local_only("TWILIO_API_URL") or "").rstrip("/") or None,
         )
 
 

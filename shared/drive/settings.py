@@ -69,7 +69,10 @@ class DriveConfig:
         chunk = env.integer(
             "DRIVE_CHUNK_BYTES", 8 * 1024 * 1024, multiple_of=CHUNK_UNIT, unit="256 KiB"
         )
-        endpoint = env.optional("DRIVE_ENDPOINT")
+        endpoint = env.local_only("DRIVE_ENDPOINT")
+        ca_certs = env.local_only("DRIVE_CA_CERTS")
+        token_uri = env.local_only("DRIVE_TOKEN_URI") or "https://oauth2.googleapis.com/token"
+        env.local_only("DRIVE_TOKEN")
         if len(env.problems) > before:
             return None
         return cls(
@@ -84,9 +87,9 @@ class DriveConfig:
             file_id_field=env.env.get("DRIVE_FILE_ID_FIELD", "drive_file_id"),
             link_field=env.env.get("DRIVE_LINK_FIELD", "drive_link"),
             endpoint=endpoint,
-            ca_certs=env.optional("DRIVE_CA_CERTS"),
+            ca_certs=ca_certs,
             static_token=env.secret("DRIVE_TOKEN", "drive-token") if endpoint else None,
-            token_uri=env.text("DRIVE_TOKEN_URI", "https://oauth2.googleapis.com/token"),
+            token_uri=token_uri,
             chunk_bytes=chunk,
             offload=env.flag("DRIVE_OFFLOAD"),
         )

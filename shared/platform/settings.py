@@ -21,6 +21,9 @@ from shared.errors import ConfigurationError
 MANAGER_FIELD = "project_manager"
 GOOGLE_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
 
+EMULATORS = ("PUBSUB_EMULATOR_HOST", "FIRESTORE_EMULATOR_HOST")
+"""Set only in local runs: a setting for local runs is refused where neither is."""
+
 SecretReader: TypeAlias = Callable[[str], str | None]
 """Reads a secret by its Secret Manager name (`webhook-secret`); None when it does not exist."""
 
@@ -42,6 +45,21 @@ class EnvReader:
 
     def optional(self, key: str) -> str | None:
         return self.text(key) or None
+
+    @property
+    def local(self) -> bool:
+        """A local run, against the emulators."""
+        return is_local(self.env)
+
+    def local_only(self, key: str) -> str | None:
+        """A setting that points the bridge at a stand-in (an API's address, its certificate or
+        token); in the cloud it would hand tokens, or the trust in admin tokens, to whoever
+        serves there, so it is refused outside the emulators."""
+        value = self.optional(key)
+        if value and not self.local:
+            self.problem(f"{key} is only honoured against the emulators (local runs)")
+            return None
+        return value
 
     def required(self, key: str, meaning: str) -> str:
         value = self.text(key)
@@ -116,6 +134,10 @@ class EnvReader:
             )
 
 
+def is_local(env: Mapping[str, str]) -> bool:
+    return any(env.get(host) for host in EMULATORS)
+
+
 @dataclass(frozen=True, slots=True)
 class Common:
     """What every function knows: its project, the ERPNext site, the routing and the claims."""
@@ -142,6 +164,7 @@ class Common:
                 routes = parse_routes(env.env["ROUTES_JSON"])
             except ValueError as exc:
                 env.problem(f"ROUTES_JSON: {exc}")
+        env.local_only("SECRET_MANAGER_ENDPOINT")  # read before the settings: see roots.start
         return cls(
             project=project,
             site=env.text("ERP_SITE"),
@@ -208,5 +231,5 @@ class AdminAccess:
             audience=env.optional("ADMIN_AUDIENCE"),
             allowed=frozenset(env.names("ADMIN_ALLOWED_EMAILS")),
             local_key=key,
-            certs_url=env.text("GOOGLE_CERTS_URL", GOOGLE_CERTS_URL),
+            certs_url=env.local_only("GOOGLE_CERTS_URL") or GOOGLE_CERTS_URL,
         )

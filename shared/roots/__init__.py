@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shared.platform import logs, metrics, observability
-from shared.platform.settings import EnvReader, SecretReader
+from shared.platform.settings import EnvReader, SecretReader, is_local
 
 FUNCTIONS = ("erp_webhook", "sheets_sync", "drive_upload", "notifier")
 
@@ -70,5 +70,9 @@ def _secret_reader(project: str) -> SecretReader | None:
     return SecretManagerReader(
         project,
         os.environ.get("SECRETS_VERSION", "latest"),
-        endpoint=os.environ.get("SECRET_MANAGER_ENDPOINT") or None,
+        # A stand-in's address only in local runs (the settings refuse it elsewhere): Secret
+        # Manager calls carry the function's Google credentials.
+        endpoint=(os.environ.get("SECRET_MANAGER_ENDPOINT") or None)
+        if is_local(os.environ)
+        else None,
     )

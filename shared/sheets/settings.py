@@ -37,7 +37,7 @@ class SheetsSettings:
         return cls(
             spreadsheet_id=spreadsheet,
             tracker=tracker,
-            endpoint=env.optional("SHEETS_ENDPOINT"),
+            endpoint=env.local_only("SHEETS_ENDPOINT"),
             timeout_s=timeout_s,
             gather_s=gather_s,
         )

@@ -194,3 +194,35 @@ def test_the_local_admin_key_is_refused_outside_the_emulators() -> None:
     local = read_settings("erp_webhook", {**env, "FIRESTORE_EMULATOR_HOST": "127.0.0.1:1"})
     assert local.admin.local_key == "local-only-key"
     assert "local-only-key" not in repr(local)
+
+
+NOTIFIER_ENV = {
+    **ERPNEXT_ENV,
+    "TELEGRAM_BOT_TOKEN": "1:token",
+    "TELEGRAM_WEBHOOK_SECRET": "hook-secret",
+    "TELEGRAM_BOT_USERNAME": "bridge_bot",
+    "ALERT_CHATS_JSON": '{"service_team": -1, "oncall": -2, "admins": -3}',
+}
+LOCAL_ONLY = [
+    ("erp_webhook", WEBHOOK_ENV, "GOOGLE_CERTS_URL", "http://keys.example.com/certs"),
+    ("erp_webhook", WEBHOOK_ENV, "SECRET_MANAGER_ENDPOINT", "http://secrets.example.com"),
+    ("sheets_sync", SHEETS_ENV, "SHEETS_ENDPOINT", "http://sheets.example.com"),
+    ("drive_upload", DRIVE_ENV, "DRIVE_ENDPOINT", "http://drive.example.com"),
+    ("drive_upload", DRIVE_ENV, "DRIVE_CA_CERTS", "/tmp/ca.pem"),
+    ("drive_upload", DRIVE_ENV, "DRIVE_TOKEN", "a-fixed-token"),
+    ("drive_upload", DRIVE_ENV, "DRIVE_TOKEN_URI", "http://tokens.example.com"),
+    ("notifier", NOTIFIER_ENV, "TELEGRAM_API_URL", "http://telegram.example.com"),
+    ("notifier", NOTIFIER_ENV, "TWILIO_API_URL", "http://twilio.example.com"),
+]
+
+
+@pytest.mark.parametrize(("function", "base", "key", "value"), LOCAL_ONLY)
+def test_a_stand_ins_address_is_refused_outside_the_emulators(
+    function: str, base: dict[str, str], key: str, value: str
+) -> None:
+    """Each would hand a token (or the trust in admin tokens) to whoever serves at that address."""
+    assert problems(function, {**base, key: value}) == [
+        f"{key} is only honoured against the emulators (local runs)"
+    ]
+    local = {**base, key: value, "FIRESTORE_EMULATOR_HOST": "127.0.0.1:1"}
+    assert read_settings(function, local).common.project == "p"
