@@ -140,13 +140,13 @@ def errors(*args: str) -> int:
         table.add_column(column, overflow="fold")
     for record in records:
         table.add_row(
-            str(record["id"]),
-            str(record.get("status")),
-            str(record.get("integration")),
-            f"{record.get('entity_type')} {record.get('entity_id')}",
-            str(record.get("attempts")),
-            str(record.get("last_seen"))[:19],
-            str(record.get("message"))[:120],
+            record.id,
+            record.status.value,
+            record.integration,
+            f"{record.entity_type} {record.entity_id}",
+            str(record.attempts),
+            str(record.last_seen or "")[:19],
+            record.message[:120],
         )
     Console().print(table)
     return 0

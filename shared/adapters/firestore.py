@@ -30,7 +30,7 @@ from shared.drive.ports import FolderClaim, FolderRegistry
 from shared.errors import ClaimHeld, UpstreamRejected, UpstreamUnavailable
 from shared.operations.error_query import ErrorFilter
 from shared.platform.executions import RunCounts, RunStatus, SyncExecution
-from shared.platform.failures import ErrorStatus, FailureReport
+from shared.platform.failures import ErrorRecord, ErrorStatus, FailureReport
 from shared.platform.ports import Lease, SyncExecutionLog
 from shared.sheets.ports import QueuedChange, SheetOutbox, Watermarks
 from shared.sheets.rows import coalesce
@@ -420,7 +420,7 @@ class FirestoreErrorLog:
             resolved = [self._connection.swap(self._document(rid), decide) for rid in pending]
         return any(resolved)
 
-    def list_errors(self, status: str | None = None, limit: int = 100) -> list[Record]:
+    def list_errors(self, status: str | None = None, limit: int = 100) -> list[ErrorRecord]:
         """Newest first (by last_seen); each record carries its `id`.
 
         With a status filter, production needs the composite index (status, last_seen desc).
@@ -431,18 +431,18 @@ class FirestoreErrorLog:
         ordered = query.order_by("last_seen", direction=firestore.Query.DESCENDING).limit(limit)
         with translated("list errors"):
             return [
-                _with_id(snapshot)
+                _error_record(snapshot)
                 for snapshot in ordered.stream(
                     retry=self._connection.retry, timeout=self._connection.timeout_s
                 )
             ]
 
-    def get(self, record_id: str) -> Record | None:
+    def get(self, record_id: str) -> ErrorRecord | None:
         with translated("read error"):
             snapshot = self._connection.read(self._document(record_id))
-        return _with_id(snapshot) if snapshot.exists else None
+        return _error_record(snapshot) if snapshot.exists else None
 
-    def search(self, wanted: ErrorFilter) -> list[Record]:
+    def search(self, wanted: ErrorFilter) -> list[ErrorRecord]:
         """Newest first. Production merges the single-field composite indexes infra/ declares
         (each filter field with last_seen descending), so any combination of filters is served."""
         query: firestore.CollectionReference | firestore.Query = self._connection.collection(ERRORS)
@@ -455,7 +455,7 @@ class FirestoreErrorLog:
         ordered = query.order_by("last_seen", direction=firestore.Query.DESCENDING)
         with translated("search errors"):
             return [
-                _with_id(snapshot)
+                _error_record(snapshot)
                 for snapshot in ordered.limit(wanted.limit).stream(
                     retry=self._connection.retry, timeout=self._connection.timeout_s
                 )
@@ -490,8 +490,38 @@ class FirestoreErrorLog:
             )
 
 
-def _with_id(snapshot: Snapshot) -> Record:
-    return {"id": snapshot.id, **(_snapshot_fields(snapshot) or {})}
+def _error_record(snapshot: Snapshot) -> ErrorRecord:
+    """The stored fields as a typed record; a field an older record lacks takes its default."""
+    fields = _snapshot_fields(snapshot) or {}
+
+    def text(key: str) -> str | None:
+        value = fields.get(key)
+        return value if isinstance(value, str) else None
+
+    def when(key: str) -> datetime | None:
+        value = fields.get(key)
+        return value if isinstance(value, datetime) else None
+
+    status = text("status")
+    return ErrorRecord(
+        id=snapshot.id,
+        integration=text("integration") or "",
+        operation=text("operation") or "",
+        entity_type=text("entity_type") or "",
+        entity_id=text("entity_id") or "",
+        message=text("message") or "",
+        status=ErrorStatus(status) if status in set(ErrorStatus) else ErrorStatus.PENDING,
+        attempts=_int(fields, "attempts"),
+        first_seen=when("first_seen"),
+        last_seen=when("last_seen"),
+        event_id=text("event_id"),
+        details=text("details") or "",
+        resolved_at=when("resolved_at"),
+        note=text("note"),
+        replayed_as=text("replayed_as"),
+        replayed_at=when("replayed_at"),
+        envelope=text("envelope"),
+    )
 
 
 # ---- action log -------------------------------------------------------------------------------
@@ -885,7 +915,7 @@ class FirestoreAlertOutbox:
         """Every remembered alert (tests, the demo)."""
         with translated("read alerts"):
             return [
-                _with_id(snapshot)
+                {"id": snapshot.id, **(_snapshot_fields(snapshot) or {})}
                 for snapshot in self._connection.collection(ALERTS).stream(
                     retry=self._connection.retry, timeout=self._connection.timeout_s
                 )

@@ -39,7 +39,7 @@ class AdminApi:
         route = (method.upper(), "/" + path.strip("/"))
         if route == ("GET", "/errors"):
             records = self.triage().find(ErrorFilter.parse(request.args))
-            return answer(200, count=len(records), errors=[_public(r) for r in records])
+            return answer(200, count=len(records), errors=[r.fields() for r in records])
         if route == ("GET", "/errors.csv"):
             records = self.triage().find(ErrorFilter.parse(request.args))
             return to_csv(records), 200, {"Content-Type": "text/csv; charset=utf-8"}
@@ -97,13 +97,6 @@ def _note(body: Mapping[str, object], who: str) -> str:
     note = body.get("note")
     text = str(note)[:500] if isinstance(note, str) and note else ""
     return f"{who}: {text}" if text else who
-
-
-def _public(record: Mapping[str, object]) -> dict[str, object]:
-    """A record as the API shows it: the stored envelope (an ERPNext document) stays out."""
-    return {key: value for key, value in record.items() if key != "envelope"} | {
-        "replayable": bool(record.get("envelope"))
-    }
 
 
 def _execution(run: SyncExecution) -> dict[str, object]:

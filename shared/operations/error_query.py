@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from shared.errors import InvalidPayload
-from shared.platform.failures import ErrorStatus
+from shared.platform.failures import ErrorRecord, ErrorStatus
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -78,11 +78,12 @@ class ErrorFilter:
         }
         return {key: value for key, value in pairs.items() if value is not None}
 
-    def matches(self, record: Mapping[str, object]) -> bool:
-        if any(record.get(key) != value for key, value in self.equalities().items()):
+    def matches(self, record: ErrorRecord) -> bool:
+        fields = record.fields()
+        if any(fields[key] != value for key, value in self.equalities().items()):
             return False
-        seen = record.get("last_seen")
-        if not isinstance(seen, datetime):
+        seen = record.last_seen
+        if seen is None:
             return self.since is None and self.until is None
         return (self.since is None or seen >= self.since) and (
             self.until is None or seen < self.until
@@ -103,13 +104,14 @@ def _when(args: Mapping[str, str], key: str) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def to_csv(records: Iterable[Mapping[str, object]]) -> str:
+def to_csv(records: Iterable[ErrorRecord]) -> str:
     """Spreadsheet-safe CSV: a cell starting with = + - @ is prefixed with ' so no formula runs."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS)
     for record in records:
-        writer.writerow([_cell(record.get(column)) for column in CSV_COLUMNS])
+        fields = record.fields()
+        writer.writerow([_cell(fields[column]) for column in CSV_COLUMNS])
     return out.getvalue()
 
 

@@ -7,15 +7,13 @@ from datetime import datetime
 from typing import Protocol
 
 from shared.operations.error_query import ErrorFilter
-
-Record = dict[str, object]
-"""An error record as stored (Firestore's fields)."""
+from shared.platform.failures import ErrorRecord
 
 
 class ErrorRecords(Protocol):
-    def search(self, wanted: ErrorFilter) -> list[Record]: ...
+    def search(self, wanted: ErrorFilter) -> list[ErrorRecord]: ...
 
-    def get(self, record_id: str) -> Record | None: ...
+    def get(self, record_id: str) -> ErrorRecord | None: ...
 
     def set_status(
         self, record_ids: Sequence[str], status: str, *, now: datetime, note: str | None = None

@@ -19,10 +19,10 @@ from shared.core.envelope import Envelope, document_envelope
 from shared.core.routing import SUBSCRIPTIONS, RouteTable, topics_for
 from shared.errors import InvalidPayload, UpstreamRejected
 from shared.operations.error_query import SETTABLE, ErrorFilter
-from shared.operations.ports import ErrorRecords, Record
+from shared.operations.ports import ErrorRecords
 from shared.platform import logs
 from shared.platform.executions import RunCounts
-from shared.platform.failures import ErrorStatus
+from shared.platform.failures import ErrorRecord, ErrorStatus
 from shared.platform.jobs import Jobs
 from shared.platform.ports import DocumentReader, Publisher
 
@@ -53,7 +53,7 @@ class ErrorTriage:
     retry_after: timedelta = timedelta(minutes=10)
     """The retry job leaves a record alone this long after its last failure."""
 
-    def find(self, wanted: ErrorFilter) -> list[Record]:
+    def find(self, wanted: ErrorFilter) -> list[ErrorRecord]:
         return self.errors.search(wanted)
 
     def set_status(
@@ -100,10 +100,10 @@ class ErrorTriage:
             )
             for record in pending:
                 counts.seen += 1
-                if not record.get("envelope"):
+                if not record.replayable:
                     counts.skipped += 1  # nothing to publish (e.g. a failed alert send)
                     continue
-                if self._replay_one(str(record["id"]), "original", record) is None:
+                if self._replay_one(record.id, "original", record) is None:
                     counts.updated += 1
                 else:
                     counts.skipped += 1
@@ -112,19 +112,18 @@ class ErrorTriage:
         return self.jobs.run(RETRY_JOB, work)
 
     def _replay_one(
-        self, record_id: str, source: Source, record: Record | None = None
+        self, record_id: str, source: Source, record: ErrorRecord | None = None
     ) -> str | None:
         record = record or self.errors.get(record_id)
         if record is None:
             return "no such record"
-        text = record.get("envelope")
-        if not isinstance(text, str) or not text:
+        if not record.envelope:
             return "the record holds no event to replay"
         try:
-            original = Envelope.from_json(text.encode())
+            original = Envelope.from_json(record.envelope.encode())
         except InvalidPayload:
             return "the stored event is not an envelope (an undecodable message)"
-        integration = str(record.get("integration"))
+        integration = record.integration
         routed = topics_for(self.routes, original.doctype, original.event)
         topics = sorted({s.topic for s in SUBSCRIPTIONS if s.consumer == integration} & set(routed))
         if not topics:

@@ -192,8 +192,8 @@ def test_a_refused_send_becomes_an_error_record_and_blocks_nothing(
     assert (report.sent, report.failed) == (1, 1)
     assert telegram.texts(42) == ["alert 2"]
     (record,) = stores.errors.list_errors()
-    assert record["operation"] == "send_telegram" and "blocked" in str(record["message"])
-    assert record["entity_id"] == "ISS-1"
+    assert record.operation == "send_telegram" and "blocked" in str(record.message)
+    assert record.entity_id == "ISS-1"
     assert stores.alerts.pending(10) == []
 
 

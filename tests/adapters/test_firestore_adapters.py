@@ -16,7 +16,7 @@ from shared.adapters.firestore import FirestoreStores
 from shared.core.claims import ClaimOutcome, ClaimState
 from shared.core.envelope import Envelope
 from shared.errors import ClaimHeld, UpstreamUnavailable
-from shared.platform.failures import FailureReport
+from shared.platform.failures import ErrorStatus, FailureReport
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 LEASE = timedelta(minutes=5)
@@ -236,13 +236,13 @@ def test_error_record_counts_attempts_and_keeps_first_seen_when_failure_repeats(
     assert first == second == failure().record_id()
     record = stores.errors.get(first)
     assert record is not None
-    assert record["attempts"] == 2
-    assert record["first_seen"] == NOW
-    assert record["last_seen"] == NOW + timedelta(minutes=1)
-    assert record["message"] == "still refused"
-    assert record["status"] == "pending"
-    assert record["envelope"] == '{"schema": 1}'
-    assert (record["integration"], record["entity_id"], record["event_id"]) == (
+    assert record.attempts == 2
+    assert record.first_seen == NOW
+    assert record.last_seen == NOW + timedelta(minutes=1)
+    assert record.message == "still refused"
+    assert record.status == "pending"
+    assert record.envelope == '{"schema": 1}'
+    assert (record.integration, record.entity_id, record.event_id) == (
         "sheets_sync",
         "SINV-0001",
         "e1",
@@ -260,11 +260,11 @@ def test_resolve_event_resolves_the_pending_record_when_the_event_later_succeede
 
     resolved = stores.errors.get(record_id)
     assert resolved is not None
-    assert resolved["status"] == "resolved"
-    assert resolved["resolved_at"] == NOW + timedelta(minutes=2)
+    assert resolved.status == "resolved"
+    assert resolved.resolved_at == NOW + timedelta(minutes=2)
     for untouched in (other, elsewhere):
         record = stores.errors.get(untouched)
-        assert record is not None and record["status"] == "pending"
+        assert record is not None and record.status == "pending"
 
 
 def test_resolve_event_is_false_when_nothing_is_pending(stores: FirestoreStores) -> None:
@@ -285,7 +285,7 @@ def test_error_record_pending_again_when_failure_repeats_after_resolution(
 
     record = stores.errors.get(record_id)
     assert record is not None
-    assert (record["status"], record["attempts"], record["resolved_at"]) == ("pending", 2, None)
+    assert (record.status, record.attempts, record.resolved_at) == ("pending", 2, None)
 
 
 def test_list_errors_filters_by_status_newest_first_when_asked(stores: FirestoreStores) -> None:
@@ -294,8 +294,8 @@ def test_list_errors_filters_by_status_newest_first_when_asked(stores: Firestore
     done = stores.errors.record_failure(failure("e3"), now=NOW)
     stores.errors.resolve_event("sheets_sync", "e3", now=NOW)
 
-    assert [r["id"] for r in stores.errors.list_errors(status="pending")] == [newer, older]
-    assert [r["id"] for r in stores.errors.list_errors(status="resolved")] == [done]
+    assert [r.id for r in stores.errors.list_errors(status="pending")] == [newer, older]
+    assert [r.id for r in stores.errors.list_errors(status="resolved")] == [done]
     assert len(stores.errors.list_errors()) == 3
     assert stores.errors.get("no-such-record") is None
 
@@ -332,3 +332,29 @@ def test_clear_firestore_empties_a_project_when_called(
     clear_firestore(project_id)
 
     assert stores.claims.get("sheets_sync", "e1") is None
+
+
+def test_an_error_record_is_typed_at_the_boundary_and_an_older_one_takes_defaults(
+    stores: FirestoreStores,
+) -> None:
+    record_id = stores.errors.record_failure(failure(), now=NOW)
+    stores.errors.set_status([record_id], "ignored", now=NOW, note="ops: known outage")
+    record = stores.errors.get(record_id)
+    assert record is not None
+    assert record.status is ErrorStatus.IGNORED and record.note == "ops: known outage"
+    assert record.replayable and record.replayed_as is None
+    shown = record.fields()
+    assert "envelope" not in shown and shown["status"] == "ignored" and shown["replayable"]
+    # A record written before `details`, `note` and the replay fields existed.
+    stores.connection.collection("errors").document("old-1").set(
+        {"integration": "notifier", "status": "pending", "attempts": 4, "last_seen": NOW}
+    )
+    old = stores.errors.get("old-1")
+    assert old is not None
+    assert (old.integration, old.status, old.attempts, old.last_seen) == (
+        "notifier",
+        ErrorStatus.PENDING,
+        4,
+        NOW,
+    )
+    assert (old.details, old.note, old.first_seen, old.replayable) == ("", None, None, False)

@@ -190,7 +190,7 @@ def test_the_retry_job_replays_pending_errors_that_went_quiet(stack: Devstack) -
     answer = stack.retry_errors()
     assert answer["status"] == "finished" and int(str(answer["updated"])) >= 1
     # The replayed invoice reaches the sheet writer, whose success resolves the record.
-    assert wait_until(lambda: (errors.get(quiet) or {}).get("status") == "resolved", timeout=60)
+    assert wait_until(lambda: getattr(errors.get(quiet), "status", None) == "resolved", timeout=60)
 
 
 def test_a_job_that_is_running_is_not_started_twice(stack: Devstack) -> None:

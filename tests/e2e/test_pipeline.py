@@ -19,6 +19,7 @@ from devstack.emulators import Emulators
 from devstack.erpnext import ErpNextStandIn
 from devstack.stack import CHATS, Devstack, running_devstack
 from shared.core.claims import ClaimState
+from shared.platform.failures import ErrorRecord
 from tests.e2e import settle, wait_until
 from tests.frappe import frappe_signature
 
@@ -218,9 +219,9 @@ def test_undecodable_message_becomes_an_error_record_and_is_acknowledged(stack: 
         f"{function.url}/projects/{stack.project}/topics/erp-files", json=push, timeout=30
     )
     assert 200 <= response.status_code < 300, response.text
-    (found,) = [r for r in stack.stores().errors.list_errors() if r.get("event_id") == "bad-1"]
-    assert found["status"] == "pending" and found["integration"] == "drive_upload"
-    assert found["attempts"] == 1
+    (found,) = [r for r in stack.stores().errors.list_errors() if r.event_id == "bad-1"]
+    assert found.status == "pending" and found.integration == "drive_upload"
+    assert found.attempts == 1
 
 
 def test_undeliverable_event_is_dead_lettered_into_a_pending_error_record(
@@ -236,18 +237,18 @@ def test_undeliverable_event_is_dead_lettered_into_a_pending_error_record(
         )
         erp.wait_for_deliveries(timeout=20)
 
-        def dead_lettered() -> list[dict[str, object]]:
+        def dead_lettered() -> list[ErrorRecord]:
             return [
                 r
                 for r in stack.stores().errors.list_errors()
-                if r.get("entity_id") == file_doc["name"] and "gave up" in str(r.get("message"))
+                if r.entity_id == file_doc["name"] and "gave up" in str(r.message)
             ]
 
         assert wait_until(lambda: bool(dead_lettered()), timeout=90)
         (record,) = dead_lettered()
-        assert record["integration"] == "drive_upload" and record["status"] == "pending"
-        assert "after 5 deliveries" in str(record["message"])  # redelivered, then dead-lettered
-        assert json.loads(str(record["envelope"]))["name"] == file_doc["name"]
+        assert record.integration == "drive_upload" and record.status == "pending"
+        assert "after 5 deliveries" in str(record.message)  # redelivered, then dead-lettered
+        assert json.loads(str(record.envelope))["name"] == file_doc["name"]
     finally:
         stack.restart("upload_attachment")
 

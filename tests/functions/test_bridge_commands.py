@@ -208,7 +208,7 @@ def test_errors_are_listed_exported_resolved_and_replayed_from_the_command_line(
 
     assert main(["ignore", bare]) == 0
     assert main(["resolve", replayable]) == 0
-    assert {r["id"]: r["status"] for r in error_log.errors.search(ErrorFilter())} == {
+    assert {r.id: r.status for r in error_log.errors.search(ErrorFilter())} == {
         replayable: "resolved",
         bare: "ignored",
     }

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 
 from shared.errors import InvalidPayload
 from shared.operations.error_query import MAX_LIMIT, ErrorFilter, to_csv
+from shared.platform.failures import ErrorRecord, ErrorStatus
 
 
 def test_every_filter_is_read_and_dates_default_to_utc() -> None:
@@ -54,26 +56,42 @@ def test_a_bad_filter_is_a_400_that_names_it(args: dict[str, str], says: str) ->
     assert raised.value.status == 400
 
 
+def record(**fields: object) -> ErrorRecord:
+    """A stored error record; what a test does not name is blank."""
+    blank: dict[str, object] = {
+        "id": "r1",
+        "integration": "sheets_sync",
+        "operation": "write_row",
+        "entity_type": "Sales Invoice",
+        "entity_id": "SINV-1",
+        "message": "",
+        "status": ErrorStatus.PENDING,
+        "attempts": 1,
+        "first_seen": None,
+        "last_seen": None,
+    }
+    return ErrorRecord(**{**blank, **fields})  # type: ignore[arg-type]
+
+
 def test_matches_applies_every_filter_and_the_date_range() -> None:
     wanted = ErrorFilter.parse({"status": "pending", "since": "2026-12-01", "until": "2026-12-02"})
-    inside = {"status": "pending", "last_seen": datetime(2026, 12, 1, 12, tzinfo=UTC)}
+    inside = record(last_seen=datetime(2026, 12, 1, 12, tzinfo=UTC))
     assert wanted.matches(inside)
-    assert not wanted.matches({**inside, "status": "resolved"})
-    assert not wanted.matches({**inside, "last_seen": datetime(2026, 12, 2, tzinfo=UTC)})
-    assert not wanted.matches({"status": "pending"})  # no date, a date range asked
+    assert not wanted.matches(replace(inside, status=ErrorStatus.RESOLVED))
+    assert not wanted.matches(replace(inside, last_seen=datetime(2026, 12, 2, tzinfo=UTC)))
+    assert not wanted.matches(record())  # no date, a date range asked
+    assert not ErrorFilter(integration="notifier").matches(inside)
 
 
 def test_csv_has_every_column_and_no_cell_a_spreadsheet_would_run() -> None:
     records = [
-        {
-            "id": "r1",
-            "status": "pending",
-            "message": '=HYPERLINK("http://evil.example","x")',
-            "details": "+1 555 0100",
-            "entity_id": "-cmd",
-            "last_seen": datetime(2026, 12, 1, 9, tzinfo=UTC),
-            "attempts": 3,
-        }
+        record(
+            message='=HYPERLINK("http://evil.example","x")',
+            details="+1 555 0100",
+            entity_id="-cmd",
+            last_seen=datetime(2026, 12, 1, 9, tzinfo=UTC),
+            attempts=3,
+        )
     ]
     (row,) = list(csv.DictReader(io.StringIO(to_csv(records))))
     assert row["message"].startswith("'=") and row["details"].startswith("'+")

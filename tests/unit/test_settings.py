@@ -208,7 +208,7 @@ LOCAL_ONLY = [
     ("erp_webhook", WEBHOOK_ENV, "SECRET_MANAGER_ENDPOINT", "http://secrets.example.com"),
     ("sheets_sync", SHEETS_ENV, "SHEETS_ENDPOINT", "http://sheets.example.com"),
     ("drive_upload", DRIVE_ENV, "DRIVE_ENDPOINT", "http://drive.example.com"),
-    ("drive_upload", DRIVE_ENV, "DRIVE_CA_CERTS", "/tmp/ca.pem"),
+    ("drive_upload", DRIVE_ENV, "DRIVE_CA_CERTS", "stand-in-ca.pem"),
     ("drive_upload", DRIVE_ENV, "DRIVE_TOKEN", "a-fixed-token"),
     ("drive_upload", DRIVE_ENV, "DRIVE_TOKEN_URI", "http://tokens.example.com"),
     ("notifier", NOTIFIER_ENV, "TELEGRAM_API_URL", "http://telegram.example.com"),
