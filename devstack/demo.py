@@ -396,12 +396,12 @@ def show(stack: Devstack, erp: ErpNextStandIn, notes: dict[str, str]) -> None:
         errors.add_column(column)
     for record in stack.stores().errors.list_errors():
         errors.add_row(
-            str(record["integration"]),
-            str(record["operation"]),
-            f"{record['entity_type']} {record['entity_id']}",
-            str(record["status"]),
-            str(record["attempts"]),
-            str(record["message"])[:70],
+            record.integration,
+            record.operation,
+            f"{record.entity_type} {record.entity_id}",
+            record.status.value,
+            str(record.attempts),
+            record.message[:70],
         )
     console.print(errors)
 
