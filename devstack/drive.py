@@ -1,7 +1,7 @@
 """A Google Drive v3 stand-in over HTTPS, for the calls the bridge makes, as drive.v3.json has them.
 
 HTTPS because google-api-python-client keeps `https` for media uploads whatever `api_endpoint`
-says (FACTS.md); the stand-in makes its own certificate, `ca_file`, for the client to trust.
+says (docs/SERVICES.md, Google Drive); the stand-in makes its own certificate, `ca_file`, for the client to trust.
 
 Served: files.create (metadata only, `uploadType=media`, `multipart` and `resumable` sessions
 with chunks that are multiples of 256 KiB and the `bytes */total` status query), files.get (also

@@ -7,7 +7,7 @@ deleteDimension, sortRange, create/update/deleteDeveloperMetadata and
 add/deleteConditionalFormatRule; any other request is refused as Google refuses an unknown field.
 A batch is atomic: all of it applies or none of it does.
 
-Google's behaviour it keeps (FACTS.md, Sheets): 60 read and 60 write requests per minute per
+Google's behaviour it keeps (docs/SERVICES.md, Google Sheets): 60 read and 60 write requests per minute per
 user, refilled each minute, a batch counting once, 429 RESOURCE_EXHAUSTED beyond; writes beyond
 the grid refused; row developer metadata moving with its row and deleted with it; text stored as
 given (a string value starting with "=" stays text, only formulaValue is a formula).

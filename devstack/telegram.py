@@ -2,7 +2,7 @@
 
 Served at `<url>/bot<token>/<method>` (JSON, form or multipart bodies, as python-telegram-bot
 sends them): getMe, sendMessage, sendPhoto, getFile (then `<url>/file/bot<token>/<path>`),
-setWebhook (with `secret_token`), deleteWebhook, getWebhookInfo. Kept from Telegram (FACTS.md):
+setWebhook (with `secret_token`), deleteWebhook, getWebhookInfo. Kept from Telegram (docs/SERVICES.md, Telegram):
 text up to 4096 characters and captions up to 1024, about one message a second per chat, 20 a
 minute per group (negative chat ids) and 30 a second in all; beyond a limit, 429 with
 `parameters.retry_after`. `post_update` plays a person writing to the bot: the update goes to

@@ -1,6 +1,6 @@
 """Google Drive (v3, through google-api-python-client): folders, streamed uploads, trash.
 
-Every call says `supportsAllDrives` (FACTS.md: a service account can only store files in a shared
+Every call says `supportsAllDrives` (docs/SERVICES.md, Google Drive: a service account can only store files in a shared
 drive). Uploads stream: up to 5 MB of known size in one multipart request, anything else through
 a resumable session in chunks of a multiple of 256 KiB, read from the source as they are sent,
 so memory holds one chunk whatever the file's size. The MD5 of what was sent is computed on the

@@ -1,6 +1,6 @@
 """Telegram through python-telegram-bot: messages and photo downloads, errors into the tree.
 
-PTB 22 is async-only and a Bot must not outlive its event loop (FACTS.md), so every loop opens
+PTB 22 is async-only and a Bot must not outlive its event loop (docs/SERVICES.md, Telegram), so every loop opens
 its own `session()`; the synchronous helpers run one short loop each. The token is part of every
 URL Telegram serves: it never reaches a message, a log or a repr.
 """

@@ -1,7 +1,7 @@
 """Telegram's sending limits, kept on our side so that its 429 never comes in normal operation.
 
 Sliding windows, as Telegram counts: a private chat takes about one message a second, a group
-20 a minute, the bot 30 a second in all (FACTS.md). We cannot see when a request reaches
+20 a minute, the bot 30 a second in all (docs/SERVICES.md, Telegram). We cannot see when a request reaches
 Telegram, only that it did so between our sending it and our reading the answer; so a message
 counts from the moment its answer came back (`finish`), and while in flight it fills its window
 for good. The next message then always lands a full window after the one it follows, whatever

@@ -3,7 +3,7 @@
 
 Telegram: the secret token must match (403 otherwise); each update is handled once (a claim on
 its update_id), the bot's replies sent, and 200 answered; 503 when a retry can help, 200 for what
-a retry will not fix (FACTS.md: anything else makes Telegram send it again for a day).
+a retry will not fix (docs/SERVICES.md, Telegram: anything else makes Telegram send it again for a day).
 
 WhatsApp: Twilio's signature over the configured public URL must match (403 otherwise); the
 sender is known by the phone number on an ERPNext contact; `STATUS <id>` answers about the

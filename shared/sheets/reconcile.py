@@ -1,7 +1,7 @@
 """Reconciliation: bring the Invoice Tracker up to date with what ERPNext changed without a webhook.
 
-Payments through db_set, the nightly Overdue job, Data Import and patches fire no webhook (see
-FACTS), so a scheduled run pages the invoices modified since a stored watermark, selected fields
+Payments through db_set, the nightly Overdue job, Data Import and patches fire no webhook
+(docs/SERVICES.md, ERPNext webhooks), so a scheduled run pages the invoices modified since a stored watermark, selected fields
 only, large pages, and queues them through the same outbox and batch writer as the webhooks.
 """
 
