@@ -20,7 +20,6 @@ import re
 import secrets
 import time
 from collections import Counter
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import requests
@@ -34,6 +33,7 @@ from devstack.drive import FOLDER
 from devstack.erpnext import ErpNextStandIn
 from devstack.stack import CHATS, WHATSAPP_WEBHOOK, Devstack, running_devstack
 from devstack.twilio import Message
+from devstack.waiting import wait_until
 from shared.adapters.bot_store import FirestoreBotStore
 from shared.adapters.pubsub import ensure_pull_subscription
 from shared.core.routing import DEAD_LETTER, TOPICS
@@ -55,15 +55,6 @@ _TAG = re.compile(r"<[^>]+>")
 
 def step(text: str) -> None:
     console.print(f"[bold cyan]>[/] {text}")
-
-
-def wait_until(check: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.5)
-    return False
 
 
 def settled(stack: Devstack, *, quiet_for: float = 4.0, timeout: float = 60.0) -> None:

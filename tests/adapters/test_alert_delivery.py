@@ -19,6 +19,7 @@ from shared.adapters.twilio import WhatsAppSender
 from shared.alerts.notifier import AlertDrainer, NotifierConfig
 from shared.alerts.pacing import Limits
 from shared.alerts.rules import REPEAT_NOTICE, Alert
+from tests.helpers.clocks import OffsetClock
 
 TOKEN = "123456:delivery-token"
 GROUP = -1001234
@@ -123,26 +124,12 @@ def test_100_chats_drain_near_the_global_limit_with_no_429(
     assert 20 <= busiest <= 30, f"{busiest} messages in the busiest second ({elapsed:.1f} s in all)"
 
 
-class SharedClock:
-    """Telegram's clock and the drainers', on real time plus an offset the test moves: both
-    sides see the same jump, as if that much time had passed."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def monotonic(self) -> float:
-        return time.monotonic() + self.offset
-
-    def utc(self) -> datetime:
-        return datetime.now(UTC) + timedelta(seconds=self.offset)
-
-
 def test_a_drain_just_after_another_keeps_the_global_limit(stores: FirestoreStores) -> None:
     # 30 chats take one message each at once (the global limit: 30 a second). The next drain,
     # another instance's, starts when those sends are older than the group window (plus its
     # margin) but still inside that second: it must learn of them from the outbox and wait, not
     # meet a 429. (It did meet one when it looked back only as far as the group window.)
-    clock = SharedClock()
+    clock = OffsetClock()
     with TelegramStandIn(
         TOKEN, group_window_s=FAST_GROUP_WINDOW_S, clock=clock.monotonic
     ) as telegram:

@@ -21,6 +21,7 @@ from shared.adapters.twilio import WhatsAppSender
 from shared.errors import UpstreamUnavailable
 from shared.platform import metrics
 from shared.platform.resilience import BREAKERS, BreakerSettings, CircuitOpen
+from tests.helpers.clocks import Ticker
 
 KEY, SECRET = "bridge-key", "breaker-test-secret"
 SETTINGS = BreakerSettings(threshold=3, pause_s=30.0, max_pause_s=120.0)
@@ -33,23 +34,10 @@ PERSON = "+4915112345678"
 CHAT = 4242
 
 
-class Clock:
-    """The breakers' monotonic clock, moved by the test instead of waited for."""
-
-    def __init__(self) -> None:
-        self.now = 5000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 @pytest.fixture
-def clock() -> Iterator[Clock]:
+def clock() -> Iterator[Ticker]:
     metrics.install_prometheus()
-    fake = Clock()
+    fake = Ticker(5000.0)
     BREAKERS.reset(SETTINGS, clock=fake)
     yield fake
     BREAKERS.reset()
@@ -84,7 +72,7 @@ def erp() -> Iterator[ErpNextStandIn]:
 
 
 def test_erpnext_circuit_opens_fails_fast_and_closes_when_the_site_comes_back(
-    erp: ErpNextStandIn, clock: Clock
+    erp: ErpNextStandIn, clock: Ticker
 ) -> None:
     client = ErpNextClient(erp.url, KEY, SECRET, timeout_s=5)
     before = transitions("erpnext")
@@ -122,7 +110,7 @@ def test_erpnext_circuit_opens_fails_fast_and_closes_when_the_site_comes_back(
 
 
 def test_erpnext_circuit_reopens_for_twice_the_pause_when_the_trial_fails(
-    erp: ErpNextStandIn, clock: Clock
+    erp: ErpNextStandIn, clock: Ticker
 ) -> None:
     client = ErpNextClient(erp.url, KEY, SECRET, timeout_s=5)
     erp.faults.fail_next(1000, status=502)
@@ -141,7 +129,9 @@ def test_erpnext_circuit_reopens_for_twice_the_pause_when_the_trial_fails(
     assert requests_seen(erp) == seen + 1
 
 
-def test_a_refusal_is_no_outage_when_erpnext_answers_404(erp: ErpNextStandIn, clock: Clock) -> None:
+def test_a_refusal_is_no_outage_when_erpnext_answers_404(
+    erp: ErpNextStandIn, clock: Ticker
+) -> None:
     client = ErpNextClient(erp.url, KEY, SECRET, timeout_s=5)
     for _ in range(SETTINGS.threshold * 2):
         with pytest.raises(Exception, match="HTTP 404"):
@@ -163,7 +153,7 @@ def through(url: str) -> FaultProxy:
 
 
 def test_twilio_circuit_opens_on_an_outage_and_closes_when_twilio_is_back(
-    twilio: TwilioStandIn, clock: Clock
+    twilio: TwilioStandIn, clock: Ticker
 ) -> None:
     proxy = through(twilio.base_url)
     try:
@@ -192,7 +182,7 @@ def test_twilio_circuit_opens_on_an_outage_and_closes_when_twilio_is_back(
 
 
 def test_telegram_circuit_opens_on_an_outage_and_closes_when_telegram_is_back(
-    clock: Clock,
+    clock: Ticker,
 ) -> None:
     with TelegramStandIn(BOT_TOKEN) as telegram:
         proxy = through(telegram.url)

@@ -19,7 +19,7 @@ from shared.platform.backoff import Backoff
 from shared.sheets.layout import TRACKER_TAB
 from shared.sheets.rows import TrackerConfig
 from shared.sheets.sync import InvoiceSheetSync, set_up_sheet
-from tests.fakes import InMemoryInvoiceDirectory
+from tests.helpers.fakes import InMemoryInvoiceDirectory
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 CONFIG = TrackerConfig(site_url="https://erp.example.com")

@@ -12,7 +12,7 @@ from devstack.secretmanager import SecretManagerStandIn
 from shared.adapters.pubsub import ensure_topic
 from shared.adapters.secrets import SecretManagerReader
 from shared.errors import ConfigurationError
-from tests.frappe import frappe_signature
+from tests.helpers.frappe import frappe_signature
 
 SECRET = "secret-from-secret-manager"
 

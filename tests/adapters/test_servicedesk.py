@@ -19,19 +19,12 @@ from shared.adapters.erpnext_servicedesk import DeskConfig, ErpNextServiceDesk
 from shared.errors import InvalidPayload, NotFound, UpstreamRejected
 from shared.servicedesk.phones import normalise_e164
 from shared.servicedesk.ports import ServiceDesk
+from tests.helpers.clocks import SettableClock
 
 KEY = "desk-key"
 SECRET = "desk-secret-9c1e"
 START = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 DANA, ELI = "dana.kim@example.com", "eli.moreau@example.com"
-
-
-@dataclass
-class Clock:
-    now: datetime = START
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @dataclass
@@ -68,12 +61,12 @@ def receiver() -> Iterator[Receiver]:
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> SettableClock:
+    return SettableClock(START)
 
 
 @pytest.fixture
-def erp(clock: Clock) -> Iterator[ErpNextStandIn]:
+def erp(clock: SettableClock) -> Iterator[ErpNextStandIn]:
     with ErpNextStandIn(api_key=KEY, api_secret=SECRET, clock=clock) as running:
         yield running
 
@@ -148,7 +141,7 @@ def test_request_raises_not_found_when_the_id_is_unknown(
 
 
 def test_set_status_saves_the_configured_spelling_and_erpnext_dates_the_resolution(
-    seeded: ErpNextStandIn, desk: ErpNextServiceDesk, clock: Clock
+    seeded: ErpNextStandIn, desk: ErpNextServiceDesk, clock: SettableClock
 ) -> None:
     issue = issue_named(seeded, LEAK)
     clock.now = START + timedelta(hours=3, minutes=15)
@@ -375,7 +368,7 @@ def test_client_phone_is_none_when_neither_contact_nor_customer_has_a_mobile(
 
 
 def _issue(
-    erp: ErpNextStandIn, clock: Clock, opened: datetime, *changes: tuple[datetime, str]
+    erp: ErpNextStandIn, clock: SettableClock, opened: datetime, *changes: tuple[datetime, str]
 ) -> None:
     clock.now = opened
     name = erp.insert("Issue", {"subject": "s"})["name"]
@@ -390,7 +383,7 @@ def _invoice(erp: ErpNextStandIn, posted: str, total: float, **values: Any) -> s
 
 
 def test_figures_count_open_requests_average_closing_hours_and_this_months_invoices(
-    erp: ErpNextStandIn, desk: ErpNextServiceDesk, clock: Clock
+    erp: ErpNextStandIn, desk: ErpNextServiceDesk, clock: SettableClock
 ) -> None:
     day = timedelta(days=1)
     _issue(erp, clock, START - 19 * day, (START - 19 * day + timedelta(hours=4), "Resolved"))

@@ -13,7 +13,7 @@ from devstack.httpserver import LoopbackServer, Reply
 from devstack.twilio import TwilioStandIn
 from shared.adapters.twilio import MessageStatus, WhatsAppSender, failure_of, signature_valid
 from shared.errors import OutsideSessionWindow, Permanent, UpstreamRejected, UpstreamUnavailable
-from tests.fakes import SettableClock
+from tests.helpers.clocks import SettableClock
 
 ACCOUNT = "AC" + "fedcba9876543210" * 2
 TOKEN = "adapter-test-auth-token"

@@ -28,22 +28,13 @@ from devstack.erpnext import (
     matches,
 )
 from devstack.httpserver import FILE_CHUNK_BYTES
+from tests.helpers.clocks import SettableClock
 
 API_KEY = "test-key"
 API_SECRET = "test-secret"
 WEBHOOK_SECRET = "whsec-42"
 ROOT = Path(__file__).resolve().parents[2]
 START = datetime(2026, 11, 3, 9, 30, tzinfo=UTC)
-
-
-@dataclass
-class Clock:
-    """A settable clock: tests decide what time it is."""
-
-    now: datetime = START
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @dataclass
@@ -104,8 +95,8 @@ def receiver() -> Iterator[Receiver]:
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> SettableClock:
+    return SettableClock(START)
 
 
 @pytest.fixture
@@ -114,7 +105,7 @@ def sleeps() -> list[float]:
 
 
 @pytest.fixture
-def erp(clock: Clock, sleeps: list[float]) -> Iterator[ErpNextStandIn]:
+def erp(clock: SettableClock, sleeps: list[float]) -> Iterator[ErpNextStandIn]:
     with ErpNextStandIn(
         api_key=API_KEY,
         api_secret=API_SECRET,
@@ -343,7 +334,7 @@ def test_modified_strictly_increases_when_clock_stands_still(erp: ErpNextStandIn
 
 
 def test_update_merges_fields_and_bumps_modified_when_modified_matches(
-    erp: ErpNextStandIn, clock: Clock
+    erp: ErpNextStandIn, clock: SettableClock
 ) -> None:
     created = _invoice(erp)
     clock.now += timedelta(seconds=3)
@@ -549,7 +540,7 @@ def test_v15_retries_at_once_when_receiver_times_out(
 
 
 def test_develop_queues_retries_on_its_schedule_when_receiver_fails(
-    erp: ErpNextStandIn, receiver: Receiver, clock: Clock
+    erp: ErpNextStandIn, receiver: Receiver, clock: SettableClock
 ) -> None:
     receiver.statuses = [500] * 7
     erp.add_webhook("Sales Invoice", "after_insert", receiver.url, era="develop")
@@ -842,7 +833,7 @@ def test_issue_gets_erpnext_defaults_when_inserted_with_a_subject_only(
 
 
 def test_issue_resolution_date_is_set_when_resolved_and_cleared_when_reopened(
-    erp: ErpNextStandIn, clock: Clock
+    erp: ErpNextStandIn, clock: SettableClock
 ) -> None:
     name = erp.insert("Issue", {"subject": "Leak"})["name"]
     clock.now = START + timedelta(hours=5)

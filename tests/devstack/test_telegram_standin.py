@@ -13,25 +13,18 @@ from telegram.error import BadRequest, NetworkError, RetryAfter, TimedOut
 from telegram.request import HTTPXRequest
 
 from devstack.telegram import TelegramStandIn
+from tests.helpers.clocks import Ticker
 
 TOKEN = "123456:stand-in-token"
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+@pytest.fixture
+def clock() -> Ticker:
+    return Ticker(1000.0)
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def telegram(clock: Clock) -> Iterator[TelegramStandIn]:
+def telegram(clock: Ticker) -> Iterator[TelegramStandIn]:
     with TelegramStandIn(TOKEN, clock=clock) as running:
         yield running
 
@@ -61,7 +54,7 @@ def test_messages_photos_and_files_through_python_telegram_bot(telegram: Telegra
 
 
 def test_limits_answer_429_with_retry_after(
-    telegram: TelegramStandIn, clock: Clock, monkeypatch: pytest.MonkeyPatch
+    telegram: TelegramStandIn, clock: Ticker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PTB_TIMEDELTA", "true")  # python-telegram-bot's coming retry_after type
 

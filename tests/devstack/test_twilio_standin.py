@@ -17,7 +17,7 @@ from twilio.rest import Client
 
 from devstack.httpserver import LoopbackServer, Reply
 from devstack.twilio import TwilioStandIn
-from tests.fakes import SettableClock
+from tests.helpers.clocks import SettableClock
 
 ACCOUNT = "AC" + "0123456789abcdef" * 2
 TOKEN = "stand-in-auth-token"

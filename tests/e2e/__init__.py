@@ -2,22 +2,10 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
 from devstack.stack import Devstack
+from devstack.waiting import wait_until
 
 FINAL_OUTCOMES = ("applied", "duplicate", "stale", "rejected")
-
-
-def wait_until(check: Callable[[], bool], timeout: float = 30.0, every: float = 0.2) -> bool:
-    """Poll `check` until it holds or `timeout` passes; its last answer."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(every)
-    return check()
 
 
 def settle(stack: Devstack, name: str, *, consumers: int = 1, timeout: float = 60.0) -> None:

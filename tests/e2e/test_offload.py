@@ -9,7 +9,7 @@ import requests
 
 from devstack.emulators import Emulators
 from devstack.stack import Devstack, running_devstack
-from tests.e2e import wait_until
+from devstack.waiting import wait_until
 
 SECRET = "e2e-offload-secret"
 

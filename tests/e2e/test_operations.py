@@ -15,10 +15,10 @@ import requests
 
 from devstack.emulators import Emulators
 from devstack.stack import ADMIN_AUDIENCE, SCHEDULER_ACCOUNT, Devstack, running_devstack
+from devstack.waiting import wait_until
 from shared.cli import main
 from shared.core.envelope import build_envelope
 from shared.platform.failures import FailureReport
-from tests.e2e import wait_until
 
 SECRET = "e2e-operations-secret"
 

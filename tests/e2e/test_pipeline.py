@@ -18,10 +18,11 @@ from devstack.drive import DriveFile
 from devstack.emulators import Emulators
 from devstack.erpnext import ErpNextStandIn
 from devstack.stack import CHATS, Devstack, running_devstack
+from devstack.waiting import wait_until
 from shared.core.claims import ClaimState
 from shared.platform.failures import ErrorRecord
-from tests.e2e import settle, wait_until
-from tests.frappe import frappe_signature
+from tests.e2e import settle
+from tests.helpers.frappe import frappe_signature
 
 SECRET = "e2e-webhook-secret"
 LEASE_S = 4

@@ -18,8 +18,9 @@ import pytest
 from devstack.emulators import Emulators
 from devstack.erpnext import ErpNextStandIn
 from devstack.stack import BOT_USERNAME, CHATS, TELEGRAM_WEBHOOK, Devstack, running_devstack
+from devstack.waiting import wait_until
 from shared.adapters.bot_store import FirestoreBotStore
-from tests.e2e import settle, wait_until
+from tests.e2e import settle
 
 SECRET = "e2e-bot-webhook-secret"
 ANA, DANA, BEN, STRANGER = 4001, 4004, 4002, 4999

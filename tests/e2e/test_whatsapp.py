@@ -28,7 +28,8 @@ from devstack.stack import (
     running_devstack,
 )
 from devstack.twilio import Message
-from tests.e2e import settle, wait_until
+from devstack.waiting import wait_until
+from tests.e2e import settle
 
 SECRET = "e2e-whatsapp-webhook-secret"
 MARIA = "+447700900123"

@@ -17,7 +17,7 @@ from shared.adapters.pubsub import ensure_pull_subscription, ensure_topic
 from shared.core.routing import DEAD_LETTER, TOPICS
 from shared.errors import ConfigurationError
 from shared.platform import metrics
-from tests.frappe import develop_body, frappe_signature, hex_signature, v15_body
+from tests.helpers.frappe import develop_body, frappe_signature, hex_signature, v15_body
 
 SECRET = "webhook-secret-for-tests"
 SOURCE = "functions/erp_webhook/main.py"

@@ -27,7 +27,7 @@ from devstack.stack import (
 )
 from shared.adapters.pubsub import ensure_topic
 from shared.core.routing import DEAD_LETTER, TOPICS
-from tests.frappe import frappe_signature, v15_body
+from tests.helpers.frappe import frappe_signature, v15_body
 
 SECRET = "metrics-test-webhook-secret"
 INVOICE = {"doctype": "Sales Invoice", "name": "SINV-0042", "modified": "2026-11-23 10:00:00"}

@@ -37,7 +37,7 @@ from devstack.stack import (
 )
 from shared.adapters.pubsub import ensure_pull_subscription
 from shared.core.routing import DEAD_LETTER, TOPICS
-from tests.frappe import frappe_signature, hex_signature, v15_body
+from tests.helpers.frappe import frappe_signature, hex_signature, v15_body
 
 SECRET = "fuzz-webhook-secret"
 ADMIN = 5001

@@ -20,8 +20,8 @@ import requests
 
 from devstack.erpnext import Webhook, build_request
 from devstack.stack import CHATS, Devstack
+from devstack.waiting import wait_until
 from shared.alerts.rules import REPEAT_NOTICE
-from tests.e2e import wait_until
 
 Delivery = tuple[str, bytes, dict[str, str]]
 """URL, body and headers of one webhook request, as Frappe posts it."""

@@ -35,9 +35,9 @@ import pytest
 
 from devstack.emulators import export_firestore, launch_emulator
 from devstack.stack import CONSUMER_FUNCTIONS, Devstack, running_devstack
+from devstack.waiting import wait_until
 from shared.adapters.pubsub import ensure_topic
 from shared.core.routing import DEAD_LETTER, TOPICS
-from tests.e2e import wait_until
 from tests.reliability.scenario import (
     SUITE_ENV,
     Delivery,

@@ -19,7 +19,7 @@ import pytest
 from bench.load import LoadResult
 from devstack.emulators import Emulators
 from devstack.stack import ROOT, Devstack, running_devstack
-from tests.e2e import wait_until
+from devstack.waiting import wait_until
 
 pytestmark = [pytest.mark.reliability, pytest.mark.timeout(2400)]
 

@@ -11,7 +11,7 @@ from shared.core.envelope import Envelope, build_envelope
 from shared.errors import ClaimHeld, MappingError, UpstreamUnavailable
 from shared.platform.failures import ErrorStatus
 from shared.platform.runtime import Consumer, Outcome, PubSubMessage
-from tests.fakes import (
+from tests.helpers.fakes import (
     InMemoryErrorLog,
     InMemoryIdempotencyStore,
     InMemoryVersionStore,

@@ -17,7 +17,7 @@ from shared.platform.jobs import Jobs
 from shared.sheets.reconcile import JOB, InvoiceReconciliation
 from shared.sheets.rows import TrackerConfig
 from shared.sheets.sync import InvoiceSheetSync
-from tests.fakes import (
+from tests.helpers.fakes import (
     InMemoryErrorLog,
     InMemoryInvoiceDirectory,
     InMemoryInvoiceSheet,

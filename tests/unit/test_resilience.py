@@ -20,20 +20,10 @@ from shared.platform.resilience import (
     State,
     call,
 )
+from tests.helpers.clocks import Ticker
 
 SETTINGS = BreakerSettings(threshold=3, pause_s=10.0, max_pause_s=40.0, trial_timeout_s=60.0)
 WALL = datetime(2026, 12, 2, 9, 30, 0, tzinfo=UTC)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class Service:
@@ -54,12 +44,12 @@ class Service:
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> Ticker:
+    return Ticker(1000.0)
 
 
 @pytest.fixture
-def breakers(clock: Clock) -> CircuitBreakers:
+def breakers(clock: Ticker) -> CircuitBreakers:
     return CircuitBreakers(SETTINGS, clock=clock, wall=lambda: WALL)
 
 
@@ -74,7 +64,7 @@ def fail(breakers: CircuitBreakers, service: Service, times: int) -> None:
 
 
 def test_circuit_opens_after_threshold_outages_and_fails_fast_when_the_service_is_down(
-    breakers: CircuitBreakers, clock: Clock
+    breakers: CircuitBreakers, clock: Ticker
 ) -> None:
     service = Service()
     service.down = True
@@ -150,7 +140,7 @@ def test_throttles_and_our_own_errors_count_neither_way_when_closed(
 
 
 def test_one_trial_closes_the_circuit_when_it_succeeds_after_the_pause(
-    breakers: CircuitBreakers, clock: Clock
+    breakers: CircuitBreakers, clock: Ticker
 ) -> None:
     service = Service()
     service.down = True
@@ -169,7 +159,7 @@ def test_one_trial_closes_the_circuit_when_it_succeeds_after_the_pause(
 
 
 def test_pause_doubles_up_to_the_cap_when_trials_fail(
-    breakers: CircuitBreakers, clock: Clock
+    breakers: CircuitBreakers, clock: Ticker
 ) -> None:
     service = Service()
     service.down = True
@@ -194,7 +184,7 @@ def test_pause_doubles_up_to_the_cap_when_trials_fail(
     assert refused.value.retry_after_s == 10.0  # a success restores the first pause
 
 
-def test_only_one_trial_at_a_time_when_half_open(breakers: CircuitBreakers, clock: Clock) -> None:
+def test_only_one_trial_at_a_time_when_half_open(breakers: CircuitBreakers, clock: Ticker) -> None:
     service = Service()
     service.down = True
     fail(breakers, service, 3)
@@ -211,7 +201,7 @@ def test_only_one_trial_at_a_time_when_half_open(breakers: CircuitBreakers, cloc
 
 
 def test_a_trial_that_fails_with_our_own_error_frees_the_slot_and_stays_half_open(
-    breakers: CircuitBreakers, clock: Clock
+    breakers: CircuitBreakers, clock: Ticker
 ) -> None:
     service = Service()
     service.down = True
@@ -265,7 +255,7 @@ def test_no_call_reaches_the_service_after_opening_when_threads_fail_together(
 
 
 class Sleeps:
-    def __init__(self, clock: Clock) -> None:
+    def __init__(self, clock: Ticker) -> None:
         self.clock, self.waits = clock, list[float]()
 
     def __call__(self, seconds: float) -> None:
@@ -273,7 +263,7 @@ class Sleeps:
         self.clock.advance(seconds)
 
 
-def backoff(clock: Clock, sleeps: Sleeps, **options: float) -> Backoff:
+def backoff(clock: Ticker, sleeps: Sleeps, **options: float) -> Backoff:
     settings: dict[str, float] = {"first_s": 1.0, "cap_s": 4.0, "budget_s": 30.0, **options}
     return Backoff(
         **settings,  # type: ignore[arg-type]
@@ -284,7 +274,7 @@ def backoff(clock: Clock, sleeps: Sleeps, **options: float) -> Backoff:
 
 
 def test_call_retries_a_blip_with_growing_waits_when_the_service_comes_back(
-    breakers: CircuitBreakers, clock: Clock
+    breakers: CircuitBreakers, clock: Ticker
 ) -> None:
     service, sleeps = Service(), Sleeps(clock)
     answers = iter([True, True, False])
@@ -300,7 +290,7 @@ def test_call_retries_a_blip_with_growing_waits_when_the_service_comes_back(
 
 
 def test_call_stops_after_its_attempts_and_raises_the_last_error_when_still_down(
-    breakers: CircuitBreakers, clock: Clock
+    breakers: CircuitBreakers, clock: Ticker
 ) -> None:
     service, sleeps = Service(), Sleeps(clock)
     service.down = True
@@ -312,7 +302,7 @@ def test_call_stops_after_its_attempts_and_raises_the_last_error_when_still_down
 
 
 def test_call_waits_for_the_trial_when_the_circuit_half_opens_within_its_budget(
-    breakers: CircuitBreakers, clock: Clock
+    breakers: CircuitBreakers, clock: Ticker
 ) -> None:
     service, sleeps = Service(), Sleeps(clock)
     service.down = True
@@ -328,7 +318,7 @@ def test_call_waits_for_the_trial_when_the_circuit_half_opens_within_its_budget(
 
 
 def test_call_fails_fast_when_the_circuit_stays_open_longer_than_its_budget(
-    breakers: CircuitBreakers, clock: Clock
+    breakers: CircuitBreakers, clock: Ticker
 ) -> None:
     service, sleeps = Service(), Sleeps(clock)
     service.down = True
@@ -339,7 +329,7 @@ def test_call_fails_fast_when_the_circuit_stays_open_longer_than_its_budget(
 
 
 def test_honoured_retry_after_is_waited_in_full_when_longer_than_the_backoff(
-    clock: Clock,
+    clock: Ticker,
 ) -> None:
     sleeps = Sleeps(clock)
     answers = iter([UpstreamUnavailable("429", service="svc", retry_after_s=7), None])
@@ -365,7 +355,7 @@ def sample(name: str, **labels: str) -> float | None:
     return None
 
 
-def test_gauge_and_counters_follow_the_state_when_a_process_breaker_opens(clock: Clock) -> None:
+def test_gauge_and_counters_follow_the_state_when_a_process_breaker_opens(clock: Ticker) -> None:
     metrics.install_prometheus()
     BREAKERS.reset(SETTINGS, clock=clock)
     service = Service()

@@ -19,7 +19,8 @@ from shared.platform.runtime import PubSubMessage
 from shared.roots import read_settings
 from shared.roots.erp_webhook import ErpWebhookRoot
 from shared.roots.sheets_sync import SheetsSyncRoot
-from tests.fakes import (
+from tests.helpers.clocks import SettableClock
+from tests.helpers.fakes import (
     InMemoryErrorLog,
     InMemoryIdempotencyStore,
     InMemoryInvoiceDirectory,
@@ -30,9 +31,8 @@ from tests.fakes import (
     InMemorySyncExecutionLog,
     InMemoryVersionStore,
     InMemoryWatermarks,
-    SettableClock,
 )
-from tests.frappe import frappe_signature, v15_body
+from tests.helpers.frappe import frappe_signature, v15_body
 
 SECRET = "roots-webhook-secret"
 NOW = datetime(2026, 12, 4, 9, 30, tzinfo=UTC)

@@ -14,7 +14,8 @@ from shared.errors import UpstreamUnavailable
 from shared.platform.backoff import Backoff
 from shared.sheets.rows import RowPlan, SheetIndex, TrackerConfig
 from shared.sheets.sync import InvoiceSheetSync
-from tests.fakes import (
+from tests.helpers.clocks import Ticker
+from tests.helpers.fakes import (
     InMemoryErrorLog,
     InMemoryInvoiceDirectory,
     InMemoryInvoiceSheet,
@@ -71,20 +72,9 @@ def make_sync(sheet: InMemoryInvoiceSheet | None = None, **parts) -> InvoiceShee
     )
 
 
-class PatientClock:
-    """A monotonic clock that only moves when the code under test sleeps."""
-
-    def __init__(self) -> None:
-        self.now, self.sleeps = 0.0, list[float]()
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-    def backoff(self, budget_s: float) -> Backoff:
-        return Backoff(
-            budget_s=budget_s, sleep=self.sleep, clock=lambda: self.now, jitter=lambda: 0
-        )
+def backoff(clock: Ticker, budget_s: float) -> Backoff:
+    """Retries that sleep on `clock`, without jitter."""
+    return Backoff(budget_s=budget_s, sleep=clock.sleep, clock=clock, jitter=lambda: 0)
 
 
 def test_lone_event_is_written_at_once_with_looked_up_names() -> None:
@@ -155,8 +145,8 @@ def test_unmappable_invoice_becomes_an_error_record_and_the_rest_are_written() -
 
 def test_sheet_throttling_backs_off_then_keeps_the_queue_and_raises_for_a_retry() -> None:
     sheet = InMemoryInvoiceSheet(fail_with=UpstreamUnavailable("429", service="sheets"))
-    outbox, lease, clock = InMemorySheetOutbox(), InMemoryLease(), PatientClock()
-    sync = make_sync(sheet, outbox=outbox, lease=lease, backoff=clock.backoff(budget_s=180))
+    outbox, lease, clock = InMemorySheetOutbox(), InMemoryLease(), Ticker(0.0)
+    sync = make_sync(sheet, outbox=outbox, lease=lease, backoff=backoff(clock, budget_s=180))
     with pytest.raises(UpstreamUnavailable):
         sync.enqueue(invoice("SINV-1", 1))
     # Google's advice for 429: 1, 2, 4, ... s, capped at 64 s, until the budget is spent.
@@ -177,8 +167,8 @@ def test_a_transient_failure_is_retried_within_the_invocation() -> None:
             super().apply(plan)
 
     sheet = FailsOnce(fail_with=UpstreamUnavailable("503", service="sheets"))
-    clock = PatientClock()
-    sync = make_sync(sheet, backoff=clock.backoff(budget_s=180))
+    clock = Ticker(0.0)
+    sync = make_sync(sheet, backoff=backoff(clock, budget_s=180))
     sync.enqueue(invoice("SINV-1", 1))
     assert clock.sleeps == [1] and list(sheet.by_name()) == ["SINV-1"]
 
@@ -202,7 +192,7 @@ def test_change_queued_while_another_instance_flushes_is_written_by_that_flusher
 
 
 def test_a_long_burst_pauses_between_rounds_so_each_write_carries_more() -> None:
-    clock, outbox = PatientClock(), InMemorySheetOutbox()
+    clock, outbox = Ticker(0.0), InMemorySheetOutbox()
 
     class MoreArriveDuringTheWrite(InMemoryInvoiceSheet):
         def apply(self, plan: RowPlan) -> None:

@@ -6,7 +6,7 @@ import pytest
 
 from shared.core.signature import verify_frappe_signature
 from shared.errors import InvalidSignature
-from tests.frappe import develop_body, frappe_signature, hex_signature, v15_body
+from tests.helpers.frappe import develop_body, frappe_signature, hex_signature, v15_body
 
 SECRET = "s3cret-webhook-key"
 DOC = {

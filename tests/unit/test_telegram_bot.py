@@ -32,6 +32,7 @@ from shared.errors import (
     UpstreamUnavailable,
 )
 from shared.servicedesk.ports import DeskFigures, ServiceRequest
+from tests.helpers.clocks import SettableClock
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 BOT = "AcmeFieldBot"
@@ -216,14 +217,6 @@ class InMemoryTelegramFiles:
         return self.files[file_id]
 
 
-@dataclass
-class Clock:
-    now: datetime = NOW
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 # ---- the bot on a small site --------------------------------------------------------------------
 
 
@@ -232,7 +225,7 @@ class Site:
     desk: InMemoryServiceDesk
     store: InMemoryBotStore
     files: InMemoryTelegramFiles
-    clock: Clock
+    clock: SettableClock
     config: BotConfig
     update_ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -314,7 +307,7 @@ def site() -> Site:
     store.link(ENGINEER_ID, ENGINEER)
     store.link(VIEWER_ID, VIEWER)
     config = BotConfig(bootstrap_admin_ids=frozenset({BOOTSTRAP_ID}))
-    return Site(desk, store, InMemoryTelegramFiles(), Clock(), config)
+    return Site(desk, store, InMemoryTelegramFiles(), SettableClock(NOW), config)
 
 
 def code_in(text: str) -> str:

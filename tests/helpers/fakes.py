@@ -249,13 +249,3 @@ class InMemorySyncExecutionLog:
     def recent(self, job: str | None = None, limit: int = 50) -> list[SyncExecution]:
         found = [run for run in self.runs.values() if job in (None, run.job)]
         return list(reversed(found))[:limit]
-
-
-class SettableClock:
-    """A clock the test moves by hand: `clock.now += timedelta(hours=25)`."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
