@@ -3,14 +3,9 @@
 from __future__ import annotations
 
 import base64
-import json
 import logging
-import queue
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -24,6 +19,7 @@ from shared.adapters.pubsub import (
     ensure_topic,
 )
 from shared.errors import ConfigurationError, UpstreamUnavailable
+from tests.helpers.receivers import WebhookReceiver
 
 ATTRIBUTES = {"event_type": "erpnext.sales_invoice.on_submit", "event_id": "e1"}
 
@@ -47,45 +43,11 @@ def pull(project: str, subscription: str, *, want: int = 1, within_s: float = 10
     return messages
 
 
-@dataclass
-class PushReceiver:
-    """A local HTTP endpoint that Pub/Sub pushes to; answers `status` and keeps what it got."""
-
-    status: int = 204
-    pushed: queue.Queue[Any] = field(default_factory=queue.Queue)
-    port: int = field(default_factory=free_port)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/push"
-
-    def serve(self) -> ThreadingHTTPServer:
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                receiver.pushed.put(json.loads(body))
-                self.send_response(receiver.status)
-                self.end_headers()
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        return server
-
-
 @pytest.fixture
-def receivers() -> Iterator[list[PushReceiver]]:
-    """Two push endpoints, stopped after the test."""
-    made = [PushReceiver(), PushReceiver()]
-    servers = [receiver.serve() for receiver in made]
-    yield made
-    for server in servers:
-        server.shutdown()
-        server.server_close()
+def receivers() -> Iterator[list[WebhookReceiver]]:
+    """Two push endpoints (answering 204, as a consumer does), stopped after the test."""
+    with WebhookReceiver(status=204) as old, WebhookReceiver(status=204) as new:
+        yield [old, new]
 
 
 def test_publish_all_returns_an_id_per_topic_when_every_topic_exists(project_id: str) -> None:
@@ -176,27 +138,31 @@ def test_ensure_topic_refuses_when_name_is_not_a_pubsub_id(project_id: str, name
 
 
 def test_push_reaches_the_new_endpoint_when_a_subscription_is_repointed(
-    project_id: str, receivers: list[PushReceiver]
+    project_id: str, receivers: list[WebhookReceiver]
 ) -> None:
     old, new = receivers
     ensure_topic(project_id, "erp-invoices")
     publisher = PubSubPublisher(project_id, timeout_s=5)
-    ensure_push_subscription(project_id, "sheets-sync", "erp-invoices", push_endpoint=old.url)
+    ensure_push_subscription(
+        project_id, "sheets-sync", "erp-invoices", push_endpoint=f"{old.url}/push"
+    )
     publisher.publish_all(["erp-invoices"], b"first", ATTRIBUTES)
-    first = old.pushed.get(timeout=10)
+    (first,) = (post.json() for post in old.wait_for(1))
 
-    ensure_push_subscription(project_id, "sheets-sync", "erp-invoices", push_endpoint=new.url)
+    ensure_push_subscription(
+        project_id, "sheets-sync", "erp-invoices", push_endpoint=f"{new.url}/push"
+    )
     publisher.publish_all(["erp-invoices"], b"second", ATTRIBUTES)
-    second = new.pushed.get(timeout=10)
+    (second,) = (post.json() for post in new.wait_for(1))
 
     assert base64.b64decode(first["message"]["data"]) == b"first"
     assert base64.b64decode(second["message"]["data"]) == b"second"
     assert second["message"]["attributes"] == ATTRIBUTES
-    assert old.pushed.empty()
+    assert len(old.posts) == 1
 
 
 def test_message_dead_lettered_when_the_push_endpoint_keeps_failing(
-    project_id: str, receivers: list[PushReceiver]
+    project_id: str, receivers: list[WebhookReceiver]
 ) -> None:
     failing = receivers[0]
     failing.status = 500
@@ -207,7 +173,7 @@ def test_message_dead_lettered_when_the_push_endpoint_keeps_failing(
         project_id,
         "sheets-sync",
         "erp-invoices",
-        push_endpoint=failing.url,
+        push_endpoint=f"{failing.url}/push",
         dead_letter_topic="erp-dead-letter",
         max_delivery_attempts=5,
         min_backoff_s=1,
@@ -219,4 +185,4 @@ def test_message_dead_lettered_when_the_push_endpoint_keeps_failing(
 
     (dead,) = pull(project_id, "dead-letter-observer", within_s=30)
     assert dead.data == b"poison"
-    assert failing.pushed.qsize() == 5
+    assert len(failing.posts) == 5

@@ -3,12 +3,8 @@ phone numbers however ERPNext stores them, and the figures of /analytics."""
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -20,6 +16,7 @@ from shared.errors import InvalidPayload, NotFound, UpstreamRejected
 from shared.servicedesk.phones import normalise_e164
 from shared.servicedesk.ports import ServiceDesk
 from tests.helpers.clocks import SettableClock
+from tests.helpers.receivers import WebhookReceiver
 
 KEY = "desk-key"
 SECRET = "desk-secret-9c1e"
@@ -27,37 +24,10 @@ START = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 DANA, ELI = "dana.kim@example.com", "eli.moreau@example.com"
 
 
-@dataclass
-class Receiver:
-    """Records webhook bodies; answers 200."""
-
-    bodies: list[Any] = field(default_factory=list)
-    url: str = ""
-
-
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    received = Receiver()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            received.bodies.append(json.loads(body))
-            self.send_response(200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    received.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield received
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+def receiver() -> Iterator[WebhookReceiver]:
+    with WebhookReceiver() as running:
+        yield running
 
 
 @pytest.fixture
@@ -174,9 +144,9 @@ def test_set_status_raises_not_found_when_the_request_is_unknown(
 
 
 def test_create_request_by_email_inserts_an_open_request_and_fires_its_webhook(
-    seeded: ErpNextStandIn, desk: ErpNextServiceDesk, receiver: Receiver
+    seeded: ErpNextStandIn, desk: ErpNextServiceDesk, receiver: WebhookReceiver
 ) -> None:
-    seeded.add_webhook("Issue", "after_insert", receiver.url, fields=["name", "priority"])
+    seeded.add_webhook("Issue", "after_insert", f"{receiver.url}/hook", fields=["name", "priority"])
 
     created = desk.create_request(
         subject="Pump noise", description="Grinding", priority="High", raised_by=DANA
@@ -186,7 +156,7 @@ def test_create_request_by_email_inserts_an_open_request_and_fires_its_webhook(
     stored = seeded.get("Issue", created.id)
     assert (created.status, created.priority, created.opened) == ("Open", "High", START)
     assert (stored["raised_by"], stored["description"]) == (DANA, "Grinding")
-    assert receiver.bodies == [{"name": created.id, "priority": "High"}]
+    assert receiver.bodies() == [{"name": created.id, "priority": "High"}]
 
 
 def test_create_request_by_phone_links_the_contact_and_customer_of_that_number(
@@ -215,10 +185,10 @@ def test_create_request_raises_rejected_when_erpnext_refuses_raised_by_as_an_ema
 
 
 def test_attach_file_uploads_a_private_file_attached_to_the_request_and_fires_its_webhook(
-    seeded: ErpNextStandIn, desk: ErpNextServiceDesk, receiver: Receiver
+    seeded: ErpNextStandIn, desk: ErpNextServiceDesk, receiver: WebhookReceiver
 ) -> None:
     issue = issue_named(seeded, COLD_ROOM)
-    seeded.add_webhook("File", "after_insert", receiver.url)
+    seeded.add_webhook("File", "after_insert", f"{receiver.url}/hook")
     content = b"\xff\xd8\xff site photo \r\n\x00"
 
     file_url = desk.attach_file(issue["name"], "thermometer.jpg", content)
@@ -228,7 +198,7 @@ def test_attach_file_uploads_a_private_file_attached_to_the_request_and_fires_it
     assert (stored["attached_to_doctype"], stored["attached_to_name"]) == ("Issue", issue["name"])
     assert (file_url, stored["file_url"]) == ("/private/files/thermometer.jpg", file_url)
     assert (stored["is_private"], stored["file_size"]) == (1, len(content))
-    assert [(body["name"], body["attached_to_name"]) for body in receiver.bodies] == [
+    assert [(body["name"], body["attached_to_name"]) for body in receiver.bodies()] == [
         (stored["name"], issue["name"])
     ]
 

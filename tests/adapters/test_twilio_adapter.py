@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from urllib.parse import parse_qsl
 
 import pytest
 
-from devstack.httpserver import LoopbackServer, Reply
 from devstack.twilio import TwilioStandIn
 from shared.adapters.twilio import MessageStatus, WhatsAppSender, failure_of, signature_valid
 from shared.errors import OutsideSessionWindow, Permanent, UpstreamRejected, UpstreamUnavailable
 from tests.helpers.clocks import SettableClock
+from tests.helpers.receivers import WebhookReceiver
 
 ACCOUNT = "AC" + "fedcba9876543210" * 2
 TOKEN = "adapter-test-auth-token"
@@ -27,19 +26,12 @@ STATUS_URL = "https://bridge.example.com/whatsapp/status"
 START = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
 
-class Receiver(LoopbackServer):
-    """The app's side: records (path, X-Twilio-Signature, form) of every POST, answers empty TwiML."""
-
-    name = "webhook-receiver"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.seen: list[tuple[str, str, dict[str, str]]] = []
-
-    def handle(self, method: str, raw_path: str, headers: Mapping[str, str], body: bytes) -> Reply:
-        form = dict(parse_qsl(body.decode(), keep_blank_values=True))
-        self.seen.append((raw_path, headers.get("X-Twilio-Signature") or "", form))
-        return Reply(200, b"<Response/>", (("Content-Type", "text/xml"),))
+def seen(receiver: WebhookReceiver) -> list[tuple[str, str, dict[str, str]]]:
+    """(path and query, X-Twilio-Signature, form) of every POST Twilio made."""
+    return [
+        (post.path, post.headers.get("X-Twilio-Signature") or "", post.form())
+        for post in receiver.posts
+    ]
 
 
 @pytest.fixture
@@ -55,8 +47,8 @@ def twilio(clock: SettableClock) -> Iterator[TwilioStandIn]:
 
 
 @pytest.fixture
-def receiver(twilio: TwilioStandIn) -> Iterator[Receiver]:
-    with Receiver() as running:
+def receiver(twilio: TwilioStandIn) -> Iterator[WebhookReceiver]:
+    with WebhookReceiver(answer=b"<Response/>", content_type="text/xml") as running:
         twilio.set_webhook(f"{running.url}/whatsapp/inbound", public_url=PUBLIC)
         yield running
 
@@ -92,7 +84,7 @@ def test_send_template_outside_the_window_is_delivered_with_its_variables(
 
 
 def test_free_text_outside_the_window_fails_later_with_63016_as_twilio_reports_it(
-    twilio: TwilioStandIn, receiver: Receiver, clock: SettableClock
+    twilio: TwilioStandIn, receiver: WebhookReceiver, clock: SettableClock
 ) -> None:
     twilio.open_window(PERSON)
     clock.now += timedelta(hours=25)
@@ -101,7 +93,7 @@ def test_free_text_outside_the_window_fails_later_with_63016_as_twilio_reports_i
     status = sender(twilio).status(sid)
     assert (status.status, status.error_code, status.failed) == ("failed", 63016, True)
     assert isinstance(failure_of(status.status, status.error_code), OutsideSessionWindow)
-    path, signature, form = receiver.seen[-1]
+    path, signature, form = seen(receiver)[-1]
     assert path == "/whatsapp/status" and form["MessageSid"] == sid
     assert signature_valid(STATUS_URL, form, signature, TOKEN)
     assert isinstance(failure_of(form["MessageStatus"], form["ErrorCode"]), OutsideSessionWindow)
@@ -228,10 +220,10 @@ def test_repr_shows_neither_token_nor_full_number(twilio: TwilioStandIn) -> None
 
 
 def test_signature_of_an_inbound_message_validates_only_for_the_public_url_and_its_params(
-    twilio: TwilioStandIn, receiver: Receiver
+    twilio: TwilioStandIn, receiver: WebhookReceiver
 ) -> None:
     twilio.post_inbound(PERSON, "status SR-7")
-    _, signature, form = receiver.seen[0]
+    _, signature, form = seen(receiver)[0]
     assert signature_valid(PUBLIC, form, signature, TOKEN)
     assert not signature_valid(f"{receiver.url}/whatsapp/inbound", form, signature, TOKEN)
     assert not signature_valid(PUBLIC, {**form, "Body": "status SR-8"}, signature, TOKEN)
@@ -239,7 +231,9 @@ def test_signature_of_an_inbound_message_validates_only_for_the_public_url_and_i
     assert not signature_valid(PUBLIC, form, "", TOKEN)
 
 
-def test_forged_signature_does_not_validate(twilio: TwilioStandIn, receiver: Receiver) -> None:
+def test_forged_signature_does_not_validate(
+    twilio: TwilioStandIn, receiver: WebhookReceiver
+) -> None:
     twilio.post_inbound(PERSON, "hello", signature="Zm9yZ2Vk")
-    _, signature, form = receiver.seen[0]
+    _, signature, form = seen(receiver)[0]
     assert signature == "Zm9yZ2Vk" and not signature_valid(PUBLIC, form, signature, TOKEN)

@@ -9,12 +9,9 @@ import json
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +26,7 @@ from devstack.erpnext import (
 )
 from devstack.httpserver import FILE_CHUNK_BYTES
 from tests.helpers.clocks import SettableClock
+from tests.helpers.receivers import WebhookReceiver
 
 API_KEY = "test-key"
 API_SECRET = "test-secret"
@@ -37,61 +35,14 @@ ROOT = Path(__file__).resolve().parents[2]
 START = datetime(2026, 11, 3, 9, 30, tzinfo=UTC)
 
 
-@dataclass
-class Captured:
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-
-@dataclass
-class Receiver:
-    """A tiny webhook receiver on a free port: records posts, answers scripted statuses."""
-
-    statuses: list[int] = field(default_factory=list)
-    delay_s: float = 0.0
-    posts: list[Captured] = field(default_factory=list)
-    server: ThreadingHTTPServer | None = None
-
-    @property
-    def url(self) -> str:
-        assert self.server is not None
-        return f"http://127.0.0.1:{self.server.server_address[1]}/hook?event=on_submit"
-
-    def bodies(self) -> list[Any]:
-        return [json.loads(post.body) for post in self.posts]
-
-
-def _receiver_handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            receiver.posts.append(Captured(self.path, dict(self.headers.items()), body))
-            if receiver.delay_s:
-                time.sleep(receiver.delay_s)
-            status = receiver.statuses.pop(0) if receiver.statuses else 200
-            self.send_response(status)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    return Handler
+HOOK = "/hook?event=on_submit"
+"""Where the tests' webhooks post, on the receiver."""
 
 
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    captured = Receiver()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _receiver_handler(captured))
-    server.daemon_threads = True
-    captured.server = server
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield captured
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+def receiver() -> Iterator[WebhookReceiver]:
+    with WebhookReceiver() as running:
+        yield running
 
 
 @pytest.fixture
@@ -409,12 +360,12 @@ def test_public_file_downloads_without_token_when_file_is_public(erp: ErpNextSta
 
 
 def test_v15_body_is_json_dumps_with_base64_signature_when_webhook_fires(
-    erp: ErpNextStandIn, receiver: Receiver
+    erp: ErpNextStandIn, receiver: WebhookReceiver
 ) -> None:
     erp.add_webhook(
         "Sales Invoice",
         "on_submit",
-        receiver.url,
+        receiver.url + HOOK,
         WEBHOOK_SECRET,
         fields=["name", "doctype", "modified", "grand_total"],
     )
@@ -432,9 +383,11 @@ def test_v15_body_is_json_dumps_with_base64_signature_when_webhook_fires(
 
 
 def test_develop_body_is_frappe_as_json_when_webhook_fires(
-    erp: ErpNextStandIn, receiver: Receiver
+    erp: ErpNextStandIn, receiver: WebhookReceiver
 ) -> None:
-    erp.add_webhook("Sales Invoice", "on_update", receiver.url, WEBHOOK_SECRET, era="develop")
+    erp.add_webhook(
+        "Sales Invoice", "on_update", receiver.url + HOOK, WEBHOOK_SECRET, era="develop"
+    )
 
     created = _invoice(erp, customer="Zoë Café")
     assert erp.wait_for_deliveries(5)
@@ -446,9 +399,9 @@ def test_develop_body_is_frappe_as_json_when_webhook_fires(
 
 
 def test_signature_header_is_absent_when_webhook_has_no_secret(
-    erp: ErpNextStandIn, receiver: Receiver
+    erp: ErpNextStandIn, receiver: WebhookReceiver
 ) -> None:
-    erp.add_webhook("Sales Invoice", "after_insert", receiver.url)
+    erp.add_webhook("Sales Invoice", "after_insert", receiver.url + HOOK)
 
     _invoice(erp)
     assert erp.wait_for_deliveries(5)
@@ -457,12 +410,12 @@ def test_signature_header_is_absent_when_webhook_has_no_secret(
 
 
 def test_form_structure_sends_json_body_with_form_content_type_when_configured(
-    erp: ErpNextStandIn, receiver: Receiver
+    erp: ErpNextStandIn, receiver: WebhookReceiver
 ) -> None:
     erp.add_webhook(
         "Sales Invoice",
         "after_insert",
-        receiver.url,
+        receiver.url + HOOK,
         WEBHOOK_SECRET,
         request_structure="form",
         fields=["name"],
@@ -477,12 +430,12 @@ def test_form_structure_sends_json_body_with_form_content_type_when_configured(
 
 
 def test_template_replaces_data_in_its_key_order_when_given(
-    erp: ErpNextStandIn, receiver: Receiver
+    erp: ErpNextStandIn, receiver: WebhookReceiver
 ) -> None:
     erp.add_webhook(
         "Sales Invoice",
         "on_submit",
-        receiver.url,
+        receiver.url + HOOK,
         WEBHOOK_SECRET,
         template=lambda doc: {"event": "on_submit", "doc": {"name": doc["name"], "total": 1}},
     )
@@ -496,10 +449,10 @@ def test_template_replaces_data_in_its_key_order_when_given(
 
 
 def test_v15_sends_three_attempts_sleeping_1_4_7_then_drops_when_receiver_fails(
-    erp: ErpNextStandIn, receiver: Receiver, sleeps: list[float]
+    erp: ErpNextStandIn, receiver: WebhookReceiver, sleeps: list[float]
 ) -> None:
     receiver.statuses = [500, 503, 502]
-    erp.add_webhook("Sales Invoice", "after_insert", receiver.url, WEBHOOK_SECRET)
+    erp.add_webhook("Sales Invoice", "after_insert", receiver.url + HOOK, WEBHOOK_SECRET)
 
     _invoice(erp)
     assert erp.wait_for_deliveries(5)
@@ -512,10 +465,10 @@ def test_v15_sends_three_attempts_sleeping_1_4_7_then_drops_when_receiver_fails(
 
 
 def test_v15_stops_retrying_when_second_attempt_succeeds(
-    erp: ErpNextStandIn, receiver: Receiver, sleeps: list[float]
+    erp: ErpNextStandIn, receiver: WebhookReceiver, sleeps: list[float]
 ) -> None:
     receiver.statuses = [500, 200]
-    erp.add_webhook("Sales Invoice", "after_insert", receiver.url)
+    erp.add_webhook("Sales Invoice", "after_insert", receiver.url + HOOK)
 
     _invoice(erp)
     assert erp.wait_for_deliveries(5)
@@ -525,10 +478,10 @@ def test_v15_stops_retrying_when_second_attempt_succeeds(
 
 
 def test_v15_retries_at_once_when_receiver_times_out(
-    erp: ErpNextStandIn, receiver: Receiver, sleeps: list[float]
+    erp: ErpNextStandIn, receiver: WebhookReceiver, sleeps: list[float]
 ) -> None:
     receiver.delay_s = 0.4
-    erp.add_webhook("Sales Invoice", "after_insert", receiver.url, timeout=0.1)
+    erp.add_webhook("Sales Invoice", "after_insert", receiver.url + HOOK, timeout=0.1)
 
     _invoice(erp)
     assert erp.wait_for_deliveries(5)
@@ -540,10 +493,10 @@ def test_v15_retries_at_once_when_receiver_times_out(
 
 
 def test_develop_queues_retries_on_its_schedule_when_receiver_fails(
-    erp: ErpNextStandIn, receiver: Receiver, clock: SettableClock
+    erp: ErpNextStandIn, receiver: WebhookReceiver, clock: SettableClock
 ) -> None:
     receiver.statuses = [500] * 7
-    erp.add_webhook("Sales Invoice", "after_insert", receiver.url, era="develop")
+    erp.add_webhook("Sales Invoice", "after_insert", receiver.url + HOOK, era="develop")
     _invoice(erp)
     assert erp.wait_for_deliveries(5)
     (delivery,) = erp.deliveries()
@@ -561,10 +514,10 @@ def test_develop_queues_retries_on_its_schedule_when_receiver_fails(
 
 
 def test_develop_retry_delivers_the_stored_payload_when_document_changed_since(
-    erp: ErpNextStandIn, receiver: Receiver
+    erp: ErpNextStandIn, receiver: WebhookReceiver
 ) -> None:
     receiver.statuses = [500]
-    erp.add_webhook("Sales Invoice", "after_insert", receiver.url, era="develop")
+    erp.add_webhook("Sales Invoice", "after_insert", receiver.url + HOOK, era="develop")
     created = _invoice(erp)
     assert erp.wait_for_deliveries(5)
     erp.set_value_silently("Sales Invoice", created["name"], "status", "Overdue")
@@ -577,10 +530,10 @@ def test_develop_retry_delivers_the_stored_payload_when_document_changed_since(
 
 
 def test_insert_fires_after_insert_and_on_update_but_not_on_change(
-    erp: ErpNextStandIn, receiver: Receiver
+    erp: ErpNextStandIn, receiver: WebhookReceiver
 ) -> None:
     for event in ("after_insert", "on_update", "on_change", "on_submit"):
-        erp.add_webhook("Sales Invoice", event, receiver.url)
+        erp.add_webhook("Sales Invoice", event, receiver.url + HOOK)
 
     _invoice(erp)
     assert erp.wait_for_deliveries(5)
@@ -589,11 +542,11 @@ def test_insert_fires_after_insert_and_on_update_but_not_on_change(
 
 
 def test_submit_fires_on_update_on_submit_and_on_change_when_draft_is_submitted(
-    erp: ErpNextStandIn, receiver: Receiver
+    erp: ErpNextStandIn, receiver: WebhookReceiver
 ) -> None:
     created = _invoice(erp)
     for event in ("after_insert", "on_update", "on_submit", "on_change", "on_cancel"):
-        erp.add_webhook("Sales Invoice", event, receiver.url)
+        erp.add_webhook("Sales Invoice", event, receiver.url + HOOK)
 
     erp.submit("Sales Invoice", created["name"], {"status": "Unpaid"})
     assert erp.wait_for_deliveries(5)
@@ -603,12 +556,12 @@ def test_submit_fires_on_update_on_submit_and_on_change_when_draft_is_submitted(
 
 
 def test_cancel_fires_on_cancel_and_on_change_with_status_cancelled(
-    erp: ErpNextStandIn, receiver: Receiver
+    erp: ErpNextStandIn, receiver: WebhookReceiver
 ) -> None:
     created = _invoice(erp)
     erp.submit("Sales Invoice", created["name"])
     for event in ("on_update", "on_cancel", "on_change"):
-        erp.add_webhook("Sales Invoice", event, receiver.url)
+        erp.add_webhook("Sales Invoice", event, receiver.url + HOOK)
 
     erp.cancel("Sales Invoice", created["name"])
     assert erp.wait_for_deliveries(5)
@@ -618,12 +571,12 @@ def test_cancel_fires_on_cancel_and_on_change_with_status_cancelled(
 
 
 def test_db_set_fires_on_change_only_when_a_payment_is_recorded(
-    erp: ErpNextStandIn, receiver: Receiver
+    erp: ErpNextStandIn, receiver: WebhookReceiver
 ) -> None:
     created = _invoice(erp)
     erp.submit("Sales Invoice", created["name"])
     for event in ("on_update", "on_submit", "on_change", "on_update_after_submit"):
-        erp.add_webhook("Sales Invoice", event, receiver.url, era="develop")
+        erp.add_webhook("Sales Invoice", event, receiver.url + HOOK, era="develop")
 
     changed = erp.db_set("Sales Invoice", created["name"], "status", "Paid")
     assert erp.wait_for_deliveries(5)
@@ -634,11 +587,11 @@ def test_db_set_fires_on_change_only_when_a_payment_is_recorded(
 
 
 def test_set_value_silently_fires_nothing_and_bumps_modified_when_asked(
-    erp: ErpNextStandIn, receiver: Receiver
+    erp: ErpNextStandIn, receiver: WebhookReceiver
 ) -> None:
     created = _invoice(erp)
     for event in ("on_update", "on_change", "after_insert"):
-        erp.add_webhook("Sales Invoice", event, receiver.url)
+        erp.add_webhook("Sales Invoice", event, receiver.url + HOOK)
 
     bumped = erp.set_value_silently("Sales Invoice", created["name"], "status", "Overdue")
     kept = erp.set_value_silently(
@@ -654,10 +607,10 @@ def test_set_value_silently_fires_nothing_and_bumps_modified_when_asked(
 
 
 def test_on_trash_sends_document_as_it_was_when_deleted(
-    erp: ErpNextStandIn, receiver: Receiver
+    erp: ErpNextStandIn, receiver: WebhookReceiver
 ) -> None:
     doc = erp.add_file("a.txt", b"a", attached_to_doctype="Issue", attached_to_name="ISS-1")
-    erp.add_webhook("File", "on_trash", receiver.url, fields=["name", "file_url"])
+    erp.add_webhook("File", "on_trash", receiver.url + HOOK, fields=["name", "file_url"])
 
     erp.delete("File", doc["name"])
     assert erp.wait_for_deliveries(5)
@@ -667,13 +620,13 @@ def test_on_trash_sends_document_as_it_was_when_deleted(
 
 
 def test_on_update_after_submit_reaches_only_develop_webhooks_when_fired(
-    erp: ErpNextStandIn, receiver: Receiver
+    erp: ErpNextStandIn, receiver: WebhookReceiver
 ) -> None:
     created = _invoice(erp)
     erp.submit("Sales Invoice", created["name"])
-    erp.add_webhook("Sales Invoice", "on_update_after_submit", receiver.url, era="v15")
+    erp.add_webhook("Sales Invoice", "on_update_after_submit", receiver.url + HOOK, era="v15")
     develop = erp.add_webhook(
-        "Sales Invoice", "on_update_after_submit", receiver.url, era="develop"
+        "Sales Invoice", "on_update_after_submit", receiver.url + HOOK, era="develop"
     )
 
     erp.update_after_submit("Sales Invoice", created["name"], {"remarks": "late note"})
@@ -683,9 +636,9 @@ def test_on_update_after_submit_reaches_only_develop_webhooks_when_fired(
 
 
 def test_redeliver_sends_identical_bytes_and_headers_when_asked(
-    erp: ErpNextStandIn, receiver: Receiver
+    erp: ErpNextStandIn, receiver: WebhookReceiver
 ) -> None:
-    erp.add_webhook("Sales Invoice", "after_insert", receiver.url, WEBHOOK_SECRET)
+    erp.add_webhook("Sales Invoice", "after_insert", receiver.url + HOOK, WEBHOOK_SECRET)
     _invoice(erp)
     assert erp.wait_for_deliveries(5)
 
@@ -699,8 +652,10 @@ def test_redeliver_sends_identical_bytes_and_headers_when_asked(
     assert (again.redelivery_of, again.state) == (1, "delivered")
 
 
-def test_rest_insert_fires_webhooks_when_posted(erp: ErpNextStandIn, receiver: Receiver) -> None:
-    erp.add_webhook("Issue", "after_insert", receiver.url, fields=["name", "subject"])
+def test_rest_insert_fires_webhooks_when_posted(
+    erp: ErpNextStandIn, receiver: WebhookReceiver
+) -> None:
+    erp.add_webhook("Issue", "after_insert", receiver.url + HOOK, fields=["name", "subject"])
 
     requests.post(
         erp.url + "/api/resource/Issue", json={"subject": "Leak"}, headers=_auth(), timeout=5
@@ -759,12 +714,12 @@ def test_process_prints_its_url_and_serves_until_sigterm_when_started() -> None:
 
 
 def test_v15_event_is_logged_but_never_sent_when_data_cannot_be_signed(
-    erp: ErpNextStandIn, receiver: Receiver
+    erp: ErpNextStandIn, receiver: WebhookReceiver
 ) -> None:
     erp.add_webhook(
         "Sales Invoice",
         "after_insert",
-        receiver.url,
+        receiver.url + HOOK,
         WEBHOOK_SECRET,
         template=lambda doc: {"name": doc["name"], "at": START},
     )
@@ -777,11 +732,11 @@ def test_v15_event_is_logged_but_never_sent_when_data_cannot_be_signed(
 
 
 def test_stop_returns_promptly_when_a_v15_job_is_sleeping_between_attempts(
-    receiver: Receiver,
+    receiver: WebhookReceiver,
 ) -> None:
     receiver.statuses = [500] * 3
     standin = ErpNextStandIn().start()  # real sleep: 1 s, 4 s, 7 s
-    standin.add_webhook("Sales Invoice", "after_insert", receiver.url)
+    standin.add_webhook("Sales Invoice", "after_insert", receiver.url + HOOK)
     standin.insert("Sales Invoice", {"customer": "Acme Builders"})
     deadline = time.monotonic() + 5
     while not receiver.posts and time.monotonic() < deadline:
@@ -795,10 +750,10 @@ def test_stop_returns_promptly_when_a_v15_job_is_sleeping_between_attempts(
 
 
 def test_seed_adds_projects_users_and_parties_without_webhooks_when_called(
-    erp: ErpNextStandIn, receiver: Receiver
+    erp: ErpNextStandIn, receiver: WebhookReceiver
 ) -> None:
     for doctype in ("Project", "User", "Customer", "Supplier"):
-        erp.add_webhook(doctype, "after_insert", receiver.url)
+        erp.add_webhook(doctype, "after_insert", receiver.url + HOOK)
 
     erp.seed_demo_data(project_manager_field="custom_project_manager")
 
@@ -869,11 +824,11 @@ def test_issue_insert_answers_417_when_a_value_is_not_allowed(
 
 
 def test_assign_creates_todos_and_sets_assign_silently_when_users_are_assigned(
-    erp: ErpNextStandIn, receiver: Receiver
+    erp: ErpNextStandIn, receiver: WebhookReceiver
 ) -> None:
     issue = erp.insert("Issue", {"subject": "Leak"})
-    erp.add_webhook("Issue", "on_update", receiver.url)
-    erp.add_webhook("ToDo", "after_insert", receiver.url, fields=["allocated_to"])
+    erp.add_webhook("Issue", "on_update", receiver.url + HOOK)
+    erp.add_webhook("ToDo", "after_insert", receiver.url + HOOK, fields=["allocated_to"])
 
     erp.assign("Issue", issue["name"], ["dana@example.com"])
     assigned = erp.assign("Issue", issue["name"], ["eli@example.com", "dana@example.com"])
@@ -992,10 +947,10 @@ def _upload(erp: ErpNextStandIn, content: bytes, **fields: str) -> requests.Resp
 
 
 def test_upload_file_attaches_a_file_and_fires_its_webhooks_when_posted(
-    erp: ErpNextStandIn, receiver: Receiver
+    erp: ErpNextStandIn, receiver: WebhookReceiver
 ) -> None:
     issue = erp.insert("Issue", {"subject": "Leak"})
-    erp.add_webhook("File", "after_insert", receiver.url, WEBHOOK_SECRET)
+    erp.add_webhook("File", "after_insert", receiver.url + HOOK, WEBHOOK_SECRET)
     content = b"\xff\xd8\xff\r\n--not-a-boundary\r\n\x00jpeg\n"
 
     response = _upload(erp, content, doctype="Issue", docname=issue["name"])
@@ -1048,10 +1003,10 @@ def test_get_count_counts_matching_documents_when_called_by_get_or_post(
 
 
 def test_seed_adds_roles_contacts_and_assigned_issues_without_webhooks_when_called(
-    erp: ErpNextStandIn, receiver: Receiver
+    erp: ErpNextStandIn, receiver: WebhookReceiver
 ) -> None:
     for doctype in ("Issue", "Contact", "ToDo", "User"):
-        erp.add_webhook(doctype, "after_insert", receiver.url)
+        erp.add_webhook(doctype, "after_insert", receiver.url + HOOK)
 
     erp.seed_demo_data(emergency_priority="Emergency")
 

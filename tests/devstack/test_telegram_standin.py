@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
-from threading import Thread
 
 import pytest
 from telegram import Bot
@@ -14,6 +12,7 @@ from telegram.request import HTTPXRequest
 
 from devstack.telegram import TelegramStandIn
 from tests.helpers.clocks import Ticker
+from tests.helpers.receivers import WebhookReceiver
 
 TOKEN = "123456:stand-in-token"
 
@@ -101,38 +100,20 @@ def test_random_faults_refuse_sends_before_sending(telegram: TelegramStandIn) ->
 
 
 def test_updates_reach_the_webhook_with_its_secret_token(telegram: TelegramStandIn) -> None:
-    seen: list[tuple[str | None, bytes]] = []
-
-    class Receiver(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            seen.append((self.headers.get("X-Telegram-Bot-Api-Secret-Token"), body))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, format: str, *args: object) -> None:
-            """Quiet."""
-
-    server = HTTPServer(("127.0.0.1", 0), Receiver)
-    thread = Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with WebhookReceiver() as receiver:
 
         async def register() -> None:
             async with bot(telegram) as client:
-                await client.set_webhook(
-                    f"http://127.0.0.1:{server.server_port}/", secret_token="s3cr3t_-"
-                )
+                await client.set_webhook(f"{receiver.url}/", secret_token="s3cr3t_-")
                 with pytest.raises(BadRequest):
                     await client.set_webhook("http://127.0.0.1:1/", secret_token="not allowed!")
 
         asyncio.run(register())
         answer = telegram.post_update({"update_id": 1, "message": {"text": "/help"}})
-        assert answer.status_code == 200
-        assert seen[0][0] == "s3cr3t_-" and b'"update_id": 1' in seen[0][1]
-    finally:
-        server.shutdown()
-        server.server_close()
+    assert answer.status_code == 200
+    (post,) = receiver.posts
+    assert post.headers["X-Telegram-Bot-Api-Secret-Token"] == "s3cr3t_-"
+    assert b'"update_id": 1' in post.body
 
 
 def test_a_lost_answer_sends_the_message_and_answers_too_late(telegram: TelegramStandIn) -> None:

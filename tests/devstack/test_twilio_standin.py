@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qsl
 
 import pytest
 import requests
@@ -15,9 +14,9 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
-from devstack.httpserver import LoopbackServer, Reply
 from devstack.twilio import TwilioStandIn
 from tests.helpers.clocks import SettableClock
+from tests.helpers.receivers import WebhookReceiver
 
 ACCOUNT = "AC" + "0123456789abcdef" * 2
 TOKEN = "stand-in-auth-token"
@@ -30,21 +29,12 @@ PUBLIC = "https://bridge.example.com/whatsapp/inbound?tenant=acme"
 START = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
 
-class Receiver(LoopbackServer):
-    """The app's side: records every form Twilio posts and answers `answer` (TwiML)."""
-
-    name = "webhook-receiver"
-
-    def __init__(self, answer: bytes = b"<Response/>") -> None:
-        super().__init__()
-        self.answer = answer
-        self.seen: list[tuple[str, str | None, dict[str, str]]] = []
-        """(path and query, X-Twilio-Signature, form) of every POST."""
-
-    def handle(self, method: str, raw_path: str, headers: Mapping[str, str], body: bytes) -> Reply:
-        form = dict(parse_qsl(body.decode(), keep_blank_values=True))
-        self.seen.append((raw_path, headers.get("X-Twilio-Signature"), form))
-        return Reply(200, self.answer, (("Content-Type", "text/xml"),))
+def seen(receiver: WebhookReceiver) -> list[tuple[str, str, dict[str, str]]]:
+    """(path and query, X-Twilio-Signature, form) of every POST Twilio made."""
+    return [
+        (post.path, post.headers.get("X-Twilio-Signature") or "", post.form())
+        for post in receiver.posts
+    ]
 
 
 @pytest.fixture
@@ -62,8 +52,8 @@ def twilio(clock: SettableClock) -> Iterator[TwilioStandIn]:
 
 
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with Receiver() as running:
+def receiver() -> Iterator[WebhookReceiver]:
+    with WebhookReceiver(answer=b"<Response/>", content_type="text/xml") as running:
         yield running
 
 
@@ -208,7 +198,7 @@ def test_random_faults_refuse_a_share_of_calls(twilio: TwilioStandIn, clock: Set
 
 
 def test_status_callbacks_are_signed_and_reach_the_app_behind_its_public_url(
-    twilio: TwilioStandIn, receiver: Receiver, clock: SettableClock
+    twilio: TwilioStandIn, receiver: WebhookReceiver, clock: SettableClock
 ) -> None:
     twilio.set_webhook(f"{receiver.url}/whatsapp/inbound", public_url=PUBLIC)
     callback = "https://bridge.example.com/whatsapp/status?tenant=acme"
@@ -217,20 +207,20 @@ def test_status_callbacks_are_signed_and_reach_the_app_behind_its_public_url(
     clock.now += timedelta(days=2)
     late = send(twilio, body="late", status_callback=callback)
     twilio.settle()
-    statuses = [(form["MessageStatus"], form.get("ErrorCode")) for _, _, form in receiver.seen]
+    statuses = [(form["MessageStatus"], form.get("ErrorCode")) for _, _, form in seen(receiver)]
     assert statuses == [("sent", None), ("delivered", None), ("failed", "63016")]
-    path, signature, form = receiver.seen[-1]
+    path, signature, form = seen(receiver)[-1]
     assert path == "/whatsapp/status?tenant=acme" and form["MessageSid"] == late.sid
     assert RequestValidator(TOKEN).validate(callback, form, signature)
 
 
 def test_post_inbound_signs_twilios_form_over_the_public_url(
-    twilio: TwilioStandIn, receiver: Receiver
+    twilio: TwilioStandIn, receiver: WebhookReceiver
 ) -> None:
     twilio.set_webhook(f"{receiver.url}/whatsapp/inbound?tenant=acme", public_url=PUBLIC)
     answer = twilio.post_inbound(PERSON, "status SR-7", profile_name="Ada")
     assert answer.status_code == 200
-    path, signature, form = receiver.seen[0]
+    path, signature, form = seen(receiver)[0]
     assert path == "/whatsapp/inbound?tenant=acme"
     assert form["From"] == f"whatsapp:{PERSON}" and form["To"] == BUSINESS
     assert form["Body"] == "status SR-7" and form["ProfileName"] == "Ada"
@@ -243,15 +233,15 @@ def test_post_inbound_signs_twilios_form_over_the_public_url(
 
 
 def test_post_inbound_sends_an_overridden_signature_as_given(
-    twilio: TwilioStandIn, receiver: Receiver
+    twilio: TwilioStandIn, receiver: WebhookReceiver
 ) -> None:
     twilio.set_webhook(f"{receiver.url}/in")
     twilio.post_inbound(PERSON, "hi", signature="forged")
-    assert receiver.seen[0][1] == "forged"
+    assert seen(receiver)[0][1] == "forged"
 
 
 def test_post_inbound_opens_the_window_for_free_text(
-    twilio: TwilioStandIn, receiver: Receiver, clock: SettableClock
+    twilio: TwilioStandIn, receiver: WebhookReceiver, clock: SettableClock
 ) -> None:
     twilio.set_webhook(f"{receiver.url}/in")
     clock.now += timedelta(days=30)
@@ -263,11 +253,11 @@ def test_post_inbound_opens_the_window_for_free_text(
 
 
 def test_inbound_media_is_served_at_its_media_url(
-    twilio: TwilioStandIn, receiver: Receiver
+    twilio: TwilioStandIn, receiver: WebhookReceiver
 ) -> None:
     twilio.set_webhook(f"{receiver.url}/in")
     twilio.post_inbound(PERSON, "", media=[(b"\xff\xd8 site photo", "image/jpeg")])
-    form = receiver.seen[0][2]
+    form = seen(receiver)[0][2]
     assert form["NumMedia"] == "1" and form["MediaContentType0"] == "image/jpeg"
     assert form["MessageSid"].startswith("MM")
     photo = requests.get(form["MediaUrl0"], timeout=5)
@@ -275,8 +265,9 @@ def test_inbound_media_is_served_at_its_media_url(
 
 
 def test_twiml_message_in_the_webhook_answer_reaches_the_person(twilio: TwilioStandIn) -> None:
-    with Receiver(
-        b"<?xml version='1.0'?><Response><Message>Got it: SR-9</Message></Response>"
+    with WebhookReceiver(
+        answer=b"<?xml version='1.0'?><Response><Message>Got it: SR-9</Message></Response>",
+        content_type="text/xml",
     ) as app:
         twilio.set_webhook(f"{app.url}/in")
         twilio.post_inbound(PERSON, "new request")

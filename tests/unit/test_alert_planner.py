@@ -12,7 +12,8 @@ from shared.alerts.notifier import AlertPlanner, NotifierConfig
 from shared.alerts.rules import AlertNames, default_rules
 from shared.core.envelope import Envelope, Json, build_envelope
 from shared.errors import ConfigurationError
-from shared.servicedesk.ports import DeskFigures, ServiceRequest
+from shared.servicedesk.ports import ServiceRequest
+from tests.helpers.fakes import InMemoryBotStore, InMemoryPeople, InMemoryServiceDesk
 
 NOW = datetime.fromisoformat("2026-12-01T09:00:00+00:00")
 CHATS = {"service_team": -100, "oncall": -200, "admins": -300}
@@ -27,39 +28,20 @@ REQUESTS = {
 }
 
 
-class Directory:
-    def user_full_name(self, user_id: str) -> str | None:
-        return NAMES.get(user_id)
-
-    def project_manager_user(self, project: str) -> str | None:
-        return MANAGERS.get(project)
-
-
-class Links:
-    def chat_of(self, user: str) -> int | None:
-        return LINKED.get(user)
-
-    def user_of(self, chat_id: int) -> str | None:
-        return next((u for u, c in LINKED.items() if c == chat_id), None)
-
-
-class Desk:
-    def request(self, request_id: str) -> ServiceRequest:
-        return REQUESTS[request_id]
-
-    def client_phone(self, request: ServiceRequest) -> str | None:
-        return "+447700900123" if request.customer == "Acme" else None
-
-    def figures(self, now: datetime) -> DeskFigures:
-        raise AssertionError("not used")
-
-
-def planner() -> AlertPlanner:
+def planner(config: NotifierConfig | None = None) -> AlertPlanner:
     names = AlertNames(completed_content_sid="HX123")
-    settings = NotifierConfig(
+    default = NotifierConfig(
         rules=default_rules(names), chats=CHATS, site_url="https://erp.example.com", names=names
     )
-    return AlertPlanner(config=settings, directory=Directory(), links=Links(), desk=Desk())  # type: ignore[arg-type]
+    links = InMemoryBotStore()
+    for user, chat in LINKED.items():
+        links.link(chat, user)
+    return AlertPlanner(
+        config=config or default,
+        directory=InMemoryPeople(NAMES, MANAGERS),
+        links=links,
+        desk=InMemoryServiceDesk(requests=REQUESTS, phones={"Acme": "+447700900123"}),
+    )
 
 
 def event(doctype: str, event_name: str, **fields: Json) -> Envelope:
@@ -109,12 +91,7 @@ def test_assignees_without_a_linked_chat_get_nothing_and_break_nothing() -> None
         template="{subject}",
         to=("assignee",),
     )
-    planner_with = AlertPlanner(
-        config=NotifierConfig(rules=(custom,), chats=CHATS),
-        directory=Directory(),
-        links=Links(),
-        desk=Desk(),  # type: ignore[arg-type]
-    )
+    planner_with = planner(NotifierConfig(rules=(custom,), chats=CHATS))
     issue = event("Issue", "after_insert", subject="Leak", _assign='["dana@x.com", "nobody@x.com"]')
     assert [(a.to, a.text) for a in planner_with.plan(issue)] == [("44", "Leak")]
 

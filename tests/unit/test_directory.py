@@ -2,31 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from shared.adapters.erpnext_directory import ErpNextDirectory
-from shared.core.envelope import Json
-from shared.errors import UpstreamRejected
+from tests.helpers.fakes import InMemoryDocuments
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 
-@dataclass
-class InMemoryErpNext:
-    docs: dict[tuple[str, str], dict[str, Json]] = field(default_factory=dict)
-    reads: int = 0
-
-    def get_doc(self, doctype: str, name: str) -> Mapping[str, Json]:
-        self.reads += 1
-        if (doctype, name) not in self.docs:
-            raise UpstreamRejected(f"{doctype} {name} not found", service="erpnext")
-        return self.docs[(doctype, name)]
-
-
-def site() -> InMemoryErpNext:
-    return InMemoryErpNext(
+def site() -> InMemoryDocuments:
+    return InMemoryDocuments(
         {
             ("User", "ana@example.com"): {"full_name": "Ana Lopez"},
             ("User", "ben@example.com"): {"full_name": "Ben Okafor"},

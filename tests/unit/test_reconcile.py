@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
 
 from shared.core.envelope import Json
-from shared.core.versions import parse_modified
 from shared.errors import UpstreamUnavailable
 from shared.platform.backoff import Backoff
 from shared.platform.executions import RunCounts, RunStatus
@@ -20,6 +18,7 @@ from shared.sheets.sync import InvoiceSheetSync
 from tests.helpers.fakes import (
     InMemoryErrorLog,
     InMemoryInvoiceDirectory,
+    InMemoryInvoices,
     InMemoryInvoiceSheet,
     InMemoryLease,
     InMemorySheetOutbox,
@@ -29,41 +28,6 @@ from tests.helpers.fakes import (
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 CONFIG = TrackerConfig(site_url="https://erp.example.com")
-
-
-@dataclass
-class InMemoryInvoices:
-    """Lists like ERPNext's REST API: filters on `modified`, pages of `page_length`; counts calls."""
-
-    docs: dict[str, list[dict[str, Json]]] = field(default_factory=dict)
-    list_calls: int = 0
-    down: bool = False
-
-    def iter_docs(
-        self,
-        doctype: str,
-        *,
-        fields: Sequence[str],
-        filters: Sequence[tuple[str, str, object]] = (),
-        order_by: str = "modified asc",
-        page_length: int = 500,
-    ) -> Iterator[Mapping[str, Json]]:
-        rows = sorted(self.docs.get(doctype, []), key=lambda doc: str(doc["modified"]))
-        for field_name, operator, value in filters:
-            assert (field_name, operator) == ("modified", ">=")
-            rows = [
-                r for r in rows if parse_modified(str(r["modified"])) >= parse_modified(str(value))
-            ]
-        start = 0
-        while True:
-            if self.down:
-                raise UpstreamUnavailable("erpnext down", service="erpnext")
-            self.list_calls += 1
-            page = rows[start : start + page_length]
-            yield from ({k: doc.get(k) for k in fields} for doc in page)
-            if len(page) < page_length:
-                return
-            start += page_length
 
 
 def sales_invoice(n: int, second: int = 0, status: str = "Unpaid") -> dict[str, Json]:

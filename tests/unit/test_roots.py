@@ -7,30 +7,22 @@ and fakes of the outside services in place of the pieces it would build.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import pytest
 
 from shared.core.routing import INVOICES
 from shared.ingress.webhook import Accepted
-from shared.platform.ports import Lease
 from shared.platform.runtime import PubSubMessage
 from shared.roots import read_settings
 from shared.roots.erp_webhook import ErpWebhookRoot
 from shared.roots.sheets_sync import SheetsSyncRoot
 from tests.helpers.clocks import SettableClock
 from tests.helpers.fakes import (
-    InMemoryErrorLog,
-    InMemoryIdempotencyStore,
     InMemoryInvoiceDirectory,
     InMemoryInvoiceSheet,
-    InMemoryLease,
     InMemoryPublisher,
-    InMemorySheetOutbox,
-    InMemorySyncExecutionLog,
-    InMemoryVersionStore,
-    InMemoryWatermarks,
+    InMemoryStores,
 )
 from tests.helpers.frappe import frappe_signature, v15_body
 
@@ -58,23 +50,6 @@ INVOICE = {
     "owner": "ana@example.com",
     "modified": "2026-12-04 09:29:58.000000",
 }
-
-
-@dataclass
-class InMemoryStores:
-    """What FirestoreStores offers a root, in memory."""
-
-    claims: InMemoryIdempotencyStore = field(default_factory=InMemoryIdempotencyStore)
-    versions: InMemoryVersionStore = field(default_factory=InMemoryVersionStore)
-    errors: InMemoryErrorLog = field(default_factory=InMemoryErrorLog)
-    sheet_outbox: InMemorySheetOutbox = field(default_factory=InMemorySheetOutbox)
-    sheet_flush_lease: InMemoryLease = field(default_factory=InMemoryLease)
-    watermarks: InMemoryWatermarks = field(default_factory=InMemoryWatermarks)
-    executions: InMemorySyncExecutionLog = field(default_factory=InMemorySyncExecutionLog)
-    leases: dict[str, InMemoryLease] = field(default_factory=dict)
-
-    def lease(self, name: str) -> Lease:
-        return self.leases.setdefault(name, InMemoryLease())
 
 
 def test_an_invoice_webhook_becomes_one_sheet_row_through_both_roots_on_fakes() -> None:

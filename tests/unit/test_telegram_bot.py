@@ -5,10 +5,8 @@ from __future__ import annotations
 import html
 import itertools
 import re
-import secrets
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -22,17 +20,15 @@ from shared.bot.commands import (
     Reply,
     TelegramBot,
 )
-from shared.bot.ports import Conversation, Redemption
 from shared.errors import (
     BridgeError,
-    ClaimHeld,
-    NotFound,
     PermissionDenied,
     UpstreamRejected,
     UpstreamUnavailable,
 )
 from shared.servicedesk.ports import DeskFigures, ServiceRequest
 from tests.helpers.clocks import SettableClock
+from tests.helpers.fakes import InMemoryBotStore, InMemoryServiceDesk, InMemoryTelegramFiles
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 BOT = "AcmeFieldBot"
@@ -40,181 +36,6 @@ BOT = "AcmeFieldBot"
 ADMIN, ENGINEER, VIEWER = "admin@example.com", "eng@example.com", "viewer@example.com"
 ADMIN_ID, ENGINEER_ID, VIEWER_ID, STRANGER_ID, BOOTSTRAP_ID = 100, 200, 300, 400, 500
 GROUP = -100123
-
-
-# ---- fakes --------------------------------------------------------------------------------------
-
-
-@dataclass
-class InMemoryServiceDesk:
-    """The ServiceDesk port over dicts; `failure` makes every call raise it (ERPNext trouble)."""
-
-    requests: dict[str, ServiceRequest] = field(default_factory=dict)
-    roles: dict[str, frozenset[str]] = field(default_factory=dict)
-    names: dict[str, str] = field(default_factory=dict)
-    desk_figures: DeskFigures = field(default_factory=lambda: DeskFigures(4, 30.5, 5000.0, "USD"))
-    failure: BridgeError | None = None
-    attached: list[tuple[str, str, bytes]] = field(default_factory=list)
-    created: list[dict[str, str]] = field(default_factory=list)
-
-    def _check(self) -> None:
-        if self.failure is not None:
-            raise self.failure
-
-    def request(self, request_id: str) -> ServiceRequest:
-        self._check()
-        if request_id not in self.requests:
-            raise NotFound(f"Issue {request_id} not found", service="erpnext")
-        return self.requests[request_id]
-
-    def open_requests_for(self, user: str) -> list[ServiceRequest]:
-        self._check()
-        return [
-            r
-            for r in self.requests.values()
-            if user in r.assigned_to and r.status not in ("Resolved", "Closed")
-        ]
-
-    def set_status(self, request_id: str, status: str) -> ServiceRequest:
-        self.requests[request_id] = replace(self.request(request_id), status=status)
-        return self.requests[request_id]
-
-    def create_request(
-        self, *, subject: str, description: str, priority: str, raised_by: str
-    ) -> ServiceRequest:
-        self._check()
-        request_id = f"ISS-{len(self.requests) + 1:04d}"
-        self.created.append(
-            {"subject": subject, "description": description, "priority": priority, "by": raised_by}
-        )
-        self.requests[request_id] = ServiceRequest(request_id, subject, "Open", priority)
-        return self.requests[request_id]
-
-    def attach_file(self, request_id: str, filename: str, content: bytes) -> str:
-        self.request(request_id)
-        self.attached.append((request_id, filename, content))
-        return f"/private/files/{filename}"
-
-    def roles_of(self, user: str) -> frozenset[str]:
-        self._check()
-        return self.roles.get(user, frozenset())
-
-    def full_name(self, user: str) -> str:
-        self._check()
-        if user not in self.names:
-            raise NotFound(f"User {user} not found", service="erpnext")
-        return self.names[user]
-
-    def customer_of_phone(self, phone_e164: str) -> str | None:
-        return None
-
-    def client_phone(self, request: ServiceRequest) -> str | None:
-        return None
-
-    def figures(self, now: datetime) -> DeskFigures:
-        self._check()
-        return self.desk_figures
-
-
-@dataclass
-class InMemoryBotStore:
-    """The BotStore port in memory, with the Firestore store's semantics."""
-
-    chats: dict[int, str] = field(default_factory=dict)
-    users: dict[str, int] = field(default_factory=dict)
-    codes: dict[str, dict[str, object]] = field(default_factory=dict)
-    conversations: dict[tuple[int, int], tuple[Conversation, datetime]] = field(
-        default_factory=dict
-    )
-    updates: dict[int, str] = field(default_factory=dict)
-    down: bool = False
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def _check(self) -> None:
-        if self.down:
-            raise UpstreamUnavailable("firestore read failed", service="firestore")
-
-    def link(self, chat_id: int, user: str) -> None:
-        self.chats[chat_id] = user
-        self.users[user] = chat_id
-
-    def chat_of(self, user: str) -> int | None:
-        self._check()
-        chat_id = self.users.get(user)
-        return chat_id if chat_id is not None and self.chats.get(chat_id) == user else None
-
-    def user_of(self, chat_id: int) -> str | None:
-        self._check()
-        user = self.chats.get(chat_id)
-        return user if user is not None and self.users.get(user) == chat_id else None
-
-    def create_link_code(self, user: str, *, now: datetime, lifetime: timedelta) -> str:
-        code = secrets.token_urlsafe(24)
-        self.codes[code] = {"user": user, "valid_until": now + lifetime, "chat": None}
-        return code
-
-    def redeem_link_code(self, code: str, chat_id: int, *, now: datetime) -> Redemption:
-        with self.lock:
-            entry = self.codes.get(code)
-            if entry is None:
-                return Redemption("unknown")
-            user = str(entry["user"])
-            if entry["chat"] == chat_id:
-                return Redemption("repeated", user)
-            if entry["chat"] is not None:
-                return Redemption("used")
-            valid_until = entry["valid_until"]
-            assert isinstance(valid_until, datetime)
-            if valid_until <= now:
-                return Redemption("expired")
-            entry["chat"] = chat_id
-        self.link(chat_id, user)
-        return Redemption("linked", user)
-
-    def get_conversation(self, chat_id: int, person: int, *, now: datetime) -> Conversation | None:
-        stored = self.conversations.get((chat_id, person))
-        return stored[0] if stored is not None and stored[1] > now else None
-
-    def put_conversation(
-        self,
-        chat_id: int,
-        person: int,
-        conversation: Conversation,
-        *,
-        now: datetime,
-        lifetime: timedelta,
-    ) -> None:
-        self.conversations[(chat_id, person)] = (conversation, now + lifetime)
-
-    def clear_conversation(self, chat_id: int, person: int) -> None:
-        self.conversations.pop((chat_id, person), None)
-
-    def first_time(self, update_id: int, *, now: datetime) -> bool:
-        with self.lock:
-            state = self.updates.get(update_id)
-            if state == "claimed":
-                raise ClaimHeld("update being handled")
-            self.updates[update_id] = "claimed"
-            return state is None
-
-    def mark_handled(self, update_id: int, *, now: datetime) -> None:
-        self.updates[update_id] = "done"
-
-    def forget_update(self, update_id: int) -> None:
-        self.updates.pop(update_id, None)
-
-
-@dataclass
-class InMemoryTelegramFiles:
-    files: dict[str, bytes] = field(default_factory=dict)
-    downloads: list[str] = field(default_factory=list)
-    failure: BridgeError | None = None
-
-    def download(self, file_id: str) -> bytes:
-        self.downloads.append(file_id)
-        if self.failure is not None:
-            raise self.failure
-        return self.files[file_id]
 
 
 # ---- the bot on a small site --------------------------------------------------------------------
