@@ -1,4 +1,4 @@
-"""The routing table, version comparison, and the purity of core."""
+"""The routing table (shared/core/routing.py), and the purity of core."""
 
 from __future__ import annotations
 
@@ -15,8 +15,6 @@ from shared.core.routing import (
     default_routes,
     topics_for,
 )
-from shared.core.versions import is_stale
-from shared.errors import InvalidPayload
 
 
 @pytest.mark.parametrize(
@@ -38,25 +36,6 @@ def test_consumer_of_reads_short_and_full_subscription_names() -> None:
     assert consumer_of("sheets-sync-invoices") == "sheets_sync"
     assert consumer_of("projects/p/subscriptions/notifier-service-requests") == "notifier"
     assert consumer_of("nobody") is None
-
-
-@pytest.mark.parametrize(
-    ("incoming", "applied", "stale"),
-    [
-        ("2026-11-23 10:00:00", "2026-11-23 10:00:01", True),
-        ("2026-11-23 10:00:00.5", "2026-11-23 10:00:00.400000", False),
-        ("2026-11-23 10:00:00", "2026-11-23 10:00:00", False),
-        ("2026-11-23 10:00:00", None, False),
-        (None, "2026-11-23 10:00:00", False),
-    ],
-)
-def test_is_stale(incoming: str | None, applied: str | None, stale: bool) -> None:
-    assert is_stale(incoming, applied) is stale
-
-
-def test_unparseable_modified_is_invalid_payload() -> None:
-    with pytest.raises(InvalidPayload):
-        is_stale("yesterday", "2026-11-23 10:00:00")
 
 
 FORBIDDEN = (

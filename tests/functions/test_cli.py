@@ -24,7 +24,7 @@ from shared.platform.failures import FailureReport
 from shared.platform.jobs import Jobs
 from shared.sheets.layout import TRACKER_TAB
 from shared.sheets.reconcile import JOB as RECONCILE_JOB
-from tests.adapters.test_pubsub_adapter import pull
+from tests.helpers.pubsub import pull
 
 SECRET = "commands-api-secret"
 BOT_TOKEN = "7000002:ops-bot-token"

@@ -6,10 +6,8 @@ import base64
 import logging
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
-from google.cloud import pubsub_v1
 
 from devstack.sockets import free_port
 from shared.adapters.pubsub import (
@@ -19,28 +17,10 @@ from shared.adapters.pubsub import (
     ensure_topic,
 )
 from shared.errors import ConfigurationError, UpstreamUnavailable
+from tests.helpers.pubsub import pull
 from tests.helpers.receivers import WebhookReceiver
 
 ATTRIBUTES = {"event_type": "erpnext.sales_invoice.on_submit", "event_id": "e1"}
-
-
-def pull(project: str, subscription: str, *, want: int = 1, within_s: float = 10) -> list[Any]:
-    """Pull (and ack) until `want` messages came or the time is up."""
-    messages: list[Any] = []
-    deadline = time.monotonic() + within_s
-    with pubsub_v1.SubscriberClient() as subscriber:
-        path = subscriber.subscription_path(project, subscription)
-        while len(messages) < want and time.monotonic() < deadline:
-            response = subscriber.pull(
-                request={"subscription": path, "max_messages": 10}, timeout=5
-            )
-            received = response.received_messages
-            if received:
-                subscriber.acknowledge(
-                    request={"subscription": path, "ack_ids": [m.ack_id for m in received]}
-                )
-            messages += [m.message for m in received]
-    return messages
 
 
 @pytest.fixture
