@@ -1,5 +1,5 @@
 """erp_webhook: the bridge's front door (signed ERPNext webhooks in), its back door (dead letters)
-and its operations desk (the admin API over error records and sync executions, and the scheduled
+and its operations (the admin API over error records and sync executions, and the scheduled
 retry of pending errors; both need a Google identity allowed by the settings).
 
 Wiring only. Settings are checked at import, so an instance without a webhook secret never starts.

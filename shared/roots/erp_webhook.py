@@ -1,5 +1,5 @@
 """erp_webhook's root: the front door (signed webhooks to Pub/Sub), the dead-letter recorder, and
-the operations desk (the admin API, the triage and scheduled retry of error records)."""
+operations (the admin API, the triage and scheduled retry of error records)."""
 
 from __future__ import annotations
 
