@@ -222,8 +222,7 @@ def _checks() -> list[tuple[str, Callable[[], str]]]:
         return lambda: f"project {root(function).common.project}"
 
     def erpnext() -> str:
-        user = root("sheets_sync").erpnext.call_method("frappe.auth.get_logged_user")
-        return f"logged in as {user}"
+        return f"logged in as {root('sheets_sync').erpnext.logged_user()}"
 
     def firestore() -> str:
         root("erp_webhook").stores.executions.recent(limit=1)

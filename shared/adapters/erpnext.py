@@ -263,6 +263,11 @@ class ErpNextClient:
             )
         return answer
 
+    def logged_user(self) -> str:
+        """The user this client's token belongs to (the connection test, and a person's proof
+        of who they are); ConfigurationError when ERPNext refuses the token."""
+        return str(self.call_method("frappe.auth.get_logged_user"))
+
     def call_method(
         self,
         method: str,

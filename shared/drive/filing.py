@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from shared.core.documents import field_text
 from shared.core.envelope import Envelope, Json, document_envelope
 from shared.core.routing import OPERATIONS
-from shared.drive.ports import DriveFiles, DriveItem, FolderRegistry
+from shared.drive.ports import DriveFiles, DriveItem, FolderRegistry, PersonsErp
 from shared.drive.settings import DriveConfig
 from shared.errors import (
     AccessDenied,
@@ -34,7 +34,7 @@ from shared.errors import (
     UpstreamUnavailable,
 )
 from shared.platform.executions import RunCounts
-from shared.platform.ports import DocumentLister, ErpDocuments, ErrorLog
+from shared.platform.ports import DocumentLister, DocumentReader, ErpDocuments, ErrorLog
 from shared.platform.runtime import failure_report
 
 APP_KEY = "erp_file"
@@ -296,43 +296,61 @@ class Download:
     chunks: Iterator[bytes]
 
 
+NOT_SERVED = "no such attachment, or not one you may read"
+"""Every refusal after the token is checked says this, so none tells what exists."""
+
+
 @dataclass(frozen=True)
 class AttachmentProxy:
     """Serves an attachment from Drive to a person whom ERPNext lets read its document.
 
-    The person's own ERPNext API token comes with the request; ERPNext itself answers whether
-    they may read the document the File is attached to. The bridge's Drive credentials fetch the
-    bytes, so no Drive link is ever made public.
+    The person's own ERPNext API token comes with the request, and ERPNext checks it before
+    anything else is read. ERPNext then answers, as that person, whether they may read the
+    document the File is attached to. The bytes are those of the Drive copy the bridge itself
+    made for that File (found by its `appProperties`), never whatever a File's fields name: a
+    File's owner may write those. The bridge's Drive credentials fetch them, so no Drive link is
+    ever made public.
     """
 
     drive: DriveFiles
-    erp: ErpDocuments
-    config: DriveConfig
-    as_user: Callable[[str], ErpDocuments]
-    """An ERPNext client with the person's token ("key:secret")."""
+    erp: DocumentReader
+    site: str
+    as_user: Callable[[str], PersonsErp]
+    """ERPNext with the person's token ("key:secret")."""
 
     def open(self, file_name: str, user_token: str | None) -> Download:
-        if not user_token:
-            raise AccessDenied("an ERPNext API token (Authorization: token key:secret) is required")
+        person = self._person(user_token)
+        if file_name.strip(". ") == "" or "/" in file_name:
+            raise InvalidPayload(NOT_SERVED, status=404)  # not a name ERPNext could hold
         try:
             file_doc = self.erp.get_doc("File", file_name)
         except NotFound:
-            raise InvalidPayload(f"no File {file_name}", status=404) from None
-        drive_id = field_text(file_doc, self.config.file_id_field)
-        doctype, name = (
-            field_text(file_doc, "attached_to_doctype"),
-            field_text(file_doc, "attached_to_name"),
-        )
-        if not drive_id:
-            raise InvalidPayload(f"File {file_name} has no Drive copy yet", status=404)
+            raise InvalidPayload(NOT_SERVED, status=404) from None
+        doctype = field_text(file_doc, "attached_to_doctype")
+        name = field_text(file_doc, "attached_to_name")
         if not doctype or not name:
-            raise AccessDenied(f"File {file_name} is attached to no document; it is not served")
+            raise InvalidPayload(NOT_SERVED, status=404)
         try:
-            self.as_user(user_token).get_doc(doctype, name)
+            person.get_doc(doctype, name)
         except (UpstreamRejected, ConfigurationError):
-            raise AccessDenied(f"ERPNext does not let this user read {doctype} {name}") from None
+            raise InvalidPayload(NOT_SERVED, status=404) from None
+        copies = self.drive.find(app_property=(APP_KEY, f"{self.site}:{file_name}"))
+        if not copies:
+            raise InvalidPayload(NOT_SERVED, status=404)
         shown = field_text(file_doc, "file_name") or file_name
         mimetype = mimetypes.guess_type(shown)[0] or "application/octet-stream"
-        chunks = self.drive.download(drive_id)
+        chunks = self.drive.download(copies[0].id)
         first = next(chunks, b"")  # a Drive failure is an answer, not a cut-off stream
         return Download(shown, mimetype, itertools.chain([first], chunks))
+
+    def _person(self, user_token: str | None) -> PersonsErp:
+        """ERPNext as the caller, once ERPNext has accepted their token."""
+        refused = AccessDenied("an ERPNext API token that ERPNext accepts is required")
+        if not user_token or ":" not in user_token:
+            raise refused
+        person = self.as_user(user_token)
+        try:
+            person.logged_user()
+        except (UpstreamRejected, ConfigurationError):
+            raise refused from None
+        return person

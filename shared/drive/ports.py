@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Literal, Protocol
 
+from shared.core.envelope import Json
+
 if TYPE_CHECKING:  # annotations only: importing ports stays cheap for erp_webhook's cold start
     pass
 
@@ -80,3 +82,14 @@ class DriveFiles(Protocol):
     def set_app_properties(self, file_id: str, values: Mapping[str, str | None]) -> None: ...
 
     def trash(self, file_id: str) -> None: ...
+
+
+class PersonsErp(Protocol):
+    """ERPNext as one person sees it, with their own API token."""
+
+    def logged_user(self) -> str:
+        """Who the token belongs to; ConfigurationError or UpstreamRejected when ERPNext does
+        not accept it."""
+        ...
+
+    def get_doc(self, doctype: str, name: str) -> Mapping[str, Json]: ...

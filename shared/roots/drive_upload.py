@@ -79,9 +79,7 @@ class DriveUploadRoot(Root[Settings]):
             key, _, secret = token.partition(":")
             return ErpNextClient(access.url, key, secret, timeout_s=access.timeout_s)
 
-        return AttachmentProxy(
-            drive=self.drive, erp=self.erpnext, config=self.settings.drive, as_user=as_user
-        )
+        return AttachmentProxy(drive=self.drive, erp=self.erpnext, site=self.site, as_user=as_user)
 
     @cached_property
     def backfill(self) -> DriveBackfill:

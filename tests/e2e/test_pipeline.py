@@ -308,7 +308,7 @@ def test_the_download_proxy_serves_only_people_erpnext_lets_read_the_document(
     assert allowed.status_code == 200 and allowed.content == b"%PDF quote"
     assert "quote.pdf" in allowed.headers["Content-Disposition"]
     refused = fetch("temp-key:temp-secret")
-    assert refused.status_code == 403 and b"PDF" not in refused.content
+    assert refused.status_code == 404 and b"PDF" not in refused.content
     assert fetch(None).status_code == 403
     assert fetch("pm-key:wrong").status_code == 403
     missing = requests.get(
@@ -318,6 +318,69 @@ def test_the_download_proxy_serves_only_people_erpnext_lets_read_the_document(
         timeout=20,
     )
     assert missing.status_code == 404
+    # Not allowed and not there read the same: the answer tells nothing of what exists.
+    assert missing.json() == refused.json()
+
+
+def download(stack: Devstack, file_name: str, token: str | None) -> requests.Response:
+    headers = {"Authorization": f"token {token}"} if token else {}
+    return requests.get(stack.download_url, params={"file": file_name}, headers=headers, timeout=20)
+
+
+def test_the_download_proxy_serves_the_bridges_own_copy_whatever_the_file_says(
+    stack: Devstack, erp: ErpNextStandIn
+) -> None:
+    """An attacker owns a File on a document they may read and writes into it the Drive id of
+    someone else's attachment (ids are in every drive_link): they get their own file back."""
+    private, mine = new_invoice(erp), new_invoice(erp)
+    salary = erp.add_file(
+        "salary.pdf",
+        b"%PDF salaries",
+        attached_to_doctype="Sales Invoice",
+        attached_to_name=private,
+    )
+    own = erp.add_file(
+        "mine.pdf", b"%PDF my own", attached_to_doctype="Sales Invoice", attached_to_name=mine
+    )
+    for doc in (salary, own):
+        assert wait_until(lambda doc=doc: bool(erp.get("File", doc["name"]).get("drive_file_id")))
+    erp.add_api_user(
+        "mallory@example.com",
+        "mallory-key",
+        "mallory-secret",
+        can_read=lambda doctype, name: doctype == "File" or name == mine,
+    )
+    victim_copy = erp.get("File", salary["name"])["drive_file_id"]
+    erp.db_set("File", str(own["name"]), "drive_file_id", victim_copy)  # the owner may write it
+
+    answer = download(stack, str(own["name"]), "mallory-key:mallory-secret")
+    assert answer.status_code == 200 and answer.content == b"%PDF my own"
+    assert download(stack, str(salary["name"]), "mallory-key:mallory-secret").status_code == 404
+
+
+def test_the_download_proxy_checks_the_token_before_it_reads_anything(
+    stack: Devstack, erp: ErpNextStandIn
+) -> None:
+    """A junk token learns nothing: the bridge reads no File for it, and its answer is the same
+    whether the File exists or not; dot names and an empty name are 404 without a lookup."""
+    name = new_invoice(erp)
+    secret_file = erp.add_file(
+        "board minutes.pdf", b"%PDF", attached_to_doctype="Sales Invoice", attached_to_name=name
+    )
+    files_read = erp.request_count("GET", f"/api/resource/File/{secret_file['name']}")
+    listed = erp.request_count("GET", "/api/resource/File")
+    there = download(stack, str(secret_file["name"]), "junk-key:junk-secret")
+    absent = download(stack, "no-such-file", "junk-key:junk-secret")
+    assert there.status_code == absent.status_code == 403
+    assert there.json() == absent.json()
+    assert "Sales Invoice" not in there.text and name not in there.text
+    assert erp.request_count("GET", f"/api/resource/File/{secret_file['name']}") == files_read
+
+    erp.add_api_user("reader@example.com", "reader-key", "reader-secret")
+    for odd in ("", ".", ".."):
+        answer = download(stack, odd, "reader-key:reader-secret")
+        assert answer.status_code == 404, odd
+    assert erp.request_count("GET", "/api/resource/File") == listed
 
 
 def test_a_replaced_attachment_is_a_new_drive_file_and_the_old_one_is_trashed(
