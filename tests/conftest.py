@@ -10,6 +10,7 @@ import requests
 
 from devstack.emulators import Emulators, running_emulators
 from shared.platform.resilience import BREAKERS
+from tests.helpers.receivers import WebhookReceiver
 
 
 @pytest.fixture(autouse=True)
@@ -48,3 +49,10 @@ def clear_firestore(emulators: Emulators) -> Callable[[str], None]:
         requests.delete(url, timeout=10).raise_for_status()
 
     return clear
+
+
+@pytest.fixture
+def receiver() -> Iterator[WebhookReceiver]:
+    """The other end of a webhook, answering 200 (a test module may give its own)."""
+    with WebhookReceiver() as running:
+        yield running

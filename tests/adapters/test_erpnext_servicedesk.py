@@ -25,12 +25,6 @@ DANA, ELI = "dana.kim@example.com", "eli.moreau@example.com"
 
 
 @pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    with WebhookReceiver() as running:
-        yield running
-
-
-@pytest.fixture
 def clock() -> SettableClock:
     return SettableClock(START)
 

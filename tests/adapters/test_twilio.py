@@ -26,14 +26,6 @@ STATUS_URL = "https://bridge.example.com/whatsapp/status"
 START = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
 
-def seen(receiver: WebhookReceiver) -> list[tuple[str, str, dict[str, str]]]:
-    """(path and query, X-Twilio-Signature, form) of every POST Twilio made."""
-    return [
-        (post.path, post.headers.get("X-Twilio-Signature") or "", post.form())
-        for post in receiver.posts
-    ]
-
-
 @pytest.fixture
 def clock() -> SettableClock:
     return SettableClock(START)
@@ -93,7 +85,7 @@ def test_free_text_outside_the_window_fails_later_with_63016_as_twilio_reports_i
     status = sender(twilio).status(sid)
     assert (status.status, status.error_code, status.failed) == ("failed", 63016, True)
     assert isinstance(failure_of(status.status, status.error_code), OutsideSessionWindow)
-    path, signature, form = seen(receiver)[-1]
+    path, signature, form = receiver.forms("X-Twilio-Signature")[-1]
     assert path == "/whatsapp/status" and form["MessageSid"] == sid
     assert signature_valid(STATUS_URL, form, signature, TOKEN)
     assert isinstance(failure_of(form["MessageStatus"], form["ErrorCode"]), OutsideSessionWindow)
@@ -223,7 +215,7 @@ def test_signature_of_an_inbound_message_validates_only_for_the_public_url_and_i
     twilio: TwilioStandIn, receiver: WebhookReceiver
 ) -> None:
     twilio.post_inbound(PERSON, "status SR-7")
-    _, signature, form = seen(receiver)[0]
+    _, signature, form = receiver.forms("X-Twilio-Signature")[0]
     assert signature_valid(PUBLIC, form, signature, TOKEN)
     assert not signature_valid(f"{receiver.url}/whatsapp/inbound", form, signature, TOKEN)
     assert not signature_valid(PUBLIC, {**form, "Body": "status SR-8"}, signature, TOKEN)
@@ -235,5 +227,5 @@ def test_forged_signature_does_not_validate(
     twilio: TwilioStandIn, receiver: WebhookReceiver
 ) -> None:
     twilio.post_inbound(PERSON, "hello", signature="Zm9yZ2Vk")
-    _, signature, form = seen(receiver)[0]
+    _, signature, form = receiver.forms("X-Twilio-Signature")[0]
     assert signature == "Zm9yZ2Vk" and not signature_valid(PUBLIC, form, signature, TOKEN)

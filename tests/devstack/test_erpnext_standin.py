@@ -40,12 +40,6 @@ HOOK = "/hook?event=on_submit"
 
 
 @pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    with WebhookReceiver() as running:
-        yield running
-
-
-@pytest.fixture
 def clock() -> SettableClock:
     return SettableClock(START)
 

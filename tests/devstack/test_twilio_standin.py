@@ -29,14 +29,6 @@ PUBLIC = "https://bridge.example.com/whatsapp/inbound?tenant=acme"
 START = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
 
-def seen(receiver: WebhookReceiver) -> list[tuple[str, str, dict[str, str]]]:
-    """(path and query, X-Twilio-Signature, form) of every POST Twilio made."""
-    return [
-        (post.path, post.headers.get("X-Twilio-Signature") or "", post.form())
-        for post in receiver.posts
-    ]
-
-
 @pytest.fixture
 def clock() -> SettableClock:
     return SettableClock(START)
@@ -207,9 +199,12 @@ def test_status_callbacks_are_signed_and_reach_the_app_behind_its_public_url(
     clock.now += timedelta(days=2)
     late = send(twilio, body="late", status_callback=callback)
     twilio.settle()
-    statuses = [(form["MessageStatus"], form.get("ErrorCode")) for _, _, form in seen(receiver)]
+    statuses = [
+        (form["MessageStatus"], form.get("ErrorCode"))
+        for _, _, form in receiver.forms("X-Twilio-Signature")
+    ]
     assert statuses == [("sent", None), ("delivered", None), ("failed", "63016")]
-    path, signature, form = seen(receiver)[-1]
+    path, signature, form = receiver.forms("X-Twilio-Signature")[-1]
     assert path == "/whatsapp/status?tenant=acme" and form["MessageSid"] == late.sid
     assert RequestValidator(TOKEN).validate(callback, form, signature)
 
@@ -220,7 +215,7 @@ def test_post_inbound_signs_twilios_form_over_the_public_url(
     twilio.set_webhook(f"{receiver.url}/whatsapp/inbound?tenant=acme", public_url=PUBLIC)
     answer = twilio.post_inbound(PERSON, "status SR-7", profile_name="Ada")
     assert answer.status_code == 200
-    path, signature, form = seen(receiver)[0]
+    path, signature, form = receiver.forms("X-Twilio-Signature")[0]
     assert path == "/whatsapp/inbound?tenant=acme"
     assert form["From"] == f"whatsapp:{PERSON}" and form["To"] == BUSINESS
     assert form["Body"] == "status SR-7" and form["ProfileName"] == "Ada"
@@ -237,7 +232,7 @@ def test_post_inbound_sends_an_overridden_signature_as_given(
 ) -> None:
     twilio.set_webhook(f"{receiver.url}/in")
     twilio.post_inbound(PERSON, "hi", signature="forged")
-    assert seen(receiver)[0][1] == "forged"
+    assert receiver.forms("X-Twilio-Signature")[0][1] == "forged"
 
 
 def test_post_inbound_opens_the_window_for_free_text(
@@ -257,7 +252,7 @@ def test_inbound_media_is_served_at_its_media_url(
 ) -> None:
     twilio.set_webhook(f"{receiver.url}/in")
     twilio.post_inbound(PERSON, "", media=[(b"\xff\xd8 site photo", "image/jpeg")])
-    form = seen(receiver)[0][2]
+    form = receiver.forms("X-Twilio-Signature")[0][2]
     assert form["NumMedia"] == "1" and form["MediaContentType0"] == "image/jpeg"
     assert form["MessageSid"].startswith("MM")
     photo = requests.get(form["MediaUrl0"], timeout=5)

@@ -56,6 +56,14 @@ class WebhookReceiver(LoopbackServer):
         """Every body received, as JSON."""
         return [post.json() for post in self.posts]
 
+    def forms(self, signature_header: str) -> list[tuple[str, str, dict[str, str]]]:
+        """(path and query, the signature header, the form) of every form-encoded POST, as
+        Twilio sends them."""
+        return [
+            (post.path, post.headers.get(signature_header) or "", post.form())
+            for post in self.posts
+        ]
+
     def wait_for(self, count: int, timeout: float = 10.0) -> list[Captured]:
         """The first `count` posts, once they are in (AssertionError after `timeout`)."""
         with self._arrived:
