@@ -19,11 +19,10 @@ import argparse
 import functools
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from shared.errors import BridgeError, ConfigurationError
 from shared.platform.executions import RunCounts
-from shared.roots import FUNCTIONS, drive_upload, erp_webhook, notifier, sheets_sync
+from shared.roots import FUNCTIONS, drive_upload, erp_webhook, notifier, root_of, sheets_sync
 
 
 def sheet_setup(*args: str) -> int:
@@ -207,16 +206,7 @@ def executions(*args: str) -> int:
 
 def _checks() -> list[tuple[str, Callable[[], str]]]:
     """(what, check) pairs: each check returns a detail or raises; settings come first."""
-    starts: dict[str, Callable[[], Any]] = {
-        "erp_webhook": erp_webhook.from_environment,
-        "sheets_sync": sheets_sync.from_environment,
-        "drive_upload": drive_upload.from_environment,
-        "notifier": notifier.from_environment,
-    }
-
-    @functools.cache
-    def root(function: str) -> Any:
-        return starts[function]()
+    root = functools.cache(root_of)  # each function's root built once for all the checks
 
     def settings_of(function: str) -> Callable[[], str]:
         return lambda: f"project {root(function).common.project}"

@@ -319,29 +319,37 @@ class AttachmentProxy:
     """ERPNext with the person's token ("key:secret")."""
 
     def open(self, file_name: str, user_token: str | None) -> Download:
-        person = self._person(user_token)
+        found = self._served(file_name, self._person(user_token))
+        if found is None:
+            raise InvalidPayload(NOT_SERVED, status=404)
+        file_doc, copy = found
+        shown = field_text(file_doc, "file_name") or file_name
+        mimetype = mimetypes.guess_type(shown)[0] or "application/octet-stream"
+        chunks = self.drive.download(copy.id)
+        first = next(chunks, b"")  # a Drive failure is an answer, not a cut-off stream
+        return Download(shown, mimetype, itertools.chain([first], chunks))
+
+    def _served(
+        self, file_name: str, person: PersonsErp
+    ) -> tuple[Mapping[str, Json], DriveItem] | None:
+        """The File and the bridge's Drive copy of it, when `person` may read its document;
+        None for every refusal alike."""
         if file_name.strip(". ") == "" or "/" in file_name:
-            raise InvalidPayload(NOT_SERVED, status=404)  # not a name ERPNext could hold
+            return None  # not a name ERPNext could hold
         try:
             file_doc = self.erp.get_doc("File", file_name)
         except NotFound:
-            raise InvalidPayload(NOT_SERVED, status=404) from None
+            return None
         doctype = field_text(file_doc, "attached_to_doctype")
         name = field_text(file_doc, "attached_to_name")
         if not doctype or not name:
-            raise InvalidPayload(NOT_SERVED, status=404)
+            return None
         try:
             person.get_doc(doctype, name)
         except (UpstreamRejected, ConfigurationError):
-            raise InvalidPayload(NOT_SERVED, status=404) from None
+            return None
         copies = self.drive.find(app_property=(APP_KEY, f"{self.site}:{file_name}"))
-        if not copies:
-            raise InvalidPayload(NOT_SERVED, status=404)
-        shown = field_text(file_doc, "file_name") or file_name
-        mimetype = mimetypes.guess_type(shown)[0] or "application/octet-stream"
-        chunks = self.drive.download(copies[0].id)
-        first = next(chunks, b"")  # a Drive failure is an answer, not a cut-off stream
-        return Download(shown, mimetype, itertools.chain([first], chunks))
+        return (file_doc, copies[0]) if copies else None
 
     def _person(self, user_token: str | None) -> PersonsErp:
         """ERPNext as the caller, once ERPNext has accepted their token."""

@@ -39,13 +39,16 @@ def read_settings(
 ) -> Any:
     """`function`'s own settings (`<root module>.Settings`); one ConfigurationError names every
     problem. Only the function's root module is imported, so only its sections are read."""
-    if function not in FUNCTIONS:
-        raise ValueError(f"no function is called {function!r}; one of {', '.join(FUNCTIONS)}")
     reader = EnvReader(env, read_secret)
-    settings = importlib.import_module(f"shared.roots.{function}").Settings.read(reader)
+    settings = _module(function).Settings.read(reader)
     reader.check(function)
     assert settings is not None, "a section that could not be read notes why"
     return settings
+
+
+def root_of(function: str) -> Any:
+    """`function`'s root, from this instance's environment (`<root module>.from_environment`)."""
+    return _module(function).from_environment()
 
 
 def start(function: str) -> Any:
@@ -60,6 +63,13 @@ def start(function: str) -> Any:
     settings = read_settings(function, os.environ, _secret_reader(project) if project else None)
     observability.start(function, settings)  # secrets scrubbed; Sentry and /metrics when set
     return settings
+
+
+def _module(function: str) -> Any:
+    """The root module of `function`; only it is imported, so only its sections are read."""
+    if function not in FUNCTIONS:
+        raise ValueError(f"no function is called {function!r}; one of {', '.join(FUNCTIONS)}")
+    return importlib.import_module(f"shared.roots.{function}")
 
 
 def _secret_reader(project: str) -> SecretReader | None:
