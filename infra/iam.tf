@@ -1,7 +1,8 @@
 # Service accounts and least privilege:
-# - each function identity (locals.identities): secretAccessor on only its secrets (secrets.tf),
-#   datastore.user when it uses Firestore, pubsub.publisher on only the event topics for the
-#   ingress; nothing else. No identity gets Eventarc roles: subscriptions push directly.
+# - each function identity (locals.identities): secretAccessor on only the secrets its entry
+#   points read (secrets.tf), datastore.user on only the bridge's Firestore database when it uses
+#   Firestore, pubsub.publisher on only the event topics for the receiver and the operations'
+#   replays; nothing else. No identity gets Eventarc roles: subscriptions push directly.
 # - pubsub-push: the OIDC identity of the push subscriptions, run.invoker on only the Pub/Sub
 #   consumers.
 # - scheduler: the OIDC identity of Cloud Scheduler, run.invoker on only the jobs' targets.
@@ -40,11 +41,29 @@ resource "google_pubsub_topic_iam_member" "ingress_publisher" {
   member  = "serviceAccount:${google_service_account.identity[each.value.identity].email}"
 }
 
+# Firestore has no IAM policy of its own resources: datastore.user is granted on the project, and
+# the condition narrows it to the bridge's database. What it protects: every other Firestore (or
+# Datastore-mode) database in the project, present or future, is out of these identities' reach;
+# the code uses only `(default)` (shared/adapters/firestore.py passes no database). What it cannot:
+# IAM sees a database, never a collection or a document, so each identity with Firestore can read
+# and write every collection of the bridge's database (error records, claims, Telegram links),
+# not only its own; only the code keeps them apart. The receiver has no Firestore at all.
 resource "google_project_iam_member" "firestore_user" {
   for_each = toset([for name, spec in local.identities : name if spec.firestore])
   project  = var.project
   role     = "roles/datastore.user"
   member   = "serviceAccount:${google_service_account.identity[each.value].email}"
+
+  condition {
+    title       = "bridge-firestore-database-only"
+    description = "Only the bridge's Firestore database, not the project's others"
+    expression  = "resource.name == \"projects/${var.project}/databases/${google_firestore_database.default.name}\""
+  }
+
+  # A changed condition replaces the grant: the new one first, so Firestore is never unreachable.
+  lifecycle {
+    create_before_destroy = true
+  }
 }
 
 locals {

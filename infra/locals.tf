@@ -42,17 +42,19 @@ locals {
     "twilio-auth-token"         = var.whatsapp_enabled
   }
 
-  # One runtime identity per function folder, except erp_webhook's two entry points, whose needs
-  # are disjoint: the public receiver only publishes, the dead-letter recorder only writes
-  # Firestore. Each identity gets exactly what its functions need, nothing project-wide but
-  # Firestore (datastore.user has no narrower scope).
+  # One runtime identity per function folder, except erp_webhook's, whose entry points need
+  # disjoint things: the public receiver only verifies and publishes, the dead-letter recorder
+  # only writes Firestore, the operations replay. Each identity gets exactly the secrets its
+  # entry points read (shared/roots/erp_webhook.py reads the webhook secret only in the
+  # receiver), Firestore only in the bridge's database (iam.tf), publishing only to the topics.
   identities = {
     "erp-ingress"      = { publishes = true, firestore = false, secrets = ["webhook-secret"] }
-    "erp-dead-letters" = { publishes = false, firestore = true, secrets = ["webhook-secret"] }
-    # The operations desk replays events (publishes, with the document as ERPNext has it now)
-    # and keeps the error records and sync executions in Firestore.
+    "erp-dead-letters" = { publishes = false, firestore = true, secrets = [] }
+    # The operations replay events (publish: the original, or the document as ERPNext has it
+    # now, with the bridge's ERPNext token) and keep the error records and sync executions in
+    # Firestore. A replay publishes; it never signs a webhook: no webhook secret.
     "erp-operations" = { publishes = true, firestore = true, secrets = [
-      "webhook-secret", "erpnext-api-key", "erpnext-api-secret",
+      "erpnext-api-key", "erpnext-api-secret",
     ] }
     "sheets-sync" = { publishes = false, firestore = true, secrets = ["erpnext-api-key", "erpnext-api-secret"] }
     "drive-upload" = { publishes = false, firestore = true, secrets = [
@@ -189,7 +191,8 @@ locals {
 
   # Folder => the settings every function of it gets (plus var.function_env[folder]).
   folder_env = {
-    erp_webhook = { ERP_SITE = var.erp_site }
+    # ERPNEXT_URL: the operations' replay of a document as it is now (the only reader there).
+    erp_webhook = { ERP_SITE = var.erp_site, ERPNEXT_URL = var.erpnext_url }
     sheets_sync = {
       ERPNEXT_URL           = var.erpnext_url
       ERPNEXT_PUBLIC_URL    = var.erpnext_public_url

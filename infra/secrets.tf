@@ -15,12 +15,14 @@ resource "google_secret_manager_secret" "secret" {
 }
 
 locals {
+  # Exactly what each identity's functions mount (functions.tf): a feature's secret only when the
+  # install uses the feature.
   secret_grants = merge([
     for identity, spec in local.identities : {
       for secret_id in spec.secrets : "${identity}/${secret_id}" => {
         identity = identity
         secret   = secret_id
-      }
+      } if lookup(local.optional_secrets, secret_id, true)
     }
   ]...)
 }

@@ -1,5 +1,6 @@
 """What the code says the cloud must have, read from the source itself (never a copied list):
-entry points, Secret Manager names, Firestore collections with an `expire_at` TTL field."""
+entry points, Secret Manager names, the Firestore databases it opens, Firestore collections with
+an `expire_at` TTL field."""
 
 from __future__ import annotations
 
@@ -75,6 +76,33 @@ def secret_pairs() -> dict[str, str]:
                 assert pairs.get(name, env_key) == env_key, f"secret {name} read as two variables"
                 pairs[name] = env_key
     return pairs
+
+
+DEFAULT_DATABASE = "(default)"
+
+
+def firestore_databases() -> dict[str, list[str]]:
+    """Database -> where the code opens a Firestore client on it (file:line): every
+    `firestore.Client(...)` / `AsyncClient(...)` in shared/, `(default)` without `database=`."""
+    found: dict[str, list[str]] = {}
+    for path in sorted(SHARED_DIR.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if not (
+                isinstance(node, ast.Call)
+                and _dotted(node.func) in ("firestore.Client", "firestore.AsyncClient")
+            ):
+                continue
+            where = f"{path.relative_to(ROOT)}:{node.lineno}"
+            database = DEFAULT_DATABASE
+            for keyword in node.keywords:
+                if keyword.arg == "database":
+                    value = keyword.value
+                    assert isinstance(value, ast.Constant) and isinstance(value.value, str), (
+                        f"{where} opens a database this test cannot tell; extend codefacts.py"
+                    )
+                    database = value.value
+            found.setdefault(database, []).append(where)
+    return found
 
 
 # ---- which collections get documents with expire_at -------------------------------------------

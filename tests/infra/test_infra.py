@@ -23,7 +23,8 @@ from shared.adapters.firestore import ERRORS, SYNC_EXECUTIONS
 from shared.core.routing import DEAD_LETTER, DEAD_LETTER_SUBSCRIPTION, SUBSCRIPTIONS, TOPICS
 from shared.errors import ConfigurationError
 from shared.operations.error_query import ErrorFilter
-from shared.roots import read_settings
+from shared.platform.settings import EnvReader
+from shared.roots import erp_webhook, read_settings
 from tests.infra import codefacts
 
 INFRA = codefacts.ROOT / "infra"
@@ -95,6 +96,9 @@ ENTRY_POINTS = codefacts.entry_points()
 
 def functions() -> dict[str, dict[str, Any]]:
     return dict(local("functions"))
+
+
+IDENTITIES = sorted(local("identities"))
 
 
 # ---- Pub/Sub ----------------------------------------------------------------------------------
@@ -257,75 +261,115 @@ FEATURE_ENV = {
 }
 
 
-def _probe(folder: str, env: Mapping[str, str], provided: set[str] | None) -> tuple[set[str], bool]:
-    """The secrets `folder`'s settings ask Secret Manager for (all given unless `provided` says
-    which), and whether the settings then start."""
+def _probe(
+    entry_point: str, env: Mapping[str, str], provided: set[str] | None
+) -> tuple[set[str], bool]:
+    """The secrets `entry_point`'s settings ask Secret Manager for (all given unless `provided`
+    says which), and whether the settings then start. Read as its deployed function reads them:
+    functions-framework names the entry point (FUNCTION_TARGET) before main.py is imported."""
     asked: set[str] = set()
 
     def read_secret(name: str) -> str | None:
         asked.add(name)
         return "A1_" + name.replace("-", "_") if provided is None or name in provided else None
 
+    folder = ENTRY_POINTS[entry_point].folder
     try:
-        read_settings(folder, env, read_secret)
+        read_settings(folder, {**env, erp_webhook.TARGET: entry_point}, read_secret)
     except ConfigurationError:
         return asked, False
     return asked, True
 
 
-def usable_secrets(folder: str) -> set[str]:
-    """Every secret `folder` reads with every feature on (WhatsApp, a user's Drive)."""
-    asked, started = _probe(folder, {**BASE_ENV, **FEATURE_ENV}, None)
-    assert started, f"{folder} does not start with every feature on"
-    return asked
+@cache
+def usable_secrets(entry_point: str) -> frozenset[str]:
+    """Every secret `entry_point` reads with every feature on (WhatsApp, a user's Drive)."""
+    asked, started = _probe(entry_point, {**BASE_ENV, **FEATURE_ENV}, None)
+    assert started, f"{entry_point} does not start with every feature on"
+    return frozenset(asked)
 
 
-def required_secrets(folder: str) -> set[str]:
-    """The secrets without which `folder` does not start, with the base settings."""
+@cache
+def required_secrets(entry_point: str) -> frozenset[str]:
+    """The secrets without which `entry_point` does not start, with the base settings."""
 
     def starts(provided: set[str]) -> bool:
-        return _probe(folder, BASE_ENV, provided)[1]
+        return _probe(entry_point, BASE_ENV, provided)[1]
 
-    given, _ = _probe(folder, BASE_ENV, None)
+    given, _ = _probe(entry_point, BASE_ENV, None)
     if not starts(given):
         # A feature's secret without the rest of the feature's settings (Twilio's token without
         # its account) is itself refused: leave such a secret out.
         given = next(given - {name} for name in sorted(given) if starts(given - {name}))
-    return {name for name in given if not starts(given - {name})}
+    return frozenset(name for name in given if not starts(given - {name}))
 
 
-@pytest.mark.parametrize(
-    "identity",
-    [
-        "erp-ingress",
-        "erp-dead-letters",
-        "erp-operations",
-        "sheets-sync",
-        "drive-upload",
-        "notifier",
-    ],
-)
-def test_each_identity_reads_only_secrets_its_functions_use_and_every_one_they_require(
-    identity: str,
+def granted_secrets(identity: str) -> set[str]:
+    """What `identity` may read in Secret Manager, and what every function it runs mounts."""
+    return set(local("identities")[identity]["secrets"])
+
+
+def entry_points_of(identity: str) -> list[str]:
+    served = sorted(name for name, spec in functions().items() if spec["identity"] == identity)
+    assert served, f"{identity} runs no function"
+    return served
+
+
+def test_the_probe_sees_what_each_entry_point_reads() -> None:
+    # The receiver cannot start without its secret; the recorder reads none; the operations read
+    # ERPNext's token (optional: a replay of the document as it is now).
+    assert required_secrets("receive_erp_webhook") == {"webhook-secret"}
+    assert usable_secrets("record_dead_letter") == frozenset()
+    assert usable_secrets("admin_api") == {"erpnext-api-key", "erpnext-api-secret"}
+    assert required_secrets("admin_api") == frozenset()
+    assert {"erpnext-api-key", "erpnext-api-secret"} <= required_secrets("sync_invoice_sheet")
+
+
+@pytest.mark.parametrize("identity", IDENTITIES)
+def test_no_identity_is_granted_a_secret_none_of_its_entry_points_reads(identity: str) -> None:
+    served = entry_points_of(identity)
+    read = set().union(*(usable_secrets(name) for name in served))
+    unused = granted_secrets(identity) - read
+    assert not unused, f"{identity} is granted {sorted(unused)}, which none of {served} reads"
+    # The grants and the mounts are both that list, a feature's secret only with the feature.
+    gate = "if lookup(local.optional_secrets,secret_id,True)"
+    assert "local.identities" in local("secret_grants") and gate in local("secret_grants")
+    accessor = resource("google_secret_manager_secret_iam_member", "accessor")
+    assert attr(accessor, "for_each") == "${local.secret_grants}"
+    service = block(resource("google_cloudfunctions2_function", "fn"), "service_config")
+    assert gate in attr(service["dynamic"][0]["secret_environment_variables"], "for_each")
+
+
+@pytest.mark.parametrize("entry_point", sorted(ENTRY_POINTS))
+def test_each_entry_point_can_read_every_cloud_secret_it_uses_and_every_one_it_requires(
+    entry_point: str,
 ) -> None:
-    mounted = set(local("identities")[identity]["secrets"])
-    folders = {spec["source"] for spec in functions().values() if spec["identity"] == identity}
-    assert folders, f"{identity} runs no function"
-    for folder in folders:
-        usable = usable_secrets(folder)
-        assert mounted <= usable, f"{identity} can read secrets {folder} never asks for"
-        required = required_secrets(folder)
-        assert required, f"{folder} requires no secret: the probe is broken"
-        assert required <= mounted, f"{folder} cannot start without {required - mounted}"
+    granted = granted_secrets(functions()[entry_point]["identity"])
+    missing = usable_secrets(entry_point) - set(LOCAL_ONLY_SECRETS) - granted
+    assert not missing, f"{entry_point} reads {sorted(missing)} but cannot"
+    assert required_secrets(entry_point) <= granted
 
 
-def test_each_folder_can_read_every_cloud_secret_it_uses_with_every_feature_on() -> None:
-    for folder in sorted({spec["source"] for spec in functions().values()}):
-        mounted: set[str] = set()
-        for spec in functions().values():
-            if spec["source"] == folder:
-                mounted |= set(local("identities")[spec["identity"]]["secrets"])
-        assert mounted == usable_secrets(folder) - set(LOCAL_ONLY_SECRETS), folder
+def test_only_the_receiver_reads_the_webhook_secret_and_only_it_could_verify_a_webhook() -> None:
+    readers = {name for name in ENTRY_POINTS if "webhook-secret" in usable_secrets(name)}
+    assert readers == {"receive_erp_webhook"}
+    # An instance of another entry point holds no secret: it refuses to build a receiver rather
+    # than one that would accept unsigned webhooks.
+    env = EnvReader({**BASE_ENV, erp_webhook.TARGET: "record_dead_letter"})
+    root = erp_webhook.ErpWebhookRoot(erp_webhook.Settings.read(env))
+    assert root.settings.ingress.webhook_secret is None and root.settings.erpnext is None
+    with pytest.raises(ConfigurationError, match="no webhook secret"):
+        _ = root.ingress
+    # A process that may call any of them (a test, the `bridge` command) reads every section.
+    every = erp_webhook.Settings.read(EnvReader({**BASE_ENV, "WEBHOOK_SECRET": "s" * 16}))
+    assert every.serves == erp_webhook.ENTRY_POINTS
+
+
+def test_the_erp_webhook_root_knows_its_folders_entry_points() -> None:
+    # An entry point it did not know would read every section, the webhook secret among them,
+    # and not start without a grant.
+    in_code = {name for name, entry in ENTRY_POINTS.items() if entry.folder == "erp_webhook"}
+    assert in_code == erp_webhook.ENTRY_POINTS
 
 
 def test_the_identities_are_declared_for_every_function_and_used() -> None:
@@ -386,6 +430,34 @@ def test_every_error_log_filter_and_the_executions_list_have_their_composite_ind
     assert {collection for collection, _, _ in declared} == constants
     index = resource("google_firestore_index", "query")
     assert [attr(f, "order") for f in index["fields"]] == ["ASCENDING", "DESCENDING"]
+
+
+DATABASE_ONLY = (
+    'resource.name == "projects/${var.project}/databases/${google_firestore_database.default.name}"'
+)
+"""The condition on every Firestore grant: the bridge's database, not the project's others."""
+
+
+def test_every_firestore_grant_reaches_only_the_database_the_code_opens() -> None:
+    database = resource("google_firestore_database", "default")
+    opened = codefacts.firestore_databases()
+    assert set(opened) == {attr(database, "name")}, opened
+    grants = {
+        f"{kind}.{name}": body
+        for kind, named in terraform()["resource"].items()
+        for name, body in named.items()
+        if str(attr(body, "role") if "role" in body else "").startswith("roles/datastore.")
+    }
+    assert grants, "no Firestore grant found: the reader is broken"
+    for name, body in grants.items():
+        conditions = body.get("condition")
+        assert conditions, f"{name} grants {attr(body, 'role')} project-wide: no condition"
+        expression = attr(dict(conditions[0]), "expression").replace('\\"', '"')
+        assert expression == DATABASE_ONLY, name
+    # No other resource (a binding, a policy) grants a Firestore role.
+    assert json.dumps(terraform()).count("roles/datastore.") == len(grants)
+    firestore_user = resource("google_project_iam_member", "firestore_user")
+    assert "spec.firestore" in attr(firestore_user, "for_each")
 
 
 # ---- checkov ----------------------------------------------------------------------------------
