@@ -38,13 +38,12 @@ def rss(field):
     raise SystemExit("no " + field)
 
 from shared.roots import drive_upload
-from shared.core.envelope import build_envelope
+from shared.core.envelope import document_envelope
 
 uploader = drive_upload.from_environment().uploader
 doc = json.loads(sys.argv[1])
-envelope = build_envelope(
-    raw_body=sys.argv[1].encode(), payload=doc, site="bench", received_at=datetime.now(UTC),
-    event_hint="after_insert",
+envelope = document_envelope(
+    doc, doctype=doc["doctype"], event="after_insert", site="bench", received_at=datetime.now(UTC)
 )
 idle = rss("VmRSS:")
 outcome = uploader.apply(envelope)

@@ -126,7 +126,7 @@ def launch_subject(name: str, env: Mapping[str, str], log_dir: Path) -> ServerPr
 
 
 def webhook_url(server: ServerProcess) -> str:
-    return f"http://{server.host}/?event=on_submit"
+    return f"http://{server.host}/"
 
 
 @contextmanager

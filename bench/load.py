@@ -78,7 +78,8 @@ def frappe_signature(secret: str, body: bytes) -> str:
 
 
 def invoice_body(name: str) -> bytes:
-    """A Frappe v15 Sales Invoice webhook body (`json.dumps(doc, default=str)`)."""
+    """A Frappe v15 Sales Invoice webhook body from the bridge's template
+    (`json.dumps(data, default=str)`)."""
     doc = {
         "doctype": "Sales Invoice",
         "name": name,
@@ -90,7 +91,7 @@ def invoice_body(name: str) -> bytes:
         "docstatus": 1,
         "modified": "2026-11-23 10:00:00.000000",
     }
-    return json.dumps(doc).encode()
+    return json.dumps({"event": "on_submit", "doc": doc}).encode()
 
 
 def signed_requests(secret: str, prefix: str, connection: int) -> Iterator[tuple[str, bytes, str]]:

@@ -82,7 +82,7 @@ def measure(stack: Devstack, burst: int, reconciled: int) -> list[Figure]:
     erp = stack.erpnext
     secret = stack.env["WEBHOOK_SECRET"]
     for doctype in ("Sales Invoice", "Purchase Invoice"):
-        erp.add_webhook(doctype, "after_insert", f"{stack.webhook_url}?event=after_insert", secret)
+        erp.add_bridge_webhook(doctype, "after_insert", stack.webhook_url, secret)
     project = str(erp.all("Project")[0]["name"])
     figures: list[Figure] = []
 

@@ -32,8 +32,10 @@ from typing import Any, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import requests
+from jinja2.sandbox import SandboxedEnvironment
 
 from devstack.httpserver import LoopbackServer, Reply
+from shared.ingress.webhook import webhook_template
 
 Doc = dict[str, Any]
 Era = Literal["v15", "develop"]
@@ -575,8 +577,11 @@ class Webhook:
     template: Template | None = None
     condition: Condition | None = None
     timeout: float = DEFAULT_WEBHOOK_TIMEOUT_S
+    webhook_json: str | None = None
 
     def data_for(self, doc: Doc) -> Any:
+        if self.webhook_json is not None:
+            return render_webhook_json(self.webhook_json, doc)
         if self.template is not None:
             return self.template(copy.deepcopy(doc))
         if self.fields is None:
@@ -653,6 +658,40 @@ class Delivery:
         return [attempt.status_code for attempt in self.attempts]
 
 
+class _TemplateDoc:
+    """The `doc` a Webhook's JSON template sees: a Document, its fields as attributes."""
+
+    def __init__(self, doc: Doc) -> None:
+        self.fields = doc
+
+    def __getattr__(self, name: str) -> Any:
+        return self.fields.get(name)
+
+
+def _json_filter(value: Any) -> str:
+    """Frappe's `json` filter is `frappe.as_json`; a Document becomes `as_dict(no_nulls=True)`."""
+    if isinstance(value, _TemplateDoc):
+        value = {key: item for key, item in value.fields.items() if item is not None}
+    return as_json(value)
+
+
+_TEMPLATES = SandboxedEnvironment()
+_TEMPLATES.filters["json"] = _json_filter
+
+
+def render_webhook_json(template: str, doc: Doc) -> Any:
+    """What Frappe sends for a Webhook with a JSON template: the template rendered by its Jinja
+    environment (sandboxed, with Frappe's `json` filter, `doc` in the context), then parsed. A
+    result that is not JSON raises, as in Frappe (where the delivery is then never sent)."""
+    return json.loads(_TEMPLATES.from_string(template).render(doc=_TemplateDoc(doc)))
+
+
+def sign_body(secret: str, body: bytes) -> str:
+    """X-Frappe-Webhook-Signature: the base64 of an HMAC-SHA256 over the bytes, keyed by the secret."""
+    digest = hmac.new(secret.encode("utf8"), body, hashlib.sha256).digest()
+    return base64.b64encode(digest).decode("ascii")
+
+
 def build_request(webhook: Webhook, doc: Doc) -> tuple[bytes, dict[str, str]]:
     """Body bytes and headers exactly as Frappe builds them for this webhook and document.
 
@@ -672,8 +711,7 @@ def build_request(webhook: Webhook, doc: Doc) -> tuple[bytes, dict[str, str]]:
         body = as_json(data).encode()
         signed = body
     if webhook.secret:
-        digest = hmac.new(webhook.secret.encode("utf8"), signed, hashlib.sha256).digest()
-        headers[WEBHOOK_SIGNATURE_HEADER] = base64.b64encode(digest).decode("ascii")
+        headers[WEBHOOK_SIGNATURE_HEADER] = sign_body(webhook.secret, signed)
     headers["Content-Type"] = (
         "application/x-www-form-urlencoded"
         if webhook.request_structure == "form"
@@ -999,8 +1037,18 @@ class ErpNextStandIn(LoopbackServer):
         template: Template | None = None,
         condition: Condition | None = None,
         timeout: float = DEFAULT_WEBHOOK_TIMEOUT_S,
+        webhook_json: str | None = None,
     ) -> Webhook:
-        """Configure a Webhook; `template(doc)` replaces the data (a Jinja JSON template's result)."""
+        """Configure a Webhook. `webhook_json` is a Jinja JSON template as Frappe renders it;
+        `template(doc)` replaces the data with a Python function's result instead.
+
+        As Frappe's `Webhook.validate`, a JSON template that does not render to JSON for a new
+        document of the doctype is refused (ValueError)."""
+        if webhook_json is not None:
+            try:
+                render_webhook_json(webhook_json, {"doctype": doctype})
+            except Exception as exc:
+                raise ValueError(f"the Webhook's JSON template is not valid: {exc}") from exc
         webhook = Webhook(
             len(self._webhooks) + 1,
             doctype,
@@ -1013,12 +1061,25 @@ class ErpNextStandIn(LoopbackServer):
             template,
             condition,
             timeout,
+            webhook_json,
         )
         self._webhooks.append(webhook)
         return webhook
 
+    def add_bridge_webhook(
+        self, doctype: str, event: str, url: str, secret: str | None, **options: Any
+    ) -> Webhook:
+        """A Webhook as the bridge's install guide configures it: its JSON template writes the
+        event into the signed body (shared/ingress/webhook.py `webhook_template`)."""
+        return self.add_webhook(
+            doctype, event, url, secret, webhook_json=webhook_template(event), **options
+        )
+
     def remove_webhooks(self) -> None:
         self._webhooks.clear()
+
+    def remove_webhook(self, webhook: Webhook) -> None:
+        self._webhooks.remove(webhook)
 
     def _fire(self, doc: Doc, events: Sequence[str]) -> list[Delivery]:
         """After the change is committed: one delivery per matching webhook (Frappe dedupes on

@@ -14,6 +14,14 @@ from tests.helpers.receivers import WebhookReceiver
 
 
 @pytest.fixture(autouse=True)
+def no_function_target(monkeypatch: pytest.MonkeyPatch) -> None:
+    """functions-framework's create_app writes FUNCTION_TARGET into the process's environment,
+    and erp_webhook's root reads only that entry point's settings: each test starts without it
+    and leaves none to the next."""
+    monkeypatch.delenv("FUNCTION_TARGET", raising=False)
+
+
+@pytest.fixture(autouse=True)
 def closed_circuits() -> Iterator[None]:
     """Circuit breakers are per process: each test starts with every circuit closed and the
     defaults, and leaves no open circuit (or a fake clock) to the next."""

@@ -23,7 +23,7 @@ _project = _root.common.project
 
 def _accept(request: runtime.HttpRequest) -> runtime.HttpAnswer:
     raw_body = runtime.read_body(request, _root.settings.ingress.max_body_bytes)
-    result = _root.ingress.accept(raw_body, request.headers.get(SIGNATURE_HEADER), request.args)
+    result = _root.ingress.accept(raw_body, request.headers.get(SIGNATURE_HEADER))
     if isinstance(result, Accepted):
         return runtime.answer(
             200,

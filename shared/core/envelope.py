@@ -99,6 +99,11 @@ def _text(body: Mapping[str, object], key: str) -> str:
     return value
 
 
+def is_doc_event(name: str) -> bool:
+    """Whether `name` looks like a Frappe doc event (`on_submit`, `after_insert`, ...)."""
+    return bool(_EVENT_NAME.match(name))
+
+
 def event_type_of(doctype: str, event: str) -> str:
     """`Sales Invoice` + `on_submit` -> `erpnext.sales_invoice.on_submit`."""
     slug = re.sub(r"[^a-z0-9]+", "_", doctype.lower()).strip("_")
@@ -115,39 +120,56 @@ def derive_event_id(
 
 
 def build_envelope(
-    *,
-    raw_body: bytes,
-    payload: Mapping[str, Json],
-    site: str,
-    received_at: datetime,
-    event_hint: str | None = None,
-    doctype_hint: str | None = None,
+    *, raw_body: bytes, payload: Mapping[str, Json], site: str, received_at: datetime
 ) -> Envelope:
     """Turn a verified, parsed webhook body into an envelope.
 
-    The body is either the document itself (Frappe's field selection) or a template of the form
-    `{"event": "...", "doc": {...}}`. The event name comes from that template or from the
-    webhook URL's query (`?event=on_submit`); the doctype from the document or `?doctype=`.
+    Frappe signs only the body, so what a webhook means comes from the body alone: it must be
+    the bridge's template form `{"event": "...", "doc": {...}}` (`webhook_template` in
+    shared/ingress/webhook.py). A body without an event inside is refused; nothing outside the
+    signed bytes (the URL's query) is read.
     """
     inner = payload.get("doc")
-    doc: Mapping[str, Json] = inner if isinstance(inner, dict) else payload
-    event = payload.get("event") if isinstance(inner, dict) else None
-    event = event or event_hint
-    doctype = doc.get("doctype") or doctype_hint
+    event = payload.get("event")
+    if not isinstance(inner, dict) or not isinstance(event, str) or not event.strip():
+        raise InvalidPayload(
+            'webhook body is not {"event": ..., "doc": {...}}: the event must be inside the '
+            "signed body; set the Webhook's JSON template as docs/OPERATIONS.md shows",
+            status=422,
+        )
+    doctype = inner.get("doctype")
+    return _envelope(inner, doctype, event, raw_body=raw_body, site=site, received_at=received_at)
+
+
+def document_envelope(
+    doc: Mapping[str, Json], *, doctype: str, event: str, site: str, received_at: datetime
+) -> Envelope:
+    """An envelope for a document the bridge read itself (reconciliation, backfill, a replay of
+    the document as it is now), shaped as the webhook's would be: the body is the document."""
+    body: dict[str, Json] = {**doc, "doctype": doctype}
+    raw_body = json.dumps(body, sort_keys=True, default=str).encode()
+    return _envelope(body, doctype, event, raw_body=raw_body, site=site, received_at=received_at)
+
+
+def _envelope(
+    doc: Mapping[str, Json],
+    doctype: Json,
+    event: str,
+    *,
+    raw_body: bytes,
+    site: str,
+    received_at: datetime,
+) -> Envelope:
     name = doc.get("name")
     missing = [
         label
-        for label, value in (("doctype", doctype), ("name", name), ("event", event))
+        for label, value in (("doctype", doctype), ("name", name))
         if not isinstance(value, str) or not value.strip()
     ]
     if missing:
-        raise InvalidPayload(
-            f"webhook body lacks {', '.join(missing)} (add them to the webhook's fields, "
-            "or ?event=...&doctype=... to its URL)",
-            status=422,
-        )
-    assert isinstance(doctype, str) and isinstance(name, str) and isinstance(event, str)
-    if not _EVENT_NAME.match(event):
+        raise InvalidPayload(f"webhook document lacks {' and '.join(missing)}", status=422)
+    assert isinstance(doctype, str) and isinstance(name, str)
+    if not is_doc_event(event):
         raise InvalidPayload(f"event name {event[:64]!r} is not a Frappe doc event", status=422)
     modified = doc.get("modified")
     modified_text = str(modified) if modified not in (None, "") else None
@@ -168,19 +190,4 @@ def build_envelope(
         modified=modified_text,
         received_at=received_at,
         doc=doc,
-    )
-
-
-def document_envelope(
-    doc: Mapping[str, Json], *, doctype: str, event: str, site: str, received_at: datetime
-) -> Envelope:
-    """An envelope for a document the bridge read itself (reconciliation, backfill, a replay of
-    the document as it is now), shaped as the webhook's would be: the body is the document."""
-    payload: dict[str, Json] = {**doc, "doctype": doctype}
-    return build_envelope(
-        raw_body=json.dumps(payload, sort_keys=True, default=str).encode(),
-        payload=payload,
-        site=site,
-        received_at=received_at,
-        event_hint=event,
     )

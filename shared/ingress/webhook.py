@@ -8,11 +8,11 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from shared.core.envelope import Envelope, Json, build_envelope
+from shared.core.envelope import Envelope, Json, build_envelope, is_doc_event
 from shared.core.routing import RouteTable, topics_for
 from shared.core.signature import verify_frappe_signature
 from shared.errors import InvalidPayload, InvalidSignature
@@ -46,25 +46,23 @@ class Ingress:
     clock: Callable[[], datetime]
     max_body_bytes: int = 1_000_000
 
-    def accept(
-        self, raw_body: bytes, signature: str | None, query: Mapping[str, str]
-    ) -> Accepted | Unrouted:
+    def accept(self, raw_body: bytes, signature: str | None) -> Accepted | Unrouted:
         """Raise from the error tree on bad input (nothing published); return what happened.
 
         Every webhook is counted once in `bridge_webhooks_received` by doctype, event and
         outcome: accepted, unrouted, rejected_signature, rejected_payload or publish_failed.
+        A refused webhook has told us nothing we trust, so its doctype and event are "unknown":
+        junk requests cannot invent label sets.
         """
         try:
-            envelope = self._envelope(raw_body, signature, query)
+            envelope = self._envelope(raw_body, signature)
         except (InvalidSignature, InvalidPayload) as exc:
             outcome = (
                 "rejected_signature" if isinstance(exc, InvalidSignature) else "rejected_payload"
             )
-            labels = {
-                "doctype": query.get("doctype") or "unknown",
-                "event": query.get("event") or "unknown",
-            }
-            metrics.webhooks_received.add(1, {**labels, "outcome": outcome})
+            metrics.webhooks_received.add(
+                1, {"doctype": "unknown", "event": "unknown", "outcome": outcome}
+            )
             raise
         labels = {"doctype": envelope.doctype, "event": envelope.event}
         topics = topics_for(self.routes, envelope.doctype, envelope.event)
@@ -92,9 +90,7 @@ class Ingress:
             logs.log_event(log, logging.DEBUG, "published", topics=list(topics))
             return Accepted(envelope, topics, tuple(message_ids))
 
-    def _envelope(
-        self, raw_body: bytes, signature: str | None, query: Mapping[str, str]
-    ) -> Envelope:
+    def _envelope(self, raw_body: bytes, signature: str | None) -> Envelope:
         if len(raw_body) > self.max_body_bytes:
             raise InvalidPayload(f"body is over the {self.max_body_bytes}-byte limit", status=413)
         if self.webhook_secret is not None:
@@ -104,9 +100,17 @@ class Ingress:
             payload=parse_json_object(raw_body),
             site=self.site,
             received_at=self.clock(),
-            event_hint=query.get("event"),
-            doctype_hint=query.get("doctype"),
         )
+
+
+def webhook_template(event: str) -> str:
+    """The JSON template of every ERPNext Webhook the bridge receives (Frappe renders it with
+    Jinja, `doc` being the document, and its `json` filter is `frappe.as_json`): the event is
+    written into the signed body, because Frappe signs nothing else. One Webhook per doctype and
+    event, each with its own event here."""
+    if not is_doc_event(event):
+        raise ValueError(f"{event!r} is not a Frappe doc event")
+    return '{"event": "' + event + '", "doc": {{ doc | json }}}'
 
 
 def parse_json_object(raw_body: bytes) -> dict[str, Json]:

@@ -20,7 +20,7 @@ from devstack.erpnext import ErpNextStandIn
 from shared.adapters.drive import GoogleDrive, drive_client
 from shared.adapters.erpnext import ErpNextClient
 from shared.adapters.firestore import FirestoreStores
-from shared.core.envelope import Envelope, build_envelope
+from shared.core.envelope import Envelope, document_envelope
 from shared.drive.filing import BACKFILL_JOB, DriveBackfill, DriveUploader
 from shared.drive.settings import DriveConfig
 from shared.errors import UpstreamRejected, UpstreamUnavailable
@@ -81,13 +81,12 @@ def uploader(
 
 
 def event(doc: dict[str, Any], name: str = "after_insert") -> Envelope:
-    payload = {**doc, "doctype": "File"}
-    return build_envelope(
-        raw_body=json.dumps(payload, default=str).encode(),
-        payload=json.loads(json.dumps(payload, default=str)),
+    return document_envelope(
+        json.loads(json.dumps(doc, default=str)),
+        doctype="File",
+        event=name,
         site="erp.example.com",
         received_at=datetime.now(UTC),
-        event_hint=name,
     )
 
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from shared.adapters.firestore import FirestoreStores
-from shared.core.envelope import Envelope, build_envelope
+from shared.core.envelope import Envelope, document_envelope
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -21,8 +20,8 @@ def stores(project_id: str) -> FirestoreStores:
 
 def invoice(name: str, second: int, event: str = "on_change") -> Envelope:
     doc = {"doctype": "Sales Invoice", "name": name, "modified": f"2026-11-23 10:00:{second:02d}"}
-    return build_envelope(
-        raw_body=json.dumps(doc).encode(), payload=doc, site="s", received_at=NOW, event_hint=event
+    return document_envelope(
+        doc, doctype=str(doc["doctype"]), event=event, site="s", received_at=NOW
     )
 
 

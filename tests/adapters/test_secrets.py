@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from functions_framework import create_app
 
@@ -12,7 +10,7 @@ from devstack.secretmanager import SecretManagerStandIn
 from shared.adapters.pubsub import ensure_topic
 from shared.adapters.secrets import SecretManagerReader
 from shared.errors import ConfigurationError
-from tests.helpers.frappe import frappe_signature
+from tests.helpers.frappe import frappe_signature, v15_body
 
 SECRET = "secret-from-secret-manager"
 
@@ -49,20 +47,16 @@ def test_webhook_reads_its_secret_from_secret_manager_when_env_has_none(
         client = create_app(
             "receive_erp_webhook", "functions/erp_webhook/main.py", "http"
         ).test_client()
-        body = json.dumps(
+        body = v15_body(
             {"doctype": "Sales Invoice", "name": "SINV-1", "modified": "2026-11-23 10:00:00"}
-        ).encode()
+        )
         good = frappe_signature(SECRET, body)
         assert (
-            client.post(
-                "/?event=on_submit", data=body, headers={"X-Frappe-Webhook-Signature": good}
-            ).status_code
+            client.post("/", data=body, headers={"X-Frappe-Webhook-Signature": good}).status_code
             == 200
         )
         bad = frappe_signature("other", body)
         assert (
-            client.post(
-                "/?event=on_submit", data=body, headers={"X-Frappe-Webhook-Signature": bad}
-            ).status_code
+            client.post("/", data=body, headers={"X-Frappe-Webhook-Signature": bad}).status_code
             == 401
         )

@@ -3,7 +3,6 @@ Sheets adapter through google-api-python-client, the quota-enforcing Sheets stan
 
 from __future__ import annotations
 
-import json
 import random
 import threading
 from collections.abc import Iterator
@@ -14,7 +13,7 @@ import pytest
 from devstack.sheets import Faults, SheetsStandIn
 from shared.adapters.firestore import FirestoreStores
 from shared.adapters.sheets import GoogleInvoiceSheet, GoogleSheetLayout, sheets_client
-from shared.core.envelope import Envelope, build_envelope
+from shared.core.envelope import Envelope, document_envelope
 from shared.platform.backoff import Backoff
 from shared.sheets.layout import TRACKER_TAB
 from shared.sheets.rows import TrackerConfig
@@ -43,12 +42,8 @@ def invoice(number: int, version: int) -> Envelope:
         "modified": f"2026-11-23 10:00:0{version}.000000",
         "docstatus": 1,
     }
-    return build_envelope(
-        raw_body=json.dumps(doc).encode(),
-        payload=doc,
-        site="erp.example.com",
-        received_at=NOW,
-        event_hint="on_change",
+    return document_envelope(
+        doc, doctype=str(doc["doctype"]), event="on_change", site="erp.example.com", received_at=NOW
     )
 
 

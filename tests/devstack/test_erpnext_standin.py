@@ -442,6 +442,37 @@ def test_template_replaces_data_in_its_key_order_when_given(
     assert receiver.posts[0].body == json.dumps(expected).encode()
 
 
+def test_a_jinja_json_template_is_rendered_with_frappes_json_filter(
+    erp: ErpNextStandIn, receiver: WebhookReceiver
+) -> None:
+    erp.add_webhook(
+        "Sales Invoice",
+        "on_submit",
+        receiver.url + HOOK,
+        WEBHOOK_SECRET,
+        webhook_json='{"event": "on_submit", "name": "{{ doc.name }}", "doc": {{ doc | json }}}',
+    )
+    created = _invoice(erp)
+
+    submitted = erp.submit("Sales Invoice", created["name"])
+    assert erp.wait_for_deliveries(5)
+
+    (body,) = receiver.bodies()
+    assert (body["event"], body["name"]) == ("on_submit", created["name"])
+    # frappe.as_json of a Document: its fields without the empty ones.
+    assert body["doc"] == {key: value for key, value in submitted.items() if value is not None}
+
+
+@pytest.mark.parametrize(
+    "template", ['{"event": "on_submit", "doc": {{ doc }}}', '{"a": {{ doc.name }', "{% if %}"]
+)
+def test_a_json_template_that_does_not_render_to_json_is_refused_as_frappe_validates(
+    erp: ErpNextStandIn, template: str
+) -> None:
+    with pytest.raises(ValueError, match="JSON template is not valid"):
+        erp.add_webhook("Sales Invoice", "on_submit", "http://x/", webhook_json=template)
+
+
 def test_v15_sends_three_attempts_sleeping_1_4_7_then_drops_when_receiver_fails(
     erp: ErpNextStandIn, receiver: WebhookReceiver, sleeps: list[float]
 ) -> None:

@@ -23,9 +23,7 @@ def stack(emulators: Emulators) -> Iterator[Devstack]:
         emulators=emulators,
     ) as running:
         for event in ("after_insert", "on_trash"):
-            running.erpnext.add_webhook(
-                "File", event, f"{running.webhook_url}?event={event}", SECRET
-            )
+            running.erpnext.add_bridge_webhook("File", event, running.webhook_url, SECRET)
         yield running
 
 

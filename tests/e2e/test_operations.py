@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -17,7 +16,7 @@ from devstack.emulators import Emulators
 from devstack.stack import ADMIN_AUDIENCE, SCHEDULER_ACCOUNT, Devstack, running_devstack
 from devstack.waiting import wait_until
 from shared.cli import main
-from shared.core.envelope import build_envelope
+from shared.core.envelope import document_envelope
 from shared.platform.failures import FailureReport
 
 SECRET = "e2e-operations-secret"
@@ -29,10 +28,10 @@ def stack(emulators: Emulators) -> Iterator[Devstack]:
     with running_devstack(
         webhook_secret=SECRET, extra_env=extra, project="e2e-operations", emulators=emulators
     ) as running:
-        running.erpnext.add_webhook(
+        running.erpnext.add_bridge_webhook(
             "File",
             "after_insert",
-            f"{running.webhook_url}?event=after_insert",
+            running.webhook_url,
             SECRET,
             era="develop",
             request_structure="form",
@@ -129,12 +128,12 @@ def test_a_dead_lettered_event_replayed_is_applied_once_and_resolves_its_record(
 
 def failure(n: int, integration: str, when: datetime) -> FailureReport:
     doc = {"doctype": "Sales Invoice", "name": f"OPS-{n}", "modified": "2026-12-01 10:00:00"}
-    envelope = build_envelope(
-        raw_body=json.dumps(doc).encode(),
-        payload=doc,
+    envelope = document_envelope(
+        doc,
+        doctype=str(doc["doctype"]),
+        event="on_submit",
         site="erp.example.com",
         received_at=when,
-        event_hint="on_submit",
     )
     return FailureReport(
         integration=integration,

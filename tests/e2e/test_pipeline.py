@@ -43,16 +43,16 @@ def erp(stack: Devstack) -> ErpNextStandIn:
     erp = stack.erpnext
     for event in ("after_insert", "on_submit", "on_change", "on_cancel"):
         for doctype in ("Sales Invoice", "Purchase Invoice"):
-            erp.add_webhook(doctype, event, f"{stack.webhook_url}?event={event}", SECRET)
-    erp.add_webhook(
+            erp.add_bridge_webhook(doctype, event, stack.webhook_url, SECRET)
+    erp.add_bridge_webhook(
         "File",
         "after_insert",
-        f"{stack.webhook_url}?event=after_insert",
+        stack.webhook_url,
         SECRET,
         era="develop",
         request_structure="form",
     )
-    erp.add_webhook("Issue", "after_insert", f"{stack.webhook_url}?event=after_insert", SECRET)
+    erp.add_bridge_webhook("Issue", "after_insert", stack.webhook_url, SECRET)
     return erp
 
 
@@ -134,10 +134,11 @@ def test_older_version_is_acknowledged_not_applied_when_it_arrives_late(
     (insert_delivery,) = erp.deliveries(docname=name, event="after_insert")
     # The late copy: a v15 retry that reaches us after the newer versions were applied.
     stale_body = json.loads(insert_delivery.body)
-    stale_body["customer"] = "Stale Copy Ltd"
+    stale_body["event"] = "on_update"
+    stale_body["doc"]["customer"] = "Stale Copy Ltd"
     body = json.dumps(stale_body).encode()
     response = requests.post(
-        f"{stack.webhook_url}?event=on_update",
+        stack.webhook_url,
         data=body,
         headers={"X-Frappe-Webhook-Signature": sign(body)},
         timeout=10,
@@ -156,6 +157,51 @@ def test_older_version_is_acknowledged_not_applied_when_it_arrives_late(
     assert row["Status"] == "Unpaid"
 
 
+def test_a_signed_body_means_only_what_it_says_whatever_the_url_adds(
+    stack: Devstack, erp: ErpNextStandIn
+) -> None:
+    # A Webhook set up the old way: the document alone in the body, its event only in the URL.
+    flat = erp.add_webhook(
+        "Sales Invoice", "on_update", f"{stack.webhook_url}?event=on_update", SECRET
+    )
+    try:
+        name = new_invoice(erp)
+        assert erp.wait_for_deliveries(timeout=20)
+    finally:
+        erp.remove_webhook(flat)
+    assert wait_until(lambda: stack.tracker_row(name) is not None)
+    # Its deliveries are refused with an answer that says how to set the Webhook up ...
+    (refused,) = erp.deliveries(docname=name, event="on_update")
+    assert set(refused.status_codes) == {422}
+    # ... and the attacker's move: the same signed bytes (ERPNext's request log keeps them, with
+    # their signature) posted with a URL that says the invoice was deleted.
+    attack = requests.post(
+        f"{stack.webhook_url}?event=on_trash&doctype=Sales+Invoice",
+        data=refused.body,
+        headers=dict(refused.headers),
+        timeout=10,
+    )
+    assert attack.status_code == 422
+    assert "the event must be inside the signed body" in attack.json()["error"]
+    # A signed template body keeps its own event, whatever the URL says.
+    (inserted,) = erp.deliveries(docname=name, event="after_insert")
+    again = requests.post(
+        f"{stack.webhook_url}?event=on_trash",
+        data=inserted.body,
+        headers=dict(inserted.headers),
+        timeout=10,
+    )
+    assert again.json()["event_type"] == "erpnext.sales_invoice.after_insert"
+    assert wait_until(
+        lambda: (
+            sum(o.get("name") == name and o["outcome"] == "duplicate" for o in stack.outcomes())
+            == 2
+            and stack.outboxes_empty()
+        )
+    )
+    assert stack.tracker_row(name) is not None
+
+
 def sign(body: bytes) -> str:
     return frappe_signature(SECRET, body)
 
@@ -166,7 +212,9 @@ def test_crashed_claim_is_taken_over_after_its_lease_and_applied_once(
     # What a crash leaves behind: a claim whose owner died before marking it done. We place it
     # first, then let the webhook through, as if the crashed instance had got the event earlier.
     (issue,) = erp.import_docs("Issue", [{"subject": "Pump broken", "priority": "High"}])
-    body = json.dumps({**issue, "doctype": "Issue"}, default=str).encode()
+    body = json.dumps(
+        {"event": "after_insert", "doc": {**issue, "doctype": "Issue"}}, default=str
+    ).encode()
     from shared.core.envelope import build_envelope
 
     envelope = build_envelope(
@@ -174,7 +222,6 @@ def test_crashed_claim_is_taken_over_after_its_lease_and_applied_once(
         payload=json.loads(body),
         site="erp.example.com",
         received_at=datetime.now(UTC),
-        event_hint="after_insert",
     )
     stack.stores().claims.claim(
         "notifier",
@@ -184,7 +231,7 @@ def test_crashed_claim_is_taken_over_after_its_lease_and_applied_once(
         lease=timedelta(seconds=LEASE_S),
     )
     response = requests.post(
-        f"{stack.webhook_url}?event=after_insert",
+        stack.webhook_url,
         data=body,
         headers={"X-Frappe-Webhook-Signature": sign(body)},
         timeout=10,
@@ -276,7 +323,7 @@ def test_an_attachment_reaches_drive_once_and_is_linked_back_then_trashed_on_del
     (copy,) = copies()
     assert stack.drive.content(copy.id) == content
     assert stack.drive.path_of(copy.id) == f"PROJ-0001/{name}/delivery note.pdf"
-    erp.add_webhook("File", "on_trash", f"{stack.webhook_url}?event=on_trash", SECRET)
+    erp.add_bridge_webhook("File", "on_trash", stack.webhook_url, SECRET)
     erp.delete("File", str(file_doc["name"]))
     assert wait_until(lambda: not copies())
 
@@ -387,7 +434,7 @@ def test_a_replaced_attachment_is_a_new_drive_file_and_the_old_one_is_trashed(
     stack: Devstack, erp: ErpNextStandIn
 ) -> None:
     name = new_invoice(erp)
-    erp.add_webhook("File", "on_trash", f"{stack.webhook_url}?event=on_trash", SECRET)
+    erp.add_bridge_webhook("File", "on_trash", stack.webhook_url, SECRET)
     old = erp.add_file(
         "plan-v1.pdf", b"plan 1", attached_to_doctype="Sales Invoice", attached_to_name=name
     )

@@ -37,11 +37,11 @@ def stack(emulators: Emulators) -> Iterator[Devstack]:
     ) as running:
         erp = running.erpnext
         url = running.webhook_url
-        erp.add_webhook("Issue", "after_insert", f"{url}?event=after_insert", SECRET)
-        erp.add_webhook(
+        erp.add_bridge_webhook("Issue", "after_insert", url, SECRET)
+        erp.add_bridge_webhook(
             "File",
             "after_insert",
-            f"{url}?event=after_insert",
+            url,
             SECRET,
             era="develop",
             request_structure="form",
@@ -271,7 +271,7 @@ def test_an_emergency_request_reaches_the_team_and_on_call_escaped(people: Devst
 
 def test_a_service_report_reaches_the_admins_and_the_requests_pm(people: Devstack) -> None:
     erp = people.erpnext
-    erp.add_webhook("Service Report", "on_submit", f"{people.webhook_url}?event=on_submit", SECRET)
+    erp.add_bridge_webhook("Service Report", "on_submit", people.webhook_url, SECRET)
     leak = issue_named(erp, "Hydraulic leak at the loading bay")  # Acme's project: Ana is PM
     report = erp.insert(
         "Service Report", {"service_request": leak["name"], "summary": "Seal replaced"}

@@ -50,9 +50,7 @@ def stack(emulators: Emulators) -> Iterator[Devstack]:
         webhook_secret=SECRET, project="e2e-whatsapp", emulators=emulators
     ) as running:
         for event in ("after_insert", "on_update", "on_change"):
-            running.erpnext.add_webhook(
-                "Issue", event, f"{running.webhook_url}?event={event}", SECRET
-            )
+            running.erpnext.add_bridge_webhook("Issue", event, running.webhook_url, SECRET)
         yield running
 
 

@@ -17,7 +17,7 @@ from devstack.telegram import TelegramStandIn
 from shared.adapters.firestore import FirestoreStores
 from shared.adapters.pubsub import ensure_pull_subscription, ensure_topic
 from shared.cli import main
-from shared.core.envelope import build_envelope
+from shared.core.envelope import document_envelope
 from shared.core.routing import INVOICES
 from shared.operations.error_query import ErrorFilter
 from shared.platform.failures import FailureReport
@@ -168,12 +168,12 @@ def error_log(project_id: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Fire
 
 def invoice_failure(name: str, *, with_event: bool = True) -> FailureReport:
     doc = {"doctype": "Sales Invoice", "name": name, "modified": "2026-12-01 10:00:00"}
-    envelope = build_envelope(
-        raw_body=json.dumps(doc).encode(),
-        payload=doc,
+    envelope = document_envelope(
+        doc,
+        doctype=str(doc["doctype"]),
+        event="on_submit",
         site="erp.example.com",
         received_at=datetime.now(UTC),
-        event_hint="on_submit",
     )
     return FailureReport(
         integration="sheets_sync",

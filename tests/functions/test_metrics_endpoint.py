@@ -66,9 +66,9 @@ def start(
         function.stop()
 
 
-def post_webhook(function: RunningFunction, body: bytes, signature: str, event: str) -> int:
+def post_webhook(function: RunningFunction, body: bytes, signature: str, query: str = "") -> int:
     response = requests.post(
-        f"{function.url}/?event={event}",
+        f"{function.url}/{query}",
         data=body,
         headers={"X-Frappe-Webhook-Signature": signature, "Content-Type": "application/json"},
         timeout=30,
@@ -81,16 +81,26 @@ def test_webhook_outcomes_and_publish_latency_are_scraped_from_the_functions_wor
 ) -> None:
     webhook = start[WEBHOOK.target]
     body = v15_body(INVOICE)
-    assert post_webhook(webhook, body, frappe_signature(SECRET, body), "on_submit") == 200
-    assert post_webhook(webhook, body, frappe_signature("a guess", body), "on_submit") == 401
-    todo = v15_body({"doctype": "ToDo", "name": "T-1"})
-    assert post_webhook(webhook, todo, frappe_signature(SECRET, todo), "after_insert") == 202
+    assert post_webhook(webhook, body, frappe_signature(SECRET, body)) == 200
+    # Refused requests say nothing we trust: whatever their URL claims, their labels are fixed,
+    # so junk cannot push the real label sets out of the metric.
+    for n in range(3):
+        junk = f"?doctype=Junk+{n}&event=junk_{n}"
+        assert post_webhook(webhook, body, frappe_signature("a guess", body), junk) == 401
+        flat = json.dumps(INVOICE).encode()
+        assert post_webhook(webhook, flat, frappe_signature(SECRET, flat), junk) == 422
+    todo = v15_body({"doctype": "ToDo", "name": "T-1"}, "after_insert")
+    assert post_webhook(webhook, todo, frappe_signature(SECRET, todo)) == 202
 
     samples = scrape(webhook.metrics_url)
     received = "bridge_webhooks_received_total"
     assert value(samples, received, doctype="Sales Invoice", outcome="accepted") == 1
-    assert value(samples, received, event="on_submit", outcome="rejected_signature") == 1
+    unknown = {"doctype": "unknown", "event": "unknown"}
+    assert value(samples, received, **unknown, outcome="rejected_signature") == 3
+    assert value(samples, received, **unknown, outcome="rejected_payload") == 3
     assert value(samples, received, doctype="ToDo", outcome="unrouted") == 1
+    labels = {sample.labels.get("doctype") for sample in samples if sample.name == received}
+    assert labels == {"Sales Invoice", "ToDo", "unknown"}
     assert value(samples, "bridge_publish_latency_seconds_count", outcome="ok") == 1
 
 

@@ -8,14 +8,20 @@ import hmac
 import json
 
 
-def v15_body(doc: dict[str, object]) -> bytes:
-    """Frappe v15: `json.dumps(data, default=str)`, default separators, keys in order."""
-    return json.dumps(doc, default=str).encode()
+def template_data(doc: dict[str, object], event: str = "on_submit") -> dict[str, object]:
+    """What the bridge's Webhook JSON template renders for `doc`: the event and the document."""
+    return {"event": event, "doc": doc}
 
 
-def develop_body(doc: dict[str, object]) -> bytes:
+def v15_body(doc: dict[str, object], event: str = "on_submit") -> bytes:
+    """Frappe v15's body for the bridge's template: `json.dumps(data, default=str)`, default
+    separators, keys in order."""
+    return json.dumps(template_data(doc, event), default=str).encode()
+
+
+def develop_body(doc: dict[str, object], event: str = "on_submit") -> bytes:
     """Frappe develop (2026): `frappe.as_json`, indent 1 and sorted keys."""
-    return json.dumps(doc, indent=1, sort_keys=True, default=str).encode()
+    return json.dumps(template_data(doc, event), indent=1, sort_keys=True, default=str).encode()
 
 
 def frappe_signature(secret: str, body: bytes) -> str:

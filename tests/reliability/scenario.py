@@ -22,6 +22,7 @@ from devstack.erpnext import Webhook, build_request
 from devstack.stack import CHATS, Devstack
 from devstack.waiting import wait_until
 from shared.alerts.rules import REPEAT_NOTICE
+from shared.ingress.webhook import webhook_template
 
 Delivery = tuple[str, bytes, dict[str, str]]
 """URL, body and headers of one webhook request, as Frappe posts it."""
@@ -55,9 +56,11 @@ class Scenario:
 def signed(stack: Devstack, secret: str, doctype: str, event: str, doc: dict[str, Any]) -> Delivery:
     """What Frappe would post for this version of the document."""
     era = "develop" if doctype in ("File", "Issue") else "v15"
-    hook = Webhook(0, doctype, event, stack.webhook_url, secret, era)
+    hook = Webhook(
+        0, doctype, event, stack.webhook_url, secret, era, webhook_json=webhook_template(event)
+    )
     body, headers = build_request(hook, {**copy.deepcopy(doc), "doctype": doctype})
-    return f"{stack.webhook_url}?event={event}", body, headers
+    return stack.webhook_url, body, headers
 
 
 def make_scenario(

@@ -3,14 +3,13 @@ client's WhatsApp), their texts filled, and nothing sent to people who have no l
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 
 import pytest
 
 from shared.alerts.notifier import AlertPlanner, NotifierConfig
 from shared.alerts.rules import AlertNames, default_rules
-from shared.core.envelope import Envelope, Json, build_envelope
+from shared.core.envelope import Envelope, Json, document_envelope
 from shared.errors import ConfigurationError
 from shared.servicedesk.ports import ServiceRequest
 from tests.helpers.fakes import InMemoryBotStore, InMemoryPeople, InMemoryServiceDesk
@@ -47,12 +46,8 @@ def planner(config: NotifierConfig | None = None) -> AlertPlanner:
 def event(doctype: str, event_name: str, **fields: Json) -> Envelope:
     doc: dict[str, Json] = {"doctype": doctype, "name": "X-1", "modified": "2026-12-01 09:00:00"}
     doc.update(fields)
-    return build_envelope(
-        raw_body=json.dumps(doc).encode(),
-        payload=doc,
-        site="erp.example.com",
-        received_at=NOW,
-        event_hint=event_name,
+    return document_envelope(
+        doc, doctype=str(doc["doctype"]), event=event_name, site="erp.example.com", received_at=NOW
     )
 
 

@@ -23,7 +23,7 @@ from shared.alerts.rules import (
     parse_rules,
     render,
 )
-from shared.core.envelope import Envelope, Json, build_envelope
+from shared.core.envelope import Envelope, Json, document_envelope
 
 NOW = datetime(2026, 12, 2, 9, 30, tzinfo=UTC)
 SITE = "erp.example.com"
@@ -38,12 +38,8 @@ def envelope(doctype: str, event: str, **fields: Json) -> Envelope:
         "modified": "2026-12-02 09:00:00.000000",
         **fields,
     }
-    return build_envelope(
-        raw_body=json.dumps(doc).encode(),
-        payload=doc,
-        site=SITE,
-        received_at=NOW,
-        event_hint=event,
+    return document_envelope(
+        doc, doctype=str(doc["doctype"]), event=event, site=SITE, received_at=NOW
     )
 
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.core.envelope import Envelope, build_envelope
+from shared.core.envelope import Envelope, document_envelope
 from shared.errors import ClaimHeld, MappingError, UpstreamUnavailable
 from shared.platform.failures import ErrorStatus
 from shared.platform.runtime import Consumer, Outcome, PubSubMessage
@@ -25,8 +24,8 @@ def envelope(
     modified: str = "2026-11-23 10:00:00", name: str = "SINV-0001", event: str = "on_submit"
 ) -> Envelope:
     doc = {"doctype": "Sales Invoice", "name": name, "modified": modified}
-    return build_envelope(
-        raw_body=json.dumps(doc).encode(), payload=doc, site="s", received_at=NOW, event_hint=event
+    return document_envelope(
+        doc, doctype=str(doc["doctype"]), event=event, site="s", received_at=NOW
     )
 
 

@@ -69,7 +69,7 @@ def test_an_invoice_webhook_becomes_one_sheet_row_through_both_roots_on_fakes() 
     )
 
     body = v15_body(INVOICE)
-    accepted = ingress.accept(body, frappe_signature(SECRET, body), {"event": "on_submit"})
+    accepted = ingress.accept(body, frappe_signature(SECRET, body))
     assert isinstance(accepted, Accepted) and accepted.topics == (INVOICES,)
     [(topic, data, attributes)] = publisher.published
     assert topic == INVOICES

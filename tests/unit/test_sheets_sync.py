@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.core.envelope import Envelope, build_envelope
+from shared.core.envelope import Envelope, document_envelope
 from shared.errors import UpstreamUnavailable
 from shared.platform.backoff import Backoff
 from shared.sheets.rows import RowPlan, SheetIndex, TrackerConfig
@@ -45,12 +44,8 @@ def invoice(
         "modified": f"2026-11-23 10:{version // 60:02d}:{version % 60:02d}.000000",
         **extra,
     }
-    return build_envelope(
-        raw_body=json.dumps(doc).encode(),
-        payload=doc,
-        site="erp.example.com",
-        received_at=NOW,
-        event_hint=event,
+    return document_envelope(
+        doc, doctype=str(doc["doctype"]), event=event, site="erp.example.com", received_at=NOW
     )
 
 
