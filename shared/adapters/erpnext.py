@@ -24,6 +24,7 @@ from urllib.parse import quote
 
 import requests
 
+from shared.core.documents import is_plain_file_path
 from shared.core.envelope import Json
 from shared.errors import (
     ConfigurationError,
@@ -320,9 +321,9 @@ class ErpNextClient:
     ) -> Iterator[Iterator[bytes]]:
         """The bytes of a File's `file_url` (/files/... or /private/files/...) in chunks of at most
         `chunk_size`, never all in memory; the connection closes when the block ends."""
-        if not file_url.startswith(("/files/", "/private/files/")):
+        if not is_plain_file_path(file_url):
             raise UpstreamRejected(
-                f"erpnext download: not an ERPNext file URL: {file_url[:100]}", service=SERVICE
+                f"erpnext download: not an ERPNext file path: {file_url[:100]}", service=SERVICE
             )
         what = f"download {file_url[:120]}"
         with resilience.guarded(SERVICE, what), self._translated(what):

@@ -49,6 +49,7 @@ from shared.alerts.rules import (
     render,
     template_values,
 )
+from shared.core.documents import desk_url
 from shared.core.envelope import Envelope
 from shared.errors import (
     BridgeError,
@@ -163,8 +164,7 @@ class AlertPlanner:
         values["name"] = envelope.name
         wanted = set(template_values(rule.template)) | set(rule.content_variables)
         if "link" in wanted:
-            slug = envelope.doctype.lower().replace(" ", "-")
-            values["link"] = f"{self.config.site_url}/app/{slug}/{envelope.name}"
+            values["link"] = desk_url(self.config.site_url, envelope.doctype, envelope.name)
         if "amount" in wanted:
             values["amount"] = format_amount(doc.get("grand_total"), doc.get("currency"))
         owner = doc.get("owner")

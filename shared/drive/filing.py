@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from shared.core.documents import field_text
+from shared.core.documents import field_text, is_plain_file_path, is_site_file
 from shared.core.envelope import Envelope, Json, document_envelope
 from shared.core.routing import OPERATIONS
 from shared.drive.ports import DriveFiles, DriveItem, FolderRegistry, PersonsErp
@@ -66,8 +66,14 @@ class DriveUploader:
                 self.drive.trash(item.id)
             return f"trashed {len(copies)} Drive copies of {envelope.name}"
         doc = envelope.doc
-        if not str(doc.get("file_url") or "").startswith(("/files/", "/private/files/")):
+        file_url = str(doc.get("file_url") or "")
+        if not is_site_file(file_url):
             return f"{envelope.name} points outside ERPNext (a link, or an offloaded copy): nothing to copy"
+        if not is_plain_file_path(file_url):
+            raise InvalidPayload(
+                f"{envelope.name}'s file_url {file_url[:120]!r} has dot or empty segments: "
+                "it would be read from another address than ERPNext's file, so it is not copied"
+            )
         existing = self.drive.find(app_property=(APP_KEY, handle))
         if not existing:
             moved = self.drive.find(app_property=(OFFLOADED_FROM, handle))
@@ -112,14 +118,17 @@ class DriveUploader:
         attached_doctype = field_text(doc, "attached_to_doctype")
         attached_name = field_text(doc, "attached_to_name")
         project = self._project_of(attached_doctype, attached_name)
-        path = self.config.folder_template.format(
-            project=project or "No project",
-            doctype=attached_doctype or "Unattached",
-            project_or_doctype=project or attached_doctype or "Unattached",
-            document=attached_name or "Unattached",
-        )
+        values = {
+            "project": project or "No project",
+            "doctype": attached_doctype or "Unattached",
+            "project_or_doctype": project or attached_doctype or "Unattached",
+            "document": attached_name or "Unattached",
+        }
+        # Only the template's own `/` makes folders: a name with one (`INV/24-25/001`) is one
+        # folder, as Drive allows, never a path into another client's folder.
         parent = self.config.root_folder
-        for name in (part.strip() for part in path.split("/")):
+        for level in self.config.folder_template.split("/"):
+            name = level.format(**values).strip()
             if name:
                 parent = self._folder(parent, name)
         return parent

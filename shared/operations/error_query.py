@@ -115,8 +115,13 @@ def to_csv(records: Iterable[ErrorRecord]) -> str:
     return out.getvalue()
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
+"""What a spreadsheet may read a cell as a formula by (OWASP's CSV injection list, with LF): such
+a cell gets a leading `'`, which the spreadsheet shows as text."""
+
+
 def _cell(value: object) -> str:
     if value is None:
         return ""
     text = value.isoformat() if isinstance(value, datetime) else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
+    return "'" + text if text[:1] in FORMULA_STARTS else text

@@ -11,9 +11,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Literal, TypeAlias
-from urllib.parse import quote
 
-from shared.core.documents import field_text
+from shared.core.documents import desk_url, field_text
 from shared.core.envelope import Envelope, Json
 from shared.core.versions import parse_modified
 from shared.errors import InvalidPayload, MappingError
@@ -36,10 +35,6 @@ _TYPE_LABELS: Mapping[InvoiceDoctype, str] = {
 _COUNTERPARTY_FIELD: Mapping[InvoiceDoctype, str] = {
     SALES_INVOICE: "customer",
     PURCHASE_INVOICE: "supplier",
-}
-_URL_SLUG: Mapping[InvoiceDoctype, str] = {
-    SALES_INVOICE: "sales-invoice",
-    PURCHASE_INVOICE: "purchase-invoice",
 }
 
 
@@ -293,9 +288,7 @@ def paid_date_from_cell(cell: CellValue) -> date | None:
 
 
 def erpnext_link(facts: InvoiceFacts, config: TrackerConfig) -> str:
-    return (
-        f"{config.site_url.rstrip('/')}/app/{_URL_SLUG[facts.doctype]}/{quote(facts.name, safe='')}"
-    )
+    return desk_url(config.site_url, facts.doctype, facts.name)
 
 
 def _status_cell(facts: InvoiceFacts, config: TrackerConfig) -> str:

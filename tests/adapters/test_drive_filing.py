@@ -23,7 +23,7 @@ from shared.adapters.firestore import FirestoreStores
 from shared.core.envelope import Envelope, document_envelope
 from shared.drive.filing import BACKFILL_JOB, DriveBackfill, DriveUploader
 from shared.drive.settings import DriveConfig
-from shared.errors import UpstreamRejected, UpstreamUnavailable
+from shared.errors import InvalidPayload, UpstreamRejected, UpstreamUnavailable
 from shared.platform.backoff import Backoff
 from shared.platform.executions import RunStatus
 from shared.platform.jobs import Jobs
@@ -162,6 +162,57 @@ def test_twenty_concurrent_uploads_into_a_new_project_make_one_folder_each_level
     assert sorted(f.name for f in live(drive, folders=True)) == ["ACME Tower", "INV-1"]
     assert len(live(drive)) == 20
     assert {drive.path_of(f.id).rsplit("/", 1)[0] for f in live(drive)} == {"ACME Tower/INV-1"}
+
+
+def test_a_slash_in_a_project_or_document_name_is_part_of_one_folders_name(
+    drive: DriveStandIn, erp: ErpNextStandIn, project_id: str
+) -> None:
+    erp.import_docs("Project", [{"name": "ACME Tower/Board", "status": "Open"}])
+    erp.import_docs("Sales Invoice", [{"name": "INV/24-25/001", "project": "ACME Tower/Board"}])
+    file_doc = erp.add_file(
+        "minutes.pdf",
+        b"%PDF minutes",
+        attached_to_doctype="Sales Invoice",
+        attached_to_name="INV/24-25/001",
+    )
+
+    uploader(drive, erp, project_id).apply(event(file_doc))
+
+    (copy,) = live(drive)
+    folders = {folder.id: folder for folder in live(drive, folders=True)}
+    document = folders[copy.parents[0]]
+    project = folders[document.parents[0]]
+    assert (project.name, document.name) == ("ACME Tower/Board", "INV/24-25/001")
+    assert project.parents == [next(iter(drive.drives))] and len(folders) == 2
+
+
+@pytest.mark.parametrize(
+    "file_url",
+    [
+        "/files/../api/resource/User",
+        "/private/files/./../../api/method/frappe.auth.get_logged_user",
+        "/files//etc/passwd",
+        "/files/a/..",
+    ],
+)
+def test_a_file_url_with_dot_or_empty_segments_is_refused_and_nothing_is_fetched(
+    drive: DriveStandIn, erp: ErpNextStandIn, project_id: str, file_url: str
+) -> None:
+    attach(erp, "real.pdf", b"%PDF real")  # the invoice it claims to belong to exists
+    doc = {
+        "name": "evil-file",
+        "file_name": "users.json",
+        "file_url": file_url,
+        "attached_to_doctype": "Sales Invoice",
+        "attached_to_name": "INV-1",
+    }
+    with pytest.raises(InvalidPayload, match="dot or empty segments"):
+        uploader(drive, erp, project_id).apply(event(doc))
+    assert [f.name for f in live(drive)] == []
+    client = ErpNextClient(erp.url, "bridge", "erp-secret", timeout_s=2)
+    with pytest.raises(UpstreamRejected, match="not an ERPNext file path"):
+        with client.stream_file(file_url):
+            pass
 
 
 def test_deleting_trashes_the_copy_and_a_replacement_is_a_new_file(

@@ -43,7 +43,7 @@ def invoice(number: int, version: int) -> Envelope:
         "docstatus": 1,
     }
     return document_envelope(
-        doc, doctype=str(doc["doctype"]), event="on_change", site="erp.example.com", received_at=NOW
+        doc, doctype="Sales Invoice", event="on_change", site="erp.example.com", received_at=NOW
     )
 
 

@@ -130,7 +130,7 @@ def failure(n: int, integration: str, when: datetime) -> FailureReport:
     doc = {"doctype": "Sales Invoice", "name": f"OPS-{n}", "modified": "2026-12-01 10:00:00"}
     envelope = document_envelope(
         doc,
-        doctype=str(doc["doctype"]),
+        doctype="Sales Invoice",
         event="on_submit",
         site="erp.example.com",
         received_at=when,

@@ -170,7 +170,7 @@ def invoice_failure(name: str, *, with_event: bool = True) -> FailureReport:
     doc = {"doctype": "Sales Invoice", "name": name, "modified": "2026-12-01 10:00:00"}
     envelope = document_envelope(
         doc,
-        doctype=str(doc["doctype"]),
+        doctype="Sales Invoice",
         event="on_submit",
         site="erp.example.com",
         received_at=datetime.now(UTC),

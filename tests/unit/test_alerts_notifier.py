@@ -47,7 +47,7 @@ def event(doctype: str, event_name: str, **fields: Json) -> Envelope:
     doc: dict[str, Json] = {"doctype": doctype, "name": "X-1", "modified": "2026-12-01 09:00:00"}
     doc.update(fields)
     return document_envelope(
-        doc, doctype=str(doc["doctype"]), event=event_name, site="erp.example.com", received_at=NOW
+        doc, doctype=doctype, event=event_name, site="erp.example.com", received_at=NOW
     )
 
 
@@ -67,6 +67,12 @@ def test_a_new_invoice_reads_as_the_business_wrote_it_to_the_admins() -> None:
         "🧾 Invoice <b>INV-0005</b> uploaded by Ana Lopez for Project PROJ-1, amount 5,000.00 USD"
     )
     assert "https://erp.example.com/app/sales-invoice/INV-0005" in alert.text
+
+
+def test_the_link_keeps_a_name_with_url_characters_in_one_path_segment() -> None:
+    invoice = event("Sales Invoice", "after_insert", name="INV 2026/07#3?x", owner="ana@x.com")
+    (alert,) = planner().plan(invoice)
+    assert "https://erp.example.com/app/sales-invoice/INV%202026%2F07%233%3Fx" in alert.text
 
 
 def test_a_service_report_goes_to_the_admins_and_the_requests_pm_through_the_request() -> None:

@@ -38,9 +38,7 @@ def envelope(doctype: str, event: str, **fields: Json) -> Envelope:
         "modified": "2026-12-02 09:00:00.000000",
         **fields,
     }
-    return document_envelope(
-        doc, doctype=str(doc["doctype"]), event=event, site=SITE, received_at=NOW
-    )
+    return document_envelope(doc, doctype=doctype, event=event, site=SITE, received_at=NOW)
 
 
 def alerts_for(env: Envelope, rules: tuple[Rule, ...] = RULES) -> set[tuple[str, str]]:

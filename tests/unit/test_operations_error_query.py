@@ -83,6 +83,13 @@ def test_matches_applies_every_filter_and_the_date_range() -> None:
     assert not ErrorFilter(integration="notifier").matches(inside)
 
 
+@pytest.mark.parametrize("start", ["=", "+", "-", "@", "\t", "\r", "\n"])
+def test_a_cell_a_spreadsheet_could_read_as_a_formula_is_exported_as_text(start: str) -> None:
+    text = start + 'cmd|" /C calc"!A0'
+    (row,) = list(csv.DictReader(io.StringIO(to_csv([record(message=text)]))))
+    assert row["message"] == "'" + text
+
+
 def test_csv_has_every_column_and_no_cell_a_spreadsheet_would_run() -> None:
     records = [
         record(

@@ -24,9 +24,7 @@ def envelope(
     modified: str = "2026-11-23 10:00:00", name: str = "SINV-0001", event: str = "on_submit"
 ) -> Envelope:
     doc = {"doctype": "Sales Invoice", "name": name, "modified": modified}
-    return document_envelope(
-        doc, doctype=str(doc["doctype"]), event=event, site="s", received_at=NOW
-    )
+    return document_envelope(doc, doctype="Sales Invoice", event=event, site="s", received_at=NOW)
 
 
 def message(env: Envelope) -> PubSubMessage:

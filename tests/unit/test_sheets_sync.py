@@ -45,7 +45,7 @@ def invoice(
         **extra,
     }
     return document_envelope(
-        doc, doctype=str(doc["doctype"]), event=event, site="erp.example.com", received_at=NOW
+        doc, doctype="Sales Invoice", event=event, site="erp.example.com", received_at=NOW
     )
 
 
