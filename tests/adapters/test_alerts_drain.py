@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
@@ -19,7 +20,7 @@ from shared.adapters.twilio import WhatsAppSender
 from shared.alerts.notifier import AlertDrainer, NotifierConfig
 from shared.alerts.pacing import Limits
 from shared.alerts.rules import REPEAT_NOTICE, Alert
-from tests.helpers.clocks import OffsetClock
+from tests.helpers.clocks import OffsetClock, SettableClock
 
 TOKEN = "123456:delivery-token"
 GROUP = -1001234
@@ -283,3 +284,52 @@ def test_a_whatsapp_alert_left_sending_is_sent_only_if_twilio_has_not_got_it(
     records = {r["key"]: r for r in stores.alerts.records()}
     assert records[alert(1, PERSON).key]["message_id"] == first
     assert records[alert(9, PERSON).key]["message_id"] == early
+
+
+# -- WhatsApp's 24-hour window, as our session record says ---------------------------------------
+
+TEMPLATE = "HX" + "c0" * 16
+WINDOW_MARGIN = NotifierConfig(rules=(), chats={}).window_margin
+
+
+@pytest.mark.parametrize(
+    ("wrote_ago", "margin", "goes_as"),
+    [
+        (timedelta(hours=24, seconds=1), WINDOW_MARGIN, "template"),  # the window has closed
+        (timedelta(hours=23, minutes=59), timedelta(0), "text"),  # open, no margin kept
+        (timedelta(hours=23, minutes=59), WINDOW_MARGIN, "template"),  # open, inside the margin
+        (timedelta(hours=23, minutes=29), WINDOW_MARGIN, "text"),  # open, before the margin
+    ],
+)
+def test_a_completion_goes_as_free_text_only_while_the_clients_window_is_open(
+    stores: FirestoreStores,
+    telegram: TelegramStandIn,
+    twilio: TwilioStandIn,
+    *,
+    wrote_ago: timedelta,
+    margin: timedelta,
+    goes_as: str,
+) -> None:
+    """The drainer's clock, set by the test, decides the window from when the client last
+    wrote (our session record): free text while it is open by more than the margin, the
+    approved template (content_sid) once it is closed or about to close."""
+    twilio.add_template(TEMPLATE, "Your service request {{1}} is completed.")
+    clock = SettableClock(utc_now())
+    stores.whatsapp_sessions.record_inbound(PERSON, now=clock.now - wrote_ago)
+    completion = replace(
+        alert(1, PERSON, text="SR-1 is completed."),
+        content_sid=TEMPLATE,
+        content_variables={"1": "SR-1"},
+    )
+    stores.alerts.put([completion], now=clock.now)
+    sending = drainer(stores, telegram, whatsapp=whatsapp(twilio), clock=clock)
+    sending = replace(sending, config=replace(sending.config, window_margin=margin))
+    assert sending.drain().sent == 1
+    [sent] = twilio.outbound[PERSON]
+    if goes_as == "template":
+        assert (sent.content_sid, sent.body) == (
+            TEMPLATE,
+            "Your service request SR-1 is completed.",
+        )
+    else:
+        assert (sent.content_sid, sent.body) == (None, "SR-1 is completed.")
