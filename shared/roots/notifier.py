@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -15,11 +16,13 @@ if TYPE_CHECKING:
     from shared.adapters.bot_store import FirestoreBotStore
     from shared.adapters.erpnext_servicedesk import ErpNextServiceDesk
     from shared.adapters.telegram import TelegramApi
+    from shared.adapters.whatsapp_inbound import FirestoreInboundMessages
     from shared.alerts.notifier import Notifier
     from shared.alerts.ports import WhatsApp
     from shared.bot.commands import TelegramBot
     from shared.bot.webhooks import TelegramWebhook, WhatsAppWebhook
     from shared.platform.runtime import Consumer
+    from shared.servicedesk.inbound import OncePerMessage
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +155,38 @@ class NotifierRoot(Root[Settings]):
         )
 
     @cached_property
-    def whatsapp_webhook(self) -> WhatsAppWebhook:
+    def whatsapp_messages(self) -> FirestoreInboundMessages:
+        """The inbound WhatsApp messages answered, by MessageSid."""
+        from shared.adapters.whatsapp_inbound import FirestoreInboundMessages
+
+        return FirestoreInboundMessages(self.stores.connection)
+
+    @cached_property
+    def whatsapp_webhook(self) -> OncePerMessage:
+        """Twilio's webhook: each signed inbound message answered once (a repeat gets no reply
+        and leaves the client's window as it was)."""
+        from shared.bot.webhooks import SIGNATURE_HEADER
+        from shared.platform.runtime import Headers
+        from shared.servicedesk.inbound import OncePerMessage
+
+        answers = self.whatsapp_answers  # refuses an incomplete configuration
+
+        def signed(params: Mapping[str, str], headers: Headers) -> bool:
+            signature = headers.get(SIGNATURE_HEADER) or ""
+            return answers.signature_valid(
+                answers.public_url, params, signature, answers.auth_token
+            )
+
+        return OncePerMessage(
+            webhook=answers.handle,
+            messages=self.whatsapp_messages,
+            signed=signed,
+            clock=self.clock,
+        )
+
+    @cached_property
+    def whatsapp_answers(self) -> WhatsAppWebhook:
+        """What the WhatsApp webhook answers a message (whatsapp_webhook runs it once per message)."""
         from shared.adapters.twilio import signature_valid
         from shared.bot.webhooks import WhatsAppWebhook
         from shared.errors import UpstreamRejected

@@ -202,6 +202,51 @@ def test_client_inbound_opens_the_24_hour_window_in_firestore(stack: Devstack) -
     assert before - timedelta(seconds=1) <= last <= after + timedelta(seconds=1)
 
 
+def signed_post(stack: Devstack, form: Mapping[str, str]) -> requests.Response:
+    """The form posted to the webhook as Twilio posts it (or as anyone who captured it would)."""
+    return requests.post(
+        stack.functions[WHATSAPP_WEBHOOK.target].url + "/",
+        data=form,
+        headers={"X-Twilio-Signature": stack.twilio.signature_for(WHATSAPP_PUBLIC_URL, form)},
+        timeout=15,
+    )
+
+
+def test_a_replayed_message_gets_no_reply_and_leaves_the_clients_window_as_it_was(
+    stack: Devstack,
+) -> None:
+    erp = stack.erpnext
+    own = issue_of(erp, "Hydraulic leak at the loading bay")  # Maria's
+    sessions = stack.stores().whatsapp_sessions
+    form = twilio_form(MARIA, f"STATUS {own}")
+    first = signed_post(stack, form)
+    assert first.status_code == 200
+    assert reply_text(first).startswith(f"Request {own} (Hydraulic leak at the loading bay)")
+    opened = sessions.last_inbound(MARIA)
+    assert opened is not None
+    sent = len(sent_by_api(stack, MARIA))
+
+    replayed = signed_post(stack, form)  # the very same signed request, again
+
+    assert replayed.status_code == 200
+    assert replayed.headers["Content-Type"].startswith("text/xml")
+    assert "<Message>" not in replayed.text  # Twilio would send nothing back
+    assert sessions.last_inbound(MARIA) == opened  # the 24-hour window did not move
+    assert len(sent_by_api(stack, MARIA)) == sent
+    remembered = stack.stores().claims.get("whatsapp_inbound", form["MessageSid"])
+    assert remembered is not None and remembered.outcome == "answered"
+
+
+def test_a_signed_message_without_its_message_sid_is_refused_with_400(stack: Devstack) -> None:
+    sessions = stack.stores().whatsapp_sessions
+    before = sessions.last_inbound(MARIA)
+    form = twilio_form(MARIA, "STATUS anything")
+    del form["MessageSid"]
+    answer = signed_post(stack, form)
+    assert answer.status_code == 400
+    assert sessions.last_inbound(MARIA) == before
+
+
 # -- request completed -> the client on WhatsApp --------------------------------------------------
 
 
