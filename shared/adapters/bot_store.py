@@ -99,6 +99,21 @@ class FirestoreBotStore:
             confirmed = self._fields(self._user(user)).get("chat_id") == chat_id
         return user if confirmed else None
 
+    def linked_users(self) -> list[str]:
+        connection = self._connection
+        with translated("list chat links"):
+            snapshots = list(
+                connection.collection(USERS).stream(
+                    retry=connection.retry, timeout=connection.timeout_s
+                )
+            )
+            return [
+                user
+                for snapshot in snapshots
+                if isinstance(user := (snapshot.to_dict() or {}).get("user"), str)
+                and self.chat_of(user) is not None
+            ]
+
     def _fields(self, document: firestore.DocumentReference) -> Record:
         snapshot = self._connection.read(document)
         fields = snapshot.to_dict() if snapshot.exists else None

@@ -139,12 +139,21 @@ class ErpNextServiceDesk:
                     values[config.customer_field] = match.customer
         return self._to_request(self._client.insert(config.doctype, values))
 
-    def attach_file(self, request_id: str, filename: str, content: bytes) -> str:
-        """Upload a private File attached to the request and return its `file_url`. The request
-        is read first: Frappe itself would attach a file to a request that does not exist."""
-        self._client.get_doc(self._config.doctype, request_id)
-        uploaded = self._client.upload_file(
-            self._config.doctype, request_id, filename, content, is_private=True
+    def attach_file(self, request_id: str, filename: str, content: bytes, *, sent_by: str) -> str:
+        """Upload a private File attached to the request and return its `file_url`; then a
+        Comment on the request names the person who sent it (the API user owns the File)."""
+        doctype = self._config.doctype
+        uploaded = self._client.upload_file(doctype, request_id, filename, content, is_private=True)
+        file_name = documents.text(uploaded.get("file_name")) or filename
+        self._client.insert(
+            "Comment",
+            {
+                "comment_type": "Comment",
+                "reference_doctype": doctype,
+                "reference_name": request_id,
+                "comment_email": sent_by,
+                "content": f"{file_name} sent through the Telegram bot by {sent_by}",
+            },
         )
         return str(uploaded.get("file_url"))
 
@@ -335,6 +344,8 @@ class ErpNextServiceDesk:
             config.priority_field,
             config.customer_field,
             config.project_field,
+            config.raised_by_field,
+            "owner",
             "_assign",
             *self._opened_fields(),
             config.resolved_field,
@@ -351,6 +362,8 @@ class ErpNextServiceDesk:
             customer=documents.text(doc.get(config.customer_field)),
             project=documents.text(doc.get(config.project_field)) if config.project_field else None,
             assigned_to=_assigned(doc.get("_assign")),
+            raised_by=documents.text(doc.get(config.raised_by_field)),
+            owner=documents.text(doc.get("owner")),
             opened=self._opened(doc),
             resolved=self._moment(doc.get(config.resolved_field)),
         )

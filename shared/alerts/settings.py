@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from shared.alerts.rules import AlertNames, Rule, default_rules, parse_rules
 from shared.platform.settings import Common, EnvReader, ErpNextAccess
+from shared.servicedesk.ports import READ_ALL_ROLES
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +29,8 @@ class AlertSettings:
     group_window_s: float = 60.0
     budget_s: float = 20.0
     bootstrap_admin_ids: frozenset[int] = frozenset()
+    read_all_roles: frozenset[str] = READ_ALL_ROLES
+    """ERPNext roles whose people the bot shows and lets change every request."""
     twilio_account_sid: str | None = None
     twilio_auth_token: str | None = field(default=None, repr=False)
     whatsapp_from: str | None = None
@@ -110,6 +113,9 @@ class AlertSettings:
             group_window_s=group_window_s,
             budget_s=budget_s,
             bootstrap_admin_ids=admin_ids,
+            read_all_roles=frozenset(
+                env.names("TELEGRAM_READ_ALL_ROLES", ",".join(sorted(READ_ALL_ROLES)))
+            ),
             twilio_account_sid=twilio[0],
             twilio_auth_token=twilio[1],
             whatsapp_from=twilio[2],

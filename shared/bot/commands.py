@@ -24,7 +24,7 @@ from shared.errors import (
     UpstreamUnavailable,
 )
 from shared.platform import logs
-from shared.servicedesk.ports import ServiceDesk, ServiceRequest
+from shared.servicedesk.ports import READ_ALL_ROLES, ServiceDesk, ServiceRequest
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,10 @@ ERPNEXT_DOWN = "ERPNext is not answering, try again in a minute."
 PHOTO_TOO_BIG = "This photo is over 20 MB, more than Telegram lets bots download."
 LINK_FIRST = (
     "Link your account first: ask an ERPNext admin for a link to this bot and open it. /help"
+)
+BOOTSTRAP_CLOSED = (
+    "An admin is linked now: ask them for your link. "
+    "(Operators: remove TELEGRAM_BOOTSTRAP_ADMIN_IDS, it no longer does anything.)"
 )
 
 _COMMAND = re.compile(r"/([A-Za-z0-9_]{1,32})(?:@([A-Za-z0-9_]{1,64}))?")
@@ -74,6 +78,9 @@ class BotConfig:
 
     status_roles: frozenset[str] = frozenset({"Support Team", "System Manager"})
     """ERPNext roles allowed to /set_status."""
+    read_all_roles: frozenset[str] = READ_ALL_ROLES
+    """ERPNext roles whose people see and change every request. Anyone else sees and changes
+    only requests provably theirs: assigned to them, raised by them, or created by them."""
     admin_roles: frozenset[str] = frozenset({"System Manager"})
     """ERPNext roles allowed to /analytics and /link."""
     statuses: tuple[str, ...] = ("Open", "Replied", "On Hold", "Resolved", "Closed")
@@ -82,7 +89,8 @@ class BotConfig:
     conversation_lifetime: timedelta = timedelta(hours=1)
     """An abandoned conversation ends this long after its last answer."""
     bootstrap_admin_ids: frozenset[int] = frozenset()
-    """Telegram user ids that may /link before anyone is linked (the first admin's way in)."""
+    """Telegram user ids that may /link while their chat is unlinked and no linked person holds
+    an admin role: the first admin's way in, closed once that admin is linked."""
 
 
 # ---- the bot ------------------------------------------------------------------------------------
@@ -212,8 +220,23 @@ class TelegramBot:
         if user is not None:
             return handler(message, user, command.args)
         if command.name == "link" and message.sender in self._config.bootstrap_admin_ids:
-            return self._link(message, "", command.args)
+            return self._bootstrap_link(message, command.args)
         return LINK_FIRST
+
+    def _bootstrap_link(self, message: _Message, args: str) -> str:
+        if self._bootstrap_open():
+            return self._link(message, None, args)
+        logs.log_event(log, logging.WARNING, "bootstrap admin id used after an admin linked")
+        return BOOTSTRAP_CLOSED
+
+    def _bootstrap_open(self) -> bool:
+        """Whether no linked person holds an admin role (read from ERPNext, as every role is)."""
+        return not any(
+            self._roles(user) & self._config.admin_roles for user in self._store.linked_users()
+        )
+
+    def _roles(self, user: str) -> frozenset[str]:
+        return self._ask(lambda: self._desk.roles_of(user))
 
     # -- linking ---------------------------------------------------------------------------------
 
@@ -237,10 +260,11 @@ class TelegramBot:
             return f"This chat is already linked to <b>{who}</b>. /help lists what you can use."
         return f"Linked: this chat now belongs to <b>{who}</b>. /help lists what you can use."
 
-    def _link(self, message: _Message, user: str, args: str) -> str:
+    def _link(self, message: _Message, user: str | None, args: str) -> str:
+        """`user` None: a bootstrap id, while no admin is linked (`_on_command` checked)."""
         if not message.private:
             return "Use /link in a private chat with me: a link works for whoever opens it first."
-        if message.sender not in self._config.bootstrap_admin_ids:
+        if user is not None:
             self._require(user, self._config.admin_roles, "/link")
         target = args.strip()
         if not _EMAIL.fullmatch(target):
@@ -264,7 +288,7 @@ class TelegramBot:
         lines = ["<b>Commands</b>", "/start - link this chat (open the link an admin sent you)"]
         lines.append("/help - this list")
         if user is None:
-            if message.sender in self._config.bootstrap_admin_ids:
+            if message.sender in self._config.bootstrap_admin_ids and self._bootstrap_open():
                 lines.append("/link user@example.com - a one-time link for an ERPNext user")
             return "\n".join(lines)
         lines += [
@@ -281,7 +305,7 @@ class TelegramBot:
             lines.append("(ERPNext is not answering: commands for your roles are not shown.)")
         if roles & self._config.status_roles:
             lines.append(f"/set_status ID STATUS - {html.escape(', '.join(self._config.statuses))}")
-        if roles & self._config.admin_roles or message.sender in self._config.bootstrap_admin_ids:
+        if roles & self._config.admin_roles:
             lines.append("/analytics - open requests, time to close, invoiced this month")
             lines.append("/link user@example.com - a one-time link for an ERPNext user")
         return "\n".join(lines)
@@ -295,8 +319,21 @@ class TelegramBot:
 
     def _request_status(self, message: _Message, user: str, args: str) -> str:
         request_id = _request_id(args, "Usage: /request_status ID, e.g. /request_status ISS-0001.")
+        return _request_details(self._request_for(user, request_id))
+
+    def _request_for(self, user: str, request_id: str) -> ServiceRequest:
+        """The request, if `user` may see and change it (`BotConfig.read_all_roles`); one that
+        is not theirs is answered as one that does not exist, so no answer tells them apart."""
         request = self._ask(lambda: self._desk.request(request_id), missing=_no_request(request_id))
-        return _request_details(request)
+        if user in request.assigned_to or user.casefold() in {
+            (request.owner or "").casefold(),
+            (request.raised_by or "").casefold(),
+        }:
+            return request
+        if self._roles(user) & self._config.read_all_roles:
+            return request
+        logs.log_event(log, logging.INFO, "request refused: not the user's", request=request_id)
+        raise _Refusal(_no_request(request_id))
 
     def _set_status(self, message: _Message, user: str, args: str) -> str:
         usage = "Usage: /set_status ID STATUS, e.g. /set_status ISS-0001 Resolved."
@@ -305,6 +342,7 @@ class TelegramBot:
             raise _Refusal(usage + " /help")
         request_id = _request_id(words[0], usage)
         self._require(user, self._config.status_roles, "/set_status")
+        self._request_for(user, request_id)
         wanted = " ".join(words[1].split()).casefold()
         status = next((s for s in self._config.statuses if s.casefold() == wanted), None)
         if status is None:
@@ -349,7 +387,7 @@ class TelegramBot:
 
     def _upload_photo(self, message: _Message, user: str, args: str) -> str:
         request_id = _request_id(args, "Usage: /upload_photo ID, e.g. /upload_photo ISS-0001.")
-        request = self._ask(lambda: self._desk.request(request_id), missing=_no_request(request_id))
+        request = self._request_for(user, request_id)
         self._keep(message, Conversation("upload_photo", "photo", {"request": request.id}))
         return (
             f"Send photos for <b>{html.escape(request.id)}</b> "
@@ -465,12 +503,14 @@ class TelegramBot:
             if message.private:
                 return "To attach a photo, send /upload_photo ID first."
             return None
-        if self._store.user_of(message.sender) is None:
+        user = self._store.user_of(message.sender)
+        if user is None:
             return LINK_FIRST
-        return self._attach_photo(message, conversation)
+        return self._attach_photo(message, user, conversation)
 
-    def _attach_photo(self, message: _Message, conversation: Conversation) -> str:
+    def _attach_photo(self, message: _Message, user: str, conversation: Conversation) -> str:
         request_id = conversation.values.get("request", "")
+        self._request_for(user, request_id)  # still theirs: assignments change
         photo = max(message.photos, key=lambda size: (size.pixels, size.file_size or 0))
         attached = conversation.values.get("attached", "").split()
         if photo.unique_id in attached:  # the same photo again (a redelivery): attached once
@@ -487,7 +527,7 @@ class TelegramBot:
             raise _Refusal(PHOTO_TOO_BIG)
         filename = f"{_safe_name(request_id)}-{_safe_name(photo.unique_id)}.jpg"
         self._ask(
-            lambda: self._desk.attach_file(request_id, filename, content),
+            lambda: self._desk.attach_file(request_id, filename, content, sent_by=user),
             missing=_no_request(request_id),
         )
         values = {**conversation.values, "attached": " ".join([*attached, photo.unique_id])}

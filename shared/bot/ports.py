@@ -50,6 +50,10 @@ class BotStore(ChatLinks, Protocol):
     and a redeemed code answers "already linked".
     """
 
+    def linked_users(self) -> list[str]:
+        """Every ERPNext user with a link in force (both directions agree)."""
+        ...
+
     def create_link_code(self, user: str, *, now: datetime, lifetime: timedelta) -> str:
         """A new one-time code for `user`: <= 64 chars of A-Z a-z 0-9 _ -, unguessable."""
         ...

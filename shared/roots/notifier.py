@@ -139,6 +139,7 @@ class NotifierRoot(Root[Settings]):
             config=BotConfig(
                 priorities=("Low", "Medium", "High", *alerts.names.emergency_priorities[:1]),
                 bootstrap_admin_ids=alerts.bootstrap_admin_ids,
+                read_all_roles=alerts.read_all_roles,
             ),
         )
 

@@ -11,6 +11,11 @@ if TYPE_CHECKING:  # annotations only: importing ports stays cheap for erp_webho
     pass
 
 
+READ_ALL_ROLES = frozenset({"Support Team", "System Manager"})
+"""ERPNext roles that read and change every request: stock ERPNext gives Support Team all rights
+on Issue. Others reach only requests provably theirs (the bot's rule, docs/OPERATIONS.md)."""
+
+
 @dataclass(frozen=True, slots=True)
 class ServiceRequest:
     """A service request (ERPNext `Issue` by default) as the bots show it."""
@@ -23,6 +28,10 @@ class ServiceRequest:
     project: str | None = None
     assigned_to: tuple[str, ...] = ()
     """ERPNext users (emails) the request is assigned to (the `_assign` field)."""
+    raised_by: str | None = None
+    """Who reported it (an email address: the bot's requests carry their user's)."""
+    owner: str | None = None
+    """The ERPNext user who created the document."""
     opened: datetime | None = None
     resolved: datetime | None = None
 
@@ -54,8 +63,10 @@ class ServiceDesk(Protocol):
         self, *, subject: str, description: str, priority: str, raised_by: str
     ) -> ServiceRequest: ...
 
-    def attach_file(self, request_id: str, filename: str, content: bytes) -> str:
-        """Upload a file attached to the request (a File whose after_insert feeds drive_upload)."""
+    def attach_file(self, request_id: str, filename: str, content: bytes, *, sent_by: str) -> str:
+        """Upload a file attached to the request (a File whose after_insert feeds drive_upload),
+        and say on the request who sent it: the File itself is the bridge's. The caller has
+        checked that the request exists and that `sent_by` may change it."""
         ...
 
     def roles_of(self, user: str) -> frozenset[str]: ...

@@ -210,9 +210,11 @@ def test_a_file_url_with_dot_or_empty_segments_is_refused_and_nothing_is_fetched
         uploader(drive, erp, project_id).apply(event(doc))
     assert [f.name for f in live(drive)] == []
     client = ErpNextClient(erp.url, "bridge", "erp-secret", timeout_s=2)
-    with pytest.raises(UpstreamRejected, match="not an ERPNext file path"):
-        with client.stream_file(file_url):
-            pass
+    with (
+        pytest.raises(UpstreamRejected, match="not an ERPNext file path"),
+        client.stream_file(file_url),
+    ):
+        pass
 
 
 def test_deleting_trashes_the_copy_and_a_replacement_is_a_new_file(

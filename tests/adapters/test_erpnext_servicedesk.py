@@ -178,14 +178,14 @@ def test_create_request_raises_rejected_when_erpnext_refuses_raised_by_as_an_ema
 # -- files --------------------------------------------------------------------------------------
 
 
-def test_attach_file_uploads_a_private_file_attached_to_the_request_and_fires_its_webhook(
+def test_attach_file_uploads_a_private_file_attached_to_the_request_and_names_its_sender(
     seeded: ErpNextStandIn, desk: ErpNextServiceDesk, receiver: WebhookReceiver
 ) -> None:
     issue = issue_named(seeded, COLD_ROOM)
     seeded.add_webhook("File", "after_insert", f"{receiver.url}/hook")
     content = b"\xff\xd8\xff site photo \r\n\x00"
 
-    file_url = desk.attach_file(issue["name"], "thermometer.jpg", content)
+    file_url = desk.attach_file(issue["name"], "thermometer.jpg", content, sent_by=DANA)
     assert seeded.wait_for_deliveries(5)
 
     (stored,) = seeded.all("File")
@@ -195,15 +195,11 @@ def test_attach_file_uploads_a_private_file_attached_to_the_request_and_fires_it
     assert [(body["name"], body["attached_to_name"]) for body in receiver.bodies()] == [
         (stored["name"], issue["name"])
     ]
-
-
-def test_attach_file_raises_not_found_and_uploads_nothing_when_the_request_is_unknown(
-    seeded: ErpNextStandIn, desk: ErpNextServiceDesk
-) -> None:
-    with pytest.raises(NotFound):
-        desk.attach_file("ISS-2026-99999", "a.jpg", b"a")
-
-    assert seeded.all("File") == []
+    # The File is the API user's: a Comment on the request says who sent it.
+    (comment,) = seeded.all("Comment")
+    assert (comment["reference_doctype"], comment["reference_name"]) == ("Issue", issue["name"])
+    assert comment["comment_email"] == DANA
+    assert comment["content"] == f"thermometer.jpg sent through the Telegram bot by {DANA}"
 
 
 # -- people ---------------------------------------------------------------------------------------

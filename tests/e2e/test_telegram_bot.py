@@ -24,6 +24,8 @@ from tests.e2e import settle
 
 SECRET = "e2e-bot-webhook-secret"
 ANA, DANA, BEN, STRANGER = 4001, 4004, 4002, 4999
+SECOND_BOOTSTRAP = 4998
+"""Also a bootstrap admin id, never linked: its power ends once Ana, an admin, is linked."""
 GROUP = CHATS["service_team"]
 _updates = itertools.count(1)
 _messages = itertools.count(1)
@@ -31,7 +33,7 @@ _messages = itertools.count(1)
 
 @pytest.fixture(scope="module")
 def stack(emulators: Emulators) -> Iterator[Devstack]:
-    extra = {"TELEGRAM_BOOTSTRAP_ADMIN_IDS": str(ANA)}
+    extra = {"TELEGRAM_BOOTSTRAP_ADMIN_IDS": f"{ANA},{SECOND_BOOTSTRAP}"}
     with running_devstack(
         webhook_secret=SECRET, extra_env=extra, project="e2e-telegram", emulators=emulators
     ) as running:
@@ -151,6 +153,29 @@ def test_requests_assigned_to_me_and_their_status(people: Devstack) -> None:
     assert "no request" in say(people, DANA, "/request_status ISS-NOPE-1").lower()
 
 
+def test_a_request_that_is_not_theirs_is_a_request_that_does_not_exist(people: Devstack) -> None:
+    # Ben is a Projects Manager: no role that reads every request, and the leak is Dana's.
+    erp = people.erpnext
+    leak = str(issue_named(erp, "Hydraulic leak at the loading bay")["name"])
+    unknown = say(people, BEN, "/request_status ISS-NOPE-2").replace("ISS-NOPE-2", leak)
+    assert say(people, BEN, f"/request_status {leak}") == unknown
+    assert say(people, BEN, f"/upload_photo {leak}") == unknown
+    assert "Hydraulic leak" not in say(people, BEN, "/my_requests")
+    # What Ben raises himself is his.
+    say(people, BEN, "/new_request Gate sensor faulty")
+    say(people, BEN, "The car park gate does not open")
+    say(people, BEN, "Low")
+    assert "Created" in say(people, BEN, "yes")
+    gate = str(issue_named(erp, "Gate sensor faulty")["name"])
+    assert "Gate sensor faulty" in say(people, BEN, f"/request_status {gate}")
+
+
+def test_a_bootstrap_id_does_nothing_once_an_admin_is_linked(people: Devstack) -> None:
+    answer = say(people, SECOND_BOOTSTRAP, "/link ben.okafor@example.com")
+    assert "An admin is linked now" in answer and "start=" not in answer
+    assert "/link" not in say(people, SECOND_BOOTSTRAP, "/help")
+
+
 def test_set_status_is_for_allowed_roles_only(people: Devstack) -> None:
     erp = people.erpnext
     door = issue_named(erp, "Reception door closer broken")
@@ -237,6 +262,9 @@ def test_a_photo_goes_through_the_drive_pipeline_attached_to_the_request(
     assert wait_until(lambda: bool(erp.get("File", str(attached["name"])).get("drive_file_id")))
     drive_id = str(erp.get("File", str(attached["name"]))["drive_file_id"])
     assert people.drive.content(drive_id) == photo
+    (comment,) = [c for c in erp.all("Comment") if c.get("reference_name") == leak]
+    assert comment["comment_email"] == "dana.kim@example.com"
+    assert str(attached["file_name"]) in comment["content"]
     assert "Done" in say(people, DANA, "/done")
 
 

@@ -265,6 +265,8 @@ class InMemoryServiceDesk:
     desk_figures: DeskFigures = field(default_factory=lambda: DeskFigures(4, 30.5, 5000.0, "USD"))
     failure: BridgeError | None = None
     attached: list[tuple[str, str, bytes]] = field(default_factory=list)
+    senders: list[str] = field(default_factory=list)
+    """Who sent each attached file, in order."""
     created: list[dict[str, str]] = field(default_factory=list)
     phones: dict[str, str] = field(default_factory=dict)
     """customer -> the client's WhatsApp number (E.164)."""
@@ -299,12 +301,15 @@ class InMemoryServiceDesk:
         self.created.append(
             {"subject": subject, "description": description, "priority": priority, "by": raised_by}
         )
-        self.requests[request_id] = ServiceRequest(request_id, subject, "Open", priority)
+        self.requests[request_id] = ServiceRequest(
+            request_id, subject, "Open", priority, raised_by=raised_by
+        )
         return self.requests[request_id]
 
-    def attach_file(self, request_id: str, filename: str, content: bytes) -> str:
+    def attach_file(self, request_id: str, filename: str, content: bytes, *, sent_by: str) -> str:
         self.request(request_id)
         self.attached.append((request_id, filename, content))
+        self.senders.append(sent_by)
         return f"/private/files/{filename}"
 
     def roles_of(self, user: str) -> frozenset[str]:
@@ -349,6 +354,10 @@ class InMemoryBotStore:
     def link(self, chat_id: int, user: str) -> None:
         self.chats[chat_id] = user
         self.users[user] = chat_id
+
+    def linked_users(self) -> list[str]:
+        self._check()
+        return [user for user in self.users if self.chat_of(user) is not None]
 
     def chat_of(self, user: str) -> int | None:
         self._check()

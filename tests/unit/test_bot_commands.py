@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from shared.bot.commands import (
+    BOOTSTRAP_CLOSED,
     ERPNEXT_DOWN,
     LINK_FIRST,
     PHOTO_LIMIT_BYTES,
@@ -312,13 +313,32 @@ def test_link_says_no_user_when_erpnext_has_none(site: Site) -> None:
     assert site.store.codes == {}
 
 
-def test_bootstrap_admin_may_link_when_nobody_is_linked_yet(site: Site) -> None:
+def test_bootstrap_admin_may_link_while_no_admin_is_linked(site: Site) -> None:
+    site.store.chats.pop(ADMIN_ID)
+    site.store.users.pop(ADMIN)  # linked: the engineer and the viewer, neither an admin
     assert "/link" in site.say("/help", sender=BOOTSTRAP_ID)
 
     code = code_in(site.say(f"/link {ADMIN}", sender=BOOTSTRAP_ID))
     site.say(f"/start {code}", sender=BOOTSTRAP_ID)
 
     assert site.store.user_of(BOOTSTRAP_ID) == ADMIN
+
+
+def test_a_bootstrap_id_does_nothing_once_an_admin_is_linked(site: Site) -> None:
+    assert "/link" not in site.say("/help", sender=BOOTSTRAP_ID)
+
+    answer = site.say(f"/link {VIEWER}", sender=BOOTSTRAP_ID)
+
+    assert answer == BOOTSTRAP_CLOSED and site.store.codes == {}
+
+
+def test_a_linked_bootstrap_id_has_the_roles_of_its_user_only(site: Site) -> None:
+    site.store.link(BOOTSTRAP_ID, VIEWER)
+    site.store.chats.pop(VIEWER_ID)
+
+    assert "roles do not allow /link" in site.say(f"/link {ADMIN}", sender=BOOTSTRAP_ID)
+    assert "/link" not in site.say("/help", sender=BOOTSTRAP_ID)
+    assert site.store.codes == {}
 
 
 def test_operator_code_links_a_chat_when_made_by_create_link_code(site: Site) -> None:
@@ -378,6 +398,43 @@ def test_request_status_shows_the_request_escaped(site: Site) -> None:
     assert "Status: <b>Open</b>" in text
     assert "Customer: A &amp; B &lt;Ltd&gt;" in text
     assert "<script>" not in text
+
+
+@pytest.mark.parametrize(
+    "command", ["/request_status ISS-0001", "/upload_photo ISS-0001", "/set_status ISS-0001 Closed"]
+)
+def test_a_request_not_theirs_is_answered_as_one_that_does_not_exist(
+    site: Site, command: str
+) -> None:
+    site.config = BotConfig(status_roles=frozenset({"Employee"}))  # the viewer may set statuses
+    status = site.desk.requests["ISS-0001"].status
+
+    answer = site.say(command, sender=VIEWER_ID)  # Employee: not assigned, did not raise it
+
+    assert site.desk.requests["ISS-0001"].status == status
+    assert site.store.conversations == {}
+    del site.desk.requests["ISS-0001"]
+    assert answer == "There is no request ISS-0001." == site.say(command, sender=VIEWER_ID)
+
+
+@pytest.mark.parametrize(
+    "mine",
+    [{"assigned_to": (VIEWER,)}, {"raised_by": "Viewer@Example.com"}, {"owner": VIEWER}],
+)
+def test_a_request_assigned_to_raised_or_created_by_them_is_theirs(
+    site: Site, mine: dict[str, object]
+) -> None:
+    site.desk.requests["ISS-0002"] = request("ISS-0002", "Door", **{"assigned_to": (), **mine})
+
+    assert "Door" in site.say("/request_status ISS-0002", sender=VIEWER_ID)
+
+
+def test_a_role_that_reads_every_request_sees_any(site: Site) -> None:
+    site.desk.requests["ISS-0002"] = request("ISS-0002", "Door", assigned_to=())
+
+    assert "Door" in site.say("/request_status ISS-0002", sender=ENGINEER_ID)  # Support Team
+    site.config = BotConfig(read_all_roles=frozenset({"Employee"}))
+    assert "Door" in site.say("/request_status ISS-0002", sender=VIEWER_ID)
 
 
 def test_request_status_says_no_request_when_erpnext_has_none(site: Site) -> None:
@@ -650,7 +707,19 @@ def test_upload_photo_attaches_the_largest_size_when_photo_follows(site: Site) -
         ("ISS-0001", "ISS-0001-p1u-l.jpg", b"big jpeg"),
         ("ISS-0001", "ISS-0001-p2u-l.jpg", b"second jpeg"),
     ]
+    assert site.desk.senders == [ENGINEER, ENGINEER]
     assert done == "Done with photos."
+
+
+def test_a_photo_is_refused_once_the_request_is_no_longer_the_senders(site: Site) -> None:
+    site.desk.roles[ENGINEER] = frozenset({"Employee"})  # not a role that reads every request
+    site.files.files = {"p1-l": b"jpeg"}
+    site.say("/upload_photo ISS-0001")  # assigned to them: allowed
+    site.desk.requests["ISS-0001"] = request("ISS-0001", assigned_to=(VIEWER,))
+
+    [reply] = site.send_photo(sizes("p1"))
+
+    assert reply.text == "There is no request ISS-0001." and site.desk.attached == []
 
 
 def test_upload_photo_attaches_once_when_the_same_photo_comes_again(site: Site) -> None:
