@@ -20,7 +20,7 @@ from shared.adapters.twilio import WhatsAppSender
 from shared.alerts.notifier import AlertDrainer, NotifierConfig
 from shared.alerts.pacing import Limits
 from shared.alerts.rules import REPEAT_NOTICE, Alert
-from tests.helpers.clocks import OffsetClock, SettableClock
+from tests.helpers.clocks import SettableClock
 
 TOKEN = "123456:delivery-token"
 GROUP = -1001234
@@ -126,25 +126,32 @@ def test_100_chats_drain_near_the_global_limit_with_no_429(
 
 
 def test_a_drain_just_after_another_keeps_the_global_limit(stores: FirestoreStores) -> None:
-    # 30 chats take one message each at once (the global limit: 30 a second). The next drain,
-    # another instance's, starts when those sends are older than the group window (plus its
-    # margin) but still inside that second: it must learn of them from the outbox and wait, not
-    # meet a 429. (It did meet one when it looked back only as far as the group window.)
-    clock = OffsetClock()
+    """A drain primes its pacer with the sends the outbox recorded, so two instances' drains
+    one after the other keep Telegram's global limit (30 a second) between them.
+
+    Time stands still unless the test moves it: the drainers and Telegram share one
+    SettableClock, so "just after" is exact, however fast the machine is. (With real time the
+    second drain's start-up could outlast the second, and a drain that primes nothing passed.)
+    """
+    clock = SettableClock(utc_now())
     with TelegramStandIn(
-        TOKEN, group_window_s=FAST_GROUP_WINDOW_S, clock=clock.monotonic
+        TOKEN, group_window_s=FAST_GROUP_WINDOW_S, clock=clock.timestamp
     ) as telegram:
-        stores.alerts.put([alert(n, 5001 + n) for n in range(30)], now=clock.utc())
-        assert drainer(stores, telegram, "instance-a", clock=clock.utc).drain().sent == 30
-        stores.alerts.put([alert(n, 6001 + n) for n in range(30, 60)], now=clock.utc())
-        # Both clocks moved to just past the group window after the newest of those sends, as
-        # the outbox recorded it (the time the next drain reads).
-        newest = max(
-            at for _, _, at in stores.alerts.recent_sent(clock.utc() - timedelta(minutes=1))
-        )
-        clock.offset += newest + FAST_GROUP_WINDOW_S + 0.1 - clock.utc().timestamp()
-        assert drainer(stores, telegram, "instance-b", clock=clock.utc).drain().sent == 30
+        # 30 chats take one message each, all at one instant: the global limit is reached.
+        stores.alerts.put([alert(n, 5001 + n) for n in range(30)], now=clock.now)
+        assert drainer(stores, telegram, "instance-a", clock=clock).drain().sent == 30
+        # Another instance drains 30 more past the group window (and its margin) but inside
+        # that second: it must learn of those 30 from the outbox and send none, not meet a
+        # 429 (as it did when it looked back only as far as the group window, or not at all).
+        stores.alerts.put([alert(n, 6001 + n) for n in range(30, 60)], now=clock.now)
+        clock.advance(FAST_GROUP_WINDOW_S + 0.15)
+        assert drainer(stores, telegram, "instance-b", clock=clock).drain(budget_s=2).sent == 0
         assert telegram.refused == []
+        # Once the second (and the pacer's margin) is over, all 30 go, still with no 429.
+        clock.advance(0.5)
+        assert drainer(stores, telegram, "instance-b", clock=clock).drain().sent == 30
+        assert telegram.refused == []
+        assert stores.alerts.pending(1) == []
 
 
 def test_the_same_alert_queued_three_times_is_sent_once(

@@ -18,6 +18,10 @@ class SettableClock:
     def advance(self, seconds: float) -> None:
         self.now += timedelta(seconds=seconds)
 
+    def timestamp(self) -> float:
+        """`now` in epoch seconds: the same time for a stand-in that keeps a monotonic clock."""
+        return self.now.timestamp()
+
 
 class Ticker:
     """A monotonic clock (seconds) that moves only when the test, or the code's `sleep`, moves
