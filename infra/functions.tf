@@ -78,6 +78,10 @@ resource "google_cloudfunctions2_function" "fn" {
         ADMIN_ALLOWED_EMAILS = join(",", concat([google_service_account.scheduler.email], var.admin_emails))
       } : {},
       lookup(var.function_env, each.value.source, {}),
+      # functions-framework serves THREADS threads (four per CPU without it): exactly the requests
+      # Cloud Run admits to one instance, so every admitted request has a thread and a slow one
+      # holds only its own (Google's advice for Python). Last, so function_env cannot undo it.
+      { THREADS = tostring(each.value.concurrency) },
     )
 
     dynamic "secret_environment_variables" {

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -191,6 +192,32 @@ def test_sizes_fit_the_quotas_and_the_push_ack_deadline() -> None:
     assert functions()["send_alerts"]["max_instances"] <= 3
     for job in ("reconcile_invoices", "backfill_attachments", "drain_alerts", "daily_digest"):
         assert functions()[job]["max_instances"] == 1, job
+
+
+def each_value(expression: object, spec: Mapping[str, Any]) -> int:
+    """What a number the Terraform writes per function is for one function: a literal,
+    `${each.value.FIELD}` or `${tostring(each.value.FIELD)}`. Any other expression fails: extend
+    this reader, do not guess."""
+    if isinstance(expression, int) or str(expression).isdigit():
+        return int(str(expression))
+    field = re.fullmatch(
+        r"\$\{(?:each\.value\.(\w+)|tostring\(each\.value\.(\w+)\))\}", str(expression)
+    )
+    assert field, f"cannot read {expression!r}"
+    return int(spec[field[1] or field[2]])
+
+
+def test_each_instance_serves_as_many_threads_as_requests_cloud_run_admits_to_it() -> None:
+    """functions-framework runs THREADS threads (four per CPU without it). With fewer threads
+    than admitted requests, a few slow requests stall an instance Cloud Run keeps sending more."""
+    service = block(resource("google_cloudfunctions2_function", "fn"), "service_config")
+    env = attr(service, "environment_variables")
+    assert env.count("'THREADS'") == 1, env
+    last = re.search(r",\{'THREADS': '([^']*)'\}\)\}$", env)
+    assert last, "THREADS must be the last map merged, so no other setting changes it"
+    admitted = attr(service, "max_instance_request_concurrency")
+    for name, spec in functions().items():
+        assert each_value(last[1], spec) == each_value(admitted, spec), name
 
 
 def test_only_the_self_authenticating_webhooks_are_public() -> None:
