@@ -108,6 +108,34 @@ def test_claim_held_when_another_owner_lease_still_runs(stores: FirestoreStores)
         )
 
 
+def test_a_live_claim_of_another_owner_is_refused_to_its_lease_end_and_taken_over_after(
+    stores: FirestoreStores,
+) -> None:
+    """The lease, and only the lease, decides a takeover: to its last instant another owner is
+    refused and the claim stays its holder's; just after, it is taken over, and the crashed
+    holder coming back is the one refused (the new owner's lease runs)."""
+    stores.claims.claim("notifier", "e1", owner="crashed", now=NOW, lease=LEASE)
+    instant = timedelta(milliseconds=1)
+    for now in (NOW, NOW + timedelta(seconds=1), NOW + LEASE - instant):
+        with pytest.raises(ClaimHeld):
+            stores.claims.claim("notifier", "e1", owner="b", now=now, lease=LEASE)
+    held = stores.claims.get("notifier", "e1")
+    assert held is not None
+    assert (held.state, held.owner, held.lease_until) == (
+        ClaimState.CLAIMED,
+        "crashed",
+        NOW + LEASE,
+    )
+
+    later = NOW + LEASE + instant
+    outcome = stores.claims.claim("notifier", "e1", owner="b", now=later, lease=LEASE)
+    assert outcome is ClaimOutcome.TAKEN_OVER
+    with pytest.raises(ClaimHeld):
+        stores.claims.claim("notifier", "e1", owner="crashed", now=later, lease=LEASE)
+    taken = stores.claims.get("notifier", "e1")
+    assert taken is not None and (taken.owner, taken.lease_until) == ("b", later + LEASE)
+
+
 def test_claims_are_per_consumer_when_two_consumers_see_one_event(stores: FirestoreStores) -> None:
     stores.claims.claim("sheets_sync", "e1", owner="a", now=NOW, lease=LEASE)
 
