@@ -199,7 +199,9 @@ def pull_names(project: str, subscription: str) -> set[str]:
                 continue
             empty = 0
             for received in response.received_messages:
-                names.add(str(json.loads(received.message.data).get("name")))
+                # erp_webhook publishes the envelope; the naive handler the webhook's body
+                data = json.loads(received.message.data)
+                names.add(str(data.get("name") or data["doc"].get("name")))
             subscriber.acknowledge(
                 request={
                     "subscription": path,

@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import requests
@@ -89,7 +90,8 @@ def invoice_body(name: str) -> bytes:
         "grand_total": 1250.0,
         "currency": "USD",
         "docstatus": 1,
-        "modified": "2026-11-23 10:00:00.000000",
+        # Now: consumers refuse changes older than their claims outlive.
+        "modified": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f"),
     }
     return json.dumps({"event": "on_submit", "doc": doc}).encode()
 

@@ -23,7 +23,15 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 from shared.adapters.gcp_errors import GOOGLE_FAILURES, TRANSIENT, describe
 from shared.alerts.ports import AlertOutbox, QueuedAlert, WhatsAppSessions
 from shared.alerts.rules import Alert
-from shared.core.claims import Claim, ClaimOutcome, ClaimState, can_take_over, claim_key, new_claim
+from shared.core.claims import (
+    CLAIM_RETENTION,
+    Claim,
+    ClaimOutcome,
+    ClaimState,
+    can_take_over,
+    claim_key,
+    new_claim,
+)
 from shared.core.envelope import Envelope
 from shared.core.versions import parse_modified
 from shared.drive.ports import FolderClaim, FolderRegistry
@@ -49,8 +57,6 @@ ALERT_QUEUE = "alert_queue"
 WHATSAPP_SESSIONS = "whatsapp_sessions"
 
 DEFAULT_TIMEOUT_S = 10.0
-DEFAULT_RETENTION = timedelta(days=7)
-"""How long a claim outlives its event: production's TTL policy on `expire_at` deletes it then."""
 
 # Racing writers of one document lose their precondition and look again; a handful of rounds
 # settles any real contention (each round, one writer wins).
@@ -148,7 +154,7 @@ class FirestoreStores:
         project: str,
         *,
         timeout_s: float = DEFAULT_TIMEOUT_S,
-        retention: timedelta = DEFAULT_RETENTION,
+        retention: timedelta = CLAIM_RETENTION,
     ) -> None:
         self.connection = FirestoreConnection(project, timeout_s=timeout_s)
         self.claims = FirestoreIdempotencyStore(self.connection, retention=retention)
@@ -198,7 +204,7 @@ class FirestoreIdempotencyStore:
     """`idempotency/{consumer}:{event_id}`: create() is the claim; a lease allows a takeover."""
 
     def __init__(
-        self, connection: FirestoreConnection, *, retention: timedelta = DEFAULT_RETENTION
+        self, connection: FirestoreConnection, *, retention: timedelta = CLAIM_RETENTION
     ) -> None:
         self._connection = connection
         self._retention = retention

@@ -6,6 +6,19 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from shared.core.versions import SITE_CLOCK_SPREAD
+
+CLAIM_RETENTION = timedelta(days=7)
+"""How long a claim outlives its event (production's TTL policy on `expire_at` deletes it then):
+an event older than that would be applied again, so the consumers refuse events that old
+(`versions.SITE_CLOCK_SPREAD`)."""
+
+
+MAX_EVENT_AGE = CLAIM_RETENTION - SITE_CLOCK_SPREAD
+"""The oldest change a consumer applies, by its signed `modified` read as early as the site's
+clock allows: an event's claim then outlives every body of it that is accepted, however often it
+is sent again."""
+
 
 class ClaimState(enum.StrEnum):
     CLAIMED = "claimed"

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import IO, Protocol, TypeAlias
 
-from shared.core.claims import ClaimOutcome
+from shared.core.claims import MAX_EVENT_AGE, ClaimOutcome
 from shared.core.envelope import Envelope
 from shared.core.routing import OPERATIONS, consumer_of
-from shared.core.versions import is_stale
+from shared.core.versions import is_stale, least_age
 from shared.errors import (
     AccessDenied,
     AlreadyRunning,
@@ -81,6 +81,17 @@ Effect: TypeAlias = Callable[[Envelope], str]
 """A consumer's side effect; returns a short account of what it did (ids, never payloads)."""
 
 
+def age(envelope: Envelope, now: datetime) -> timedelta:
+    """How old the change is at least: by its signed `modified`, or since it arrived when it has
+    none. An `on_trash` keeps the document's last `modified` (deleting does not touch it), so it
+    counts from arrival; applying a deletion again changes nothing."""
+    since_arrival = now - envelope.received_at
+    if envelope.modified is None or envelope.event == "on_trash":
+        return since_arrival
+    signed = least_age(envelope.modified, now)
+    return since_arrival if signed is None else max(since_arrival, signed)
+
+
 @dataclass(frozen=True)
 class Consumer:
     """Claim, check the version, apply, mark done: the exactly-once path every subscriber runs."""
@@ -93,7 +104,9 @@ class Consumer:
     owner: str
     clock: Callable[[], datetime]
     lease: timedelta = timedelta(seconds=120)
-    max_age: timedelta = timedelta(days=7)
+    max_age: timedelta = MAX_EVENT_AGE
+    """Older events are refused: by their signed `modified` (`age`), so a body sent again after
+    its claim expired is not applied twice."""
     skip_stale: bool = True
     """A mirror of state (the sheet, Drive) skips versions older than the one applied; a consumer
     of events (the alerts) acts on each event once, whatever order they arrive in: an invoice's
@@ -120,9 +133,13 @@ class Consumer:
             return self._handle(envelope, now)
 
     def _handle(self, envelope: Envelope, now: datetime) -> Outcome:
-        if now - envelope.received_at > self.max_age:
+        if age(envelope, now) > self.max_age:
             self._report(
-                InvalidPayload(f"event is older than {self.max_age}; reconciliation covers it"),
+                InvalidPayload(
+                    f"the change was made over {self.max_age / timedelta(hours=1):g} hours ago "
+                    "(its signed `modified`): too old to apply once for sure; reconciliation "
+                    "covers it"
+                ),
                 envelope=envelope,
             )
             return self._finish(Outcome.REJECTED)

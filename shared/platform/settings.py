@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TypeAlias
 
+from shared.core.claims import MAX_EVENT_AGE
 from shared.core.routing import RouteTable, default_routes, parse_routes
 from shared.errors import ConfigurationError
 
@@ -149,7 +150,7 @@ class Common:
     service_report_doctype: str = "Service Report"
     routes: RouteTable = field(default_factory=default_routes)
     claim_lease: timedelta = timedelta(seconds=120)
-    max_event_age: timedelta = timedelta(days=7)
+    max_event_age: timedelta = MAX_EVENT_AGE
 
     @classmethod
     def read(cls, env: EnvReader) -> Common:
@@ -165,6 +166,13 @@ class Common:
             except ValueError as exc:
                 env.problem(f"ROUTES_JSON: {exc}")
         env.local_only("SECRET_MANAGER_ENDPOINT")  # read before the settings: see roots.start
+        longest = MAX_EVENT_AGE / timedelta(hours=1)
+        max_age = timedelta(hours=env.number("MAX_EVENT_AGE_HOURS", longest))
+        if max_age > MAX_EVENT_AGE:
+            env.problem(
+                f"MAX_EVENT_AGE_HOURS may be at most {longest:g}: an older event's claim may be "
+                "gone, and the event would be applied twice"
+            )
         return cls(
             project=project,
             site=env.text("ERP_SITE"),
@@ -172,7 +180,7 @@ class Common:
             service_report_doctype=report_doctype,
             routes=routes,
             claim_lease=timedelta(seconds=env.number("CLAIM_LEASE_SECONDS", 120)),
-            max_event_age=timedelta(hours=env.number("MAX_EVENT_AGE_HOURS", 24 * 7)),
+            max_event_age=max_age,
         )
 
 

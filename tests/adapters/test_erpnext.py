@@ -245,7 +245,7 @@ def test_stream_file_raises_not_found_when_the_file_is_gone(client: ErpNextClien
 
 def test_stream_file_refuses_a_url_outside_the_site_files(client: ErpNextClient) -> None:
     with (
-        pytest.raises(UpstreamRejected, match="not an ERPNext file URL"),
+        pytest.raises(UpstreamRejected, match="not an ERPNext file path"),
         client.stream_file("https://elsewhere.example.com/files/x.pdf"),
     ):
         pass
@@ -489,7 +489,7 @@ def test_stream_file_reads_a_private_file_in_chunks(erp: ErpNextStandIn) -> None
         parts = list(chunks)
     assert b"".join(parts) == content and max(len(part) for part in parts) <= 4096
     with (
-        pytest.raises(UpstreamRejected, match="not an ERPNext file URL"),
+        pytest.raises(UpstreamRejected, match="not an ERPNext file path"),
         client_with(erp).stream_file("https://elsewhere.example.com/x"),
     ):
         pass

@@ -18,6 +18,7 @@ from devstack.waiting import wait_until
 from shared.cli import main
 from shared.core.envelope import document_envelope
 from shared.platform.failures import FailureReport
+from tests.helpers.frappe import recent_modified
 
 SECRET = "e2e-operations-secret"
 
@@ -127,7 +128,7 @@ def test_a_dead_lettered_event_replayed_is_applied_once_and_resolves_its_record(
 
 
 def failure(n: int, integration: str, when: datetime) -> FailureReport:
-    doc = {"doctype": "Sales Invoice", "name": f"OPS-{n}", "modified": "2026-12-01 10:00:00"}
+    doc = {"doctype": "Sales Invoice", "name": f"OPS-{n}", "modified": recent_modified()}
     envelope = document_envelope(
         doc,
         doctype="Sales Invoice",

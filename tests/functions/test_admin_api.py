@@ -27,6 +27,7 @@ from shared.adapters.pubsub import ensure_topic
 from shared.core.envelope import document_envelope
 from shared.core.routing import DEAD_LETTER, TOPICS
 from shared.platform.failures import FailureReport
+from tests.helpers.frappe import recent_modified
 
 AUDIENCE = "https://bridge.example.com/"
 SCHEDULER = "scheduler@bridge-test.iam.gserviceaccount.com"
@@ -88,7 +89,7 @@ def operations(
 def pending_failure(stores: FirestoreStores) -> str:
     """A replayable error record, quiet for an hour: what the retry job and a replay act on."""
     past = datetime.now(UTC) - timedelta(hours=1)
-    doc = {"doctype": "Sales Invoice", "name": "SINV-9", "modified": "2026-12-01 10:00:00"}
+    doc = {"doctype": "Sales Invoice", "name": "SINV-9", "modified": recent_modified()}
     envelope = document_envelope(
         doc, doctype="Sales Invoice", event="on_submit", site="erp.example.com", received_at=past
     )

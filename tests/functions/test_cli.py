@@ -24,6 +24,7 @@ from shared.platform.failures import FailureReport
 from shared.platform.jobs import Jobs
 from shared.sheets.layout import TRACKER_TAB
 from shared.sheets.reconcile import JOB as RECONCILE_JOB
+from tests.helpers.frappe import recent_modified
 from tests.helpers.pubsub import pull
 
 SECRET = "commands-api-secret"
@@ -167,7 +168,7 @@ def error_log(project_id: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Fire
 
 
 def invoice_failure(name: str, *, with_event: bool = True) -> FailureReport:
-    doc = {"doctype": "Sales Invoice", "name": name, "modified": "2026-12-01 10:00:00"}
+    doc = {"doctype": "Sales Invoice", "name": name, "modified": recent_modified()}
     envelope = document_envelope(
         doc,
         doctype="Sales Invoice",

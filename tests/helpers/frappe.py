@@ -6,6 +6,13 @@ import base64
 import hashlib
 import hmac
 import json
+from datetime import UTC, datetime, timedelta
+
+
+def recent_modified(ago: timedelta = timedelta(hours=1)) -> str:
+    """A `modified` stamp (the site's local time, here UTC) of a change made `ago` before now:
+    consumers refuse changes older than their claims outlive."""
+    return (datetime.now(UTC) - ago).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 def template_data(doc: dict[str, object], event: str = "on_submit") -> dict[str, object]:

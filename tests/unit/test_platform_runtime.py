@@ -6,7 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from shared.core.claims import CLAIM_RETENTION, MAX_EVENT_AGE
 from shared.core.envelope import Envelope, document_envelope
+from shared.core.versions import SITE_CLOCK_SPREAD
 from shared.errors import ClaimHeld, MappingError, UpstreamUnavailable
 from shared.platform.failures import ErrorStatus
 from shared.platform.runtime import Consumer, Outcome, PubSubMessage
@@ -58,6 +60,40 @@ def test_applied_once_when_the_same_event_is_delivered_three_times() -> None:
     outcomes = [consumer.handle(message(envelope())) for _ in range(3)]
     assert outcomes == [Outcome.APPLIED, Outcome.DUPLICATE, Outcome.DUPLICATE]
     assert len(effect.applied) == 1
+
+
+def stamp(at: datetime) -> str:
+    """A Frappe `modified` stamp: the site's local time, no zone."""
+    return at.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def test_a_body_sent_again_after_its_claim_expired_is_refused_by_its_signed_modified() -> None:
+    # Received just now, but the change it carries was made eight days ago: its claim (7 days)
+    # may be gone, so applying it could repeat its effect (an alert, a page).
+    effect, errors = RecordingEffect(), InMemoryErrorLog()
+    consumer = make_consumer(effect, errors=errors)
+    replayed = envelope(stamp(NOW - CLAIM_RETENTION - timedelta(days=1)))
+    assert consumer.handle(message(replayed)) is Outcome.REJECTED
+    assert effect.applied == []
+    (record,) = errors.records.values()
+    assert "made over 142 hours ago" in str(record["report"].message)
+
+
+def test_the_age_bound_keeps_every_accepted_event_inside_its_claims_life() -> None:
+    # The oldest stamp accepted, read in the latest time zone (UTC-12), was made
+    # MAX_EVENT_AGE + 26 h ago at most: still inside the claim's 7 days.
+    effect = RecordingEffect()
+    oldest = NOW - MAX_EVENT_AGE - timedelta(hours=12)
+    assert make_consumer(effect).handle(message(envelope(stamp(oldest)))) is Outcome.APPLIED
+    assert MAX_EVENT_AGE + SITE_CLOCK_SPREAD <= CLAIM_RETENTION
+    older = oldest - timedelta(seconds=1)
+    assert make_consumer(effect).handle(message(envelope(stamp(older)))) is Outcome.REJECTED
+
+
+def test_a_deletion_counts_from_its_arrival_as_deleting_leaves_modified_as_it_was() -> None:
+    effect = RecordingEffect()
+    trashed = envelope(stamp(NOW - timedelta(days=400)), event="on_trash")
+    assert make_consumer(effect).handle(message(trashed)) is Outcome.APPLIED
 
 
 def test_older_version_is_acknowledged_not_applied_when_a_newer_one_was_applied() -> None:

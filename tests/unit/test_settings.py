@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
+from shared.core.claims import MAX_EVENT_AGE
 from shared.core.routing import INVOICES, SERVICE_REQUESTS, topics_for
 from shared.errors import ConfigurationError
 from shared.ingress.settings import INSECURE_FLAG
@@ -107,6 +110,14 @@ def test_secret_is_read_through_the_secret_reader_and_never_shown_in_repr() -> N
 def test_bad_numbers_are_reported_with_their_names() -> None:
     with pytest.raises(ConfigurationError, match="MAX_BODY_BYTES"):
         read_settings("erp_webhook", {**WEBHOOK_ENV, "MAX_BODY_BYTES": "lots"})
+
+
+def test_an_event_age_beyond_what_claims_outlive_is_refused() -> None:
+    (problem,) = problems("sheets_sync", {**SHEETS_ENV, "MAX_EVENT_AGE_HOURS": "168"})
+    assert problem.startswith("MAX_EVENT_AGE_HOURS may be at most 142")
+    settings = read_settings("sheets_sync", {**SHEETS_ENV, "MAX_EVENT_AGE_HOURS": "48"})
+    assert settings.common.max_event_age == timedelta(hours=48)
+    assert read_settings("sheets_sync", SHEETS_ENV).common.max_event_age == MAX_EVENT_AGE
 
 
 def test_service_request_doctype_is_configurable() -> None:
