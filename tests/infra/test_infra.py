@@ -540,8 +540,42 @@ def test_checkov_reports_no_failed_high_or_critical_check() -> None:
     assert high == []
 
 
+SKIP_COMMENT = re.compile(r"^\s*#\s*checkov:skip=(\w+):(.*)$")
+RESOURCE_HEADER = re.compile(r'^resource\s+"(\w+)"\s+"(\w+)"')
+
+
+def marked_skips() -> dict[tuple[str, str], str]:
+    """Every `#checkov:skip=CHECK:why` comment in infra/*.tf: (check, the resource whose block
+    holds it) -> why."""
+    marked: dict[tuple[str, str], str] = {}
+    for tf in sorted(INFRA.glob("*.tf")):
+        resource = None
+        for line in tf.read_text().splitlines():
+            if header := RESOURCE_HEADER.match(line):
+                resource = f"{header[1]}.{header[2]}"
+            elif skip := SKIP_COMMENT.match(line):
+                assert resource, f"{tf.name}: a checkov:skip outside a resource: {line.strip()}"
+                marked[(skip[1], resource)] = skip[2].strip()
+    return marked
+
+
 def test_every_skipped_check_says_why_inline() -> None:
-    for check in checkov_report()["results"].get("skipped_checks", []):
-        assert len(check.get("check_result", {}).get("suppress_comment", "")) > 20, check[
-            "check_id"
-        ]
+    """Checkov skips exactly the checks the Terraform's `checkov:skip` comments name, on their
+    resources (every instance of a for_each), with the comment's reason; each reason says why.
+    A run that skips nothing, or a checkov that ignores the comments, fails here."""
+    marked = marked_skips()
+    assert marked, "no checkov:skip comment found in infra/*.tf"
+    assert all(len(why) > 20 for why in marked.values()), marked
+    results = checkov_report()["results"]
+    skipped: dict[tuple[str, str], set[str]] = {}
+    for check in results.get("skipped_checks", []):
+        resource = re.sub(r"\[.*\]$", "", check["resource"])  # fn["admin_api"] is fn
+        skipped.setdefault((check["check_id"], resource), set()).add(
+            check["check_result"].get("suppress_comment", "")
+        )
+    assert skipped == {key: {why} for key, why in marked.items()}
+    still_failing = {
+        (check["check_id"], re.sub(r"\[.*\]$", "", check["resource"]))
+        for check in results.get("failed_checks", [])
+    }
+    assert not still_failing & marked.keys(), "a marked check fails on some instance"
