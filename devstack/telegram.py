@@ -16,7 +16,7 @@ import json
 import math
 import threading
 import time
-from collections import defaultdict, deque
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -112,6 +112,8 @@ class TelegramStandIn(LoopbackServer):
         """When each message was accepted (the limits' clock), per chat."""
         self.refused: list[tuple[int, int]] = []
         """(chat id, retry_after) of every 429 answered."""
+        self.calls: Counter[str] = Counter()
+        """Bot API methods called, by name (getMe: a session opened)."""
         self.webhook: tuple[str, str | None] | None = None
         self.files: dict[str, bytes] = {}
         self.blocked: set[int] = set()
@@ -181,6 +183,8 @@ class TelegramStandIn(LoopbackServer):
         if not path.startswith(prefix):
             return BotApiError(401, "Unauthorized").reply()  # a wrong token, as Telegram answers
         name = path[len(prefix) :]
+        with self._lock:
+            self.calls[name] += 1
         fault = self.faults.take() if name in _SENDS else None
         if fault is not None and fault != "timeout_after_apply":
             return self._refusal(fault)

@@ -175,6 +175,8 @@ locals {
     "whatsapp_sessions",      # a client's 24-hour window
     "telegram_link_codes",    # one-time link codes, kept a while after use so they are refused
     "telegram_conversations", # abandoned guided conversations
+    "telegram_replies",       # the bot's replies, counted in Telegram's limits with the alerts
+    "telegram_strangers",     # when an unlinked chat was last answered
   ]
 
   # Composite indexes of the queries that filter on one field and sort on another (the emulator

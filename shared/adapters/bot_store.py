@@ -28,6 +28,7 @@ CHATS = "telegram_chats"
 USERS = "telegram_users"
 LINK_CODES = "telegram_link_codes"
 CONVERSATIONS = "telegram_conversations"
+STRANGERS = "telegram_strangers"
 UPDATES_CONSUMER = "telegram_bot"
 """Updates are claimed in the `idempotency` collection as `telegram_bot:{update_id}`."""
 
@@ -137,6 +138,20 @@ class FirestoreBotStore:
             return Change(None), None
 
         self._connection.swap(self._chat(chat_id), decide)
+
+    def answer_stranger(self, chat_id: int, *, now: datetime, every: timedelta) -> bool:
+        """Whether an unlinked chat may be answered now: once per `every`, among all instances."""
+
+        def decide(fields: Record | None) -> tuple[Change | None, bool]:
+            last = (fields or {}).get("answered_at")
+            if isinstance(last, datetime) and now - last < every:
+                return None, False
+            return Change({"answered_at": now, "expire_at": now + every}), True
+
+        with translated("note an answer to an unlinked chat"):
+            return self._connection.swap(
+                self._connection.collection(STRANGERS).document(str(chat_id)), decide
+            )
 
     # -- link codes ------------------------------------------------------------------------------
 

@@ -54,6 +54,10 @@ WATERMARKS = "watermarks"
 DRIVE_FOLDERS = "drive_folders"
 ALERTS = "alerts"
 ALERT_QUEUE = "alert_queue"
+BOT_REPLIES = "telegram_replies"
+"""The bot's replies (chat, time): Telegram counts them in the same limits as the alerts."""
+BOT_REPLY_MEMORY = timedelta(minutes=10)
+"""Longer than Telegram's longest window (a group's minute): TTL on `expire_at` then."""
 WHATSAPP_SESSIONS = "whatsapp_sessions"
 
 DEFAULT_TIMEOUT_S = 10.0
@@ -891,20 +895,34 @@ class FirestoreAlertOutbox:
             )
 
     def recent_sent(self, since: datetime) -> list[tuple[str, str, float]]:
-        query = self._connection.collection(ALERTS).where(
-            filter=FieldFilter("sent_at", ">=", since)
-        )
-        with translated("read recent alerts"):
-            snapshots = list(
-                query.stream(retry=self._connection.retry, timeout=self._connection.timeout_s)
-            )
         recent = []
-        for snapshot in snapshots:
-            fields = snapshot.to_dict() or {}
-            sent_at = fields.get("sent_at")
-            if isinstance(sent_at, datetime):
-                recent.append((str(fields["channel"]), str(fields["to"]), sent_at.timestamp()))
+        with translated("read recent alerts and replies"):
+            for collection in (ALERTS, BOT_REPLIES):
+                query = self._connection.collection(collection).where(
+                    filter=FieldFilter("sent_at", ">=", since)
+                )
+                for snapshot in query.stream(
+                    retry=self._connection.retry, timeout=self._connection.timeout_s
+                ):
+                    fields = snapshot.to_dict() or {}
+                    sent_at = fields.get("sent_at")
+                    if isinstance(sent_at, datetime):
+                        channel, to = str(fields["channel"]), str(fields["to"])
+                        recent.append((channel, to, sent_at.timestamp()))
         return recent
+
+    def note_reply(self, chat: int, *, now: datetime) -> None:
+        with translated("note a bot reply"):
+            self._connection.collection(BOT_REPLIES).document().set(
+                {
+                    "channel": "telegram",
+                    "to": str(chat),
+                    "sent_at": now,
+                    "expire_at": now + BOT_REPLY_MEMORY,
+                },
+                retry=self._connection.retry,
+                timeout=self._connection.timeout_s,
+            )
 
     def by_message(self, message_id: str) -> Alert | None:
         query = self._connection.collection(ALERTS).where(

@@ -1,17 +1,21 @@
 """Telegram through python-telegram-bot: messages and photo downloads, errors into the tree.
 
 PTB 22 is async-only and a Bot must not outlive its event loop (docs/SERVICES.md, Telegram), so every loop opens
-its own `session()`; the synchronous helpers run one short loop each. The token is part of every
-URL Telegram serves: it never reaches a message, a log or a repr.
+its own `session()`. The bot's replies and downloads share one session for the instance's life
+(`KeptSession`, on a loop of its own thread), so an update costs no new session (a getMe); the
+CLI's helpers run one short loop each. The token is part of every URL Telegram serves: it never
+reaches a message, a log or a repr.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator, Iterable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass
+from typing import TypeVar
 
 import httpx
 from telegram import Bot
@@ -71,24 +75,6 @@ class TelegramApi:
         finally:
             await bot.shutdown()
 
-    def send_all(self, messages: Iterable[tuple[int, str, int | None]]) -> list[int]:
-        """Send (chat, HTML text, forum topic) in order, waiting out a retry_after once each."""
-
-        async def run() -> list[int]:
-            sent = []
-            async with self.session() as telegram:
-                for chat, text, topic in messages:
-                    try:
-                        sent.append(await telegram.send(chat, text, topic))
-                    except UpstreamUnavailable as exc:
-                        if exc.retry_after_s is None or exc.retry_after_s > 10:
-                            raise
-                        await asyncio.sleep(exc.retry_after_s)
-                        sent.append(await telegram.send(chat, text, topic))
-            return sent
-
-        return asyncio.run(run())
-
     def me(self) -> str:
         """The bot's username: Telegram accepted the token."""
 
@@ -108,14 +94,53 @@ class TelegramApi:
 
         asyncio.run(run())
 
+
+T = TypeVar("T")
+
+
+class KeptSession:
+    """One bot session kept for the instance's life, on an event loop of its own thread, for
+    the synchronous callers (the bot's webhook): opened on first use, opened again after it
+    failed to open."""
+
+    def __init__(self, api: TelegramApi, *, timeout_s: float = 60.0) -> None:
+        self._api = api
+        self._timeout_s = timeout_s
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._opened: AbstractAsyncContextManager[TelegramSession] | None = None
+        self._session: TelegramSession | None = None
+
+    def __repr__(self) -> str:
+        return f"KeptSession({self._api!r})"
+
+    def run(self, work: Callable[[TelegramSession], Awaitable[T]]) -> T:
+        session, loop = self._open()
+        return asyncio.run_coroutine_threadsafe(_awaited(work(session)), loop).result(
+            self._timeout_s
+        )
+
+    def send(self, chat: int, text: str, topic: int | None = None) -> int:
+        return self.run(lambda session: session.send(chat, text, topic))
+
     def download(self, file_id: str) -> bytes:
-        """A file a person sent (a photo), refused above Telegram's 20 MB bot limit."""
+        return self.run(lambda session: session.download(file_id))
 
-        async def run() -> bytes:
-            async with self.session() as telegram:
-                return await telegram.download(file_id)
+    def _open(self) -> tuple[TelegramSession, asyncio.AbstractEventLoop]:
+        with self._lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                threading.Thread(target=loop.run_forever, name="telegram", daemon=True).start()
+                self._loop = loop
+            if self._session is None:
+                opened = self._api.session()
+                future = asyncio.run_coroutine_threadsafe(opened.__aenter__(), self._loop)
+                self._session, self._opened = future.result(self._timeout_s), opened
+            return self._session, self._loop
 
-        return asyncio.run(run())
+
+async def _awaited(work: Awaitable[T]) -> T:
+    return await work
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from shared.alerts.ports import (
     AlertOutbox,
     Directory,
     QueuedAlert,
+    ReplyChannel,
     TelegramSender,
     TelegramSession,
     WhatsApp,
@@ -459,6 +460,55 @@ class _Round:
     def _again(self, queued: QueuedAlert) -> None:
         """Back to the head of its destination's queue: its order among its siblings holds."""
         self.queues.setdefault(_dest(queued.alert), deque()).appendleft(queued)
+
+
+@dataclass(frozen=True)
+class PacedReplies:
+    """The bot's replies, sent within Telegram's limits as the alerts count them: what every
+    instance sent (alerts and replies) in the last windows is read first, a reply waits its
+    turn up to `max_wait_s`, and each one sent is noted for the drainers to count. Beyond the
+    wait, UpstreamUnavailable: the webhook answers 503 and Telegram sends the update again."""
+
+    telegram: ReplyChannel
+    outbox: AlertOutbox
+    limits: Limits
+    clock: Callable[[], datetime]
+    sleep: Callable[[float], None] = time.sleep
+    max_wait_s: float = 5.0
+
+    def send_all(self, messages: list[tuple[int, str, int | None]]) -> list[int]:
+        sent = []
+        for chat, text, topic in messages:
+            self._wait_for(chat)
+            try:
+                message_id = self.telegram.send(chat, text, topic)
+            except UpstreamUnavailable as exc:  # a 429 despite our count (another bot user?)
+                if exc.retry_after_s is None or exc.retry_after_s > self.max_wait_s:
+                    raise
+                self.sleep(exc.retry_after_s)
+                message_id = self.telegram.send(chat, text, topic)
+            self.outbox.note_reply(chat, now=self.clock())
+            sent.append(message_id)
+        return sent
+
+    def _wait_for(self, chat: int) -> None:
+        now = self.clock()
+        pacer = Pacer(self.limits)
+        since = now - timedelta(seconds=self.limits.longest_s)
+        pacer.prime(
+            (_key(channel, to), at)
+            for channel, to, at in self.outbox.recent_sent(since)
+            if channel == "telegram"
+        )
+        wait = pacer.next_time(chat, now.timestamp()) - now.timestamp()
+        if wait > self.max_wait_s:
+            raise UpstreamUnavailable(
+                f"Telegram's limits are taken for {wait:.0f} s by alerts and replies",
+                service="telegram",
+                retry_after_s=wait,
+            )
+        if wait > 0:
+            self.sleep(wait)
 
 
 def _dest(alert: Alert) -> str:

@@ -58,7 +58,12 @@ class AlertOutbox(Protocol):
     ) -> None: ...
 
     def recent_sent(self, since: datetime) -> list[tuple[str, str, float]]:
-        """(channel, destination, epoch seconds) of alerts sent since `since`, by any instance."""
+        """(channel, destination, epoch seconds) of alerts and bot replies sent since `since`,
+        by any instance."""
+        ...
+
+    def note_reply(self, chat: int, *, now: datetime) -> None:
+        """A bot reply went to `chat` at `now`: it counts in Telegram's limits like an alert."""
         ...
 
     def by_message(self, message_id: str) -> Alert | None:
@@ -85,6 +90,12 @@ class TelegramSender(Protocol):
     """The Bot API for the alerts (the adapter is `TelegramApi`): one session per drain."""
 
     def session(self) -> AbstractAsyncContextManager[TelegramSession]: ...
+
+
+class ReplyChannel(Protocol):
+    """Telegram for a synchronous caller (the adapter is `KeptSession`)."""
+
+    def send(self, chat: int, text: str, topic: int | None = None) -> int: ...
 
 
 class Directory(Protocol):

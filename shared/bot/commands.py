@@ -88,6 +88,9 @@ class BotConfig:
     link_code_lifetime: timedelta = timedelta(hours=24)
     conversation_lifetime: timedelta = timedelta(hours=1)
     """An abandoned conversation ends this long after its last answer."""
+    stranger_reply_every: timedelta = timedelta(minutes=5)
+    """An unlinked chat is answered at most once this often: a flood of strangers' messages
+    must not spend the limits the alerts need."""
     bootstrap_admin_ids: frozenset[int] = frozenset()
     """Telegram user ids that may /link while their chat is unlinked and no linked person holds
     an admin role: the first admin's way in, closed once that admin is linked."""
@@ -189,9 +192,20 @@ class TelegramBot:
             text = self._answer(message)
         except _Refusal as refusal:
             text = refusal.text
-        if text is None:
+        if text is None or not self._may_answer(message):
             return []
         return [Reply(message.chat_id, _fit_text(text), message.thread_id)]
+
+    def _may_answer(self, message: _Message) -> bool:
+        """Linked people (one who just linked too) and the bootstrap ids always; any other
+        unlinked chat once a while."""
+        if message.sender in self._config.bootstrap_admin_ids:
+            return True
+        if self._store.user_of(message.sender) is not None:
+            return True
+        return self._store.answer_stranger(
+            message.chat_id, now=self._clock(), every=self._config.stranger_reply_every
+        )
 
     def _answer(self, message: _Message) -> str | None:
         if message.text is not None:

@@ -50,6 +50,11 @@ class BotStore(ChatLinks, Protocol):
     and a redeemed code answers "already linked".
     """
 
+    def answer_stranger(self, chat_id: int, *, now: datetime, every: timedelta) -> bool:
+        """Whether an unlinked chat may be answered now: True at most once per `every` (all
+        instances together), so a flood of strangers' messages spends no sending limits."""
+        ...
+
     def linked_users(self) -> list[str]:
         """Every ERPNext user with a link in force (both directions agree)."""
         ...

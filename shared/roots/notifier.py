@@ -15,9 +15,10 @@ from shared.roots.base import Root
 if TYPE_CHECKING:
     from shared.adapters.bot_store import FirestoreBotStore
     from shared.adapters.erpnext_servicedesk import ErpNextServiceDesk
-    from shared.adapters.telegram import TelegramApi
+    from shared.adapters.telegram import KeptSession, TelegramApi
     from shared.adapters.whatsapp_inbound import FirestoreInboundMessages
-    from shared.alerts.notifier import Notifier
+    from shared.alerts.notifier import Notifier, PacedReplies
+    from shared.alerts.pacing import Limits
     from shared.alerts.ports import WhatsApp
     from shared.bot.commands import TelegramBot
     from shared.bot.webhooks import TelegramWebhook, WhatsAppWebhook
@@ -90,7 +91,6 @@ class NotifierRoot(Root[Settings]):
     @cached_property
     def alerts(self) -> Notifier:
         from shared.alerts.notifier import AlertDrainer, AlertPlanner, Notifier, NotifierConfig
-        from shared.alerts.pacing import Limits
 
         alerts = self.settings.alerts
         config = NotifierConfig(
@@ -98,7 +98,7 @@ class NotifierRoot(Root[Settings]):
             chats=alerts.chats,
             site_url=alerts.site_url,
             names=alerts.names,
-            telegram_limits=Limits(group_window_s=alerts.group_window_s),
+            telegram_limits=self.telegram_limits,
             budget_s=alerts.budget_s,
         )
         return Notifier(
@@ -126,6 +126,31 @@ class NotifierRoot(Root[Settings]):
         return self.consumer_of("notifier", self.alerts.enqueue, skip_stale=False)
 
     @cached_property
+    def kept_telegram(self) -> KeptSession:
+        """The instance's one bot session for the bot's replies and downloads."""
+        from shared.adapters.telegram import KeptSession
+
+        return KeptSession(self.telegram)
+
+    @cached_property
+    def replies(self) -> PacedReplies:
+        """The bot's replies, within the limits the alerts keep (and counted in them)."""
+        from shared.alerts.notifier import PacedReplies
+
+        return PacedReplies(
+            telegram=self.kept_telegram,
+            outbox=self.stores.alerts,
+            limits=self.telegram_limits,
+            clock=self.clock,
+        )
+
+    @cached_property
+    def telegram_limits(self) -> Limits:
+        from shared.alerts.pacing import Limits
+
+        return Limits(group_window_s=self.settings.alerts.group_window_s)
+
+    @cached_property
     def bot(self) -> TelegramBot:
         from shared.bot.commands import BotConfig, TelegramBot
 
@@ -134,7 +159,7 @@ class NotifierRoot(Root[Settings]):
             username=alerts.bot_username,
             desk=self.desk,
             store=self.bot_store,
-            files=self.telegram,
+            files=self.kept_telegram,
             clock=self.clock,
             config=BotConfig(
                 priorities=("Low", "Medium", "High", *alerts.names.emergency_priorities[:1]),
@@ -150,7 +175,7 @@ class NotifierRoot(Root[Settings]):
         return TelegramWebhook(
             bot=self.bot,
             store=self.bot_store,
-            sender=self.telegram,
+            sender=self.replies,
             secret=self.settings.alerts.telegram_secret,
             clock=self.clock,
         )

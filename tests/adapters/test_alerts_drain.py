@@ -15,11 +15,12 @@ import pytest
 from devstack.telegram import TelegramStandIn
 from devstack.twilio import TwilioStandIn
 from shared.adapters.firestore import FirestoreStores
-from shared.adapters.telegram import TelegramApi
+from shared.adapters.telegram import KeptSession, TelegramApi
 from shared.adapters.twilio import WhatsAppSender
-from shared.alerts.notifier import AlertDrainer, NotifierConfig
+from shared.alerts.notifier import AlertDrainer, NotifierConfig, PacedReplies
 from shared.alerts.pacing import Limits
 from shared.alerts.rules import REPEAT_NOTICE, Alert
+from shared.errors import UpstreamUnavailable
 from tests.helpers.clocks import SettableClock
 
 TOKEN = "123456:delivery-token"
@@ -152,6 +153,59 @@ def test_a_drain_just_after_another_keeps_the_global_limit(stores: FirestoreStor
         assert drainer(stores, telegram, "instance-b", clock=clock).drain().sent == 30
         assert telegram.refused == []
         assert stores.alerts.pending(1) == []
+
+
+def test_bot_replies_and_alerts_keep_telegrams_global_limit_between_them(
+    stores: FirestoreStores,
+) -> None:
+    """The bot's replies count in the limits the alerts keep, both ways: a reply after a full
+    second of alerts waits for the second to pass, and alerts after replies wait for those."""
+    clock = SettableClock(utc_now())
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        clock.advance(seconds)
+
+    with TelegramStandIn(TOKEN, group_window_s=FAST_GROUP_WINDOW_S, clock=clock.timestamp) as tg:
+        limits = Limits(group_window_s=FAST_GROUP_WINDOW_S, margin_s=0.05)
+        replies = PacedReplies(
+            telegram=KeptSession(TelegramApi(TOKEN, base_url=tg.base_url, timeout_s=20)),
+            outbox=stores.alerts,
+            limits=limits,
+            clock=clock,
+            sleep=sleep,
+        )
+        stores.alerts.put([alert(n, 5001 + n) for n in range(30)], now=clock.now)
+        assert drainer(stores, tg, "instance-a", clock=clock).drain().sent == 30
+        # 30 went this instant: the reply waits out the second (and the margin), then goes.
+        replies.send_all([(7001, "a reply", None)])
+        assert waits == [pytest.approx(1.05)] and tg.texts(7001) == ["a reply"]
+        # 29 more replies fill the next second; an alert queued now must wait for it.
+        replies.send_all([(7002 + n, "a reply", None) for n in range(29)])
+        stores.alerts.put([alert(99, 8001)], now=clock.now)
+        assert drainer(stores, tg, "instance-b", clock=clock).drain(budget_s=0.5).sent == 0
+        clock.advance(1.1)
+        assert drainer(stores, tg, "instance-b", clock=clock).drain().sent == 1
+        assert tg.refused == []
+
+
+def test_a_reply_that_would_wait_long_is_left_for_telegram_to_ask_again(
+    stores: FirestoreStores, telegram: TelegramStandIn
+) -> None:
+    clock = SettableClock(utc_now())
+    for _ in range(20):  # a group's 20 a window, taken by replies a moment ago
+        stores.alerts.note_reply(GROUP, now=clock.now)
+    replies = PacedReplies(
+        telegram=KeptSession(TelegramApi(TOKEN, base_url=telegram.base_url)),
+        outbox=stores.alerts,
+        limits=Limits(group_window_s=60),
+        clock=clock,
+        sleep=lambda seconds: pytest.fail(f"slept {seconds} s"),
+    )
+    with pytest.raises(UpstreamUnavailable, match="limits are taken"):
+        replies.send_all([(GROUP, "one more", None)])
+    assert telegram.texts(GROUP) == []
 
 
 def test_the_same_alert_queued_three_times_is_sent_once(

@@ -16,7 +16,7 @@ from devstack.faultproxy import FaultProxy
 from devstack.telegram import TelegramStandIn
 from devstack.twilio import TwilioStandIn
 from shared.adapters.erpnext import ErpNextClient
-from shared.adapters.telegram import TelegramApi
+from shared.adapters.telegram import KeptSession, TelegramApi
 from shared.adapters.twilio import WhatsAppSender
 from shared.errors import UpstreamUnavailable
 from shared.platform import metrics
@@ -187,22 +187,24 @@ def test_telegram_circuit_opens_on_an_outage_and_closes_when_telegram_is_back(
     with TelegramStandIn(BOT_TOKEN) as telegram:
         proxy = through(telegram.url)
         try:
-            api = TelegramApi(BOT_TOKEN, base_url=f"http://{proxy.address}/bot", timeout_s=5)
-            api.send_all([(CHAT, "first", None)])
+            api = KeptSession(
+                TelegramApi(BOT_TOKEN, base_url=f"http://{proxy.address}/bot", timeout_s=5)
+            )
+            api.send(CHAT, "first")
             proxy.cut()
             for _ in range(SETTINGS.threshold):
                 with pytest.raises(UpstreamUnavailable, match="telegram did not answer"):
-                    api.send_all([(CHAT, "lost", None)])
+                    api.send(CHAT, "lost")
             assert gauge("telegram") == 2
 
             proxy.restore()
             with pytest.raises(CircuitOpen, match="telegram circuit open"):
-                api.send_all([(CHAT, "refused at once", None)])
+                api.send(CHAT, "refused at once")
             assert telegram.texts(CHAT) == ["first"]
 
             clock.advance(30)
-            api.send_all([(CHAT, "second", None)])
-            assert telegram.texts(CHAT) == ["first", "second"]
+            api.send(CHAT + 1, "second")  # another chat: Telegram's one a second per chat
+            assert telegram.texts(CHAT) == ["first"] and telegram.texts(CHAT + 1) == ["second"]
             assert gauge("telegram") == 0
         finally:
             proxy.stop()

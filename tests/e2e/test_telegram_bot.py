@@ -110,9 +110,17 @@ def test_a_wrong_secret_token_is_refused_and_nothing_answers(stack: Devstack) ->
     assert telegram.texts(ANA) == []
 
 
-def test_unlinked_chats_get_only_start_and_help(stack: Devstack) -> None:
-    assert "Link your account first" in say(stack, STRANGER, "/my_requests")
+def silent(stack: Devstack, person: int, text: str) -> bool:
+    """A person writes; the bot takes the update (200) and answers nothing."""
+    before = len(stack.telegram.chats[person])
+    response = stack.telegram.post_update(update(person, text))
+    return response.status_code == 200 and len(stack.telegram.chats[person]) == before
+
+
+def test_unlinked_chats_get_only_start_and_help_once_in_five_minutes(stack: Devstack) -> None:
     assert "/start" in say(stack, STRANGER, "/help")
+    assert silent(stack, STRANGER, "/my_requests")
+    assert "Link your account first" in say(stack, STRANGER + 10, "/my_requests")
 
 
 def test_link_codes_work_once_and_not_after_they_expire(people: Devstack) -> None:
@@ -121,8 +129,8 @@ def test_link_codes_work_once_and_not_after_they_expire(people: Devstack) -> Non
     code = re.search(r"start=([A-Za-z0-9_-]+)", answer)
     assert code is not None
     assert "Linked" in say(stack, 4003, f"/start {code.group(1)}")
-    assert "already used" in say(stack, 4999, f"/start {code.group(1)}")
-    assert "Link your account first" in say(stack, 4999, "/my_requests")
+    assert "already used" in say(stack, 4997, f"/start {code.group(1)}")
+    assert silent(stack, 4997, "/my_requests")  # unlinked, and answered a moment ago
     # A code made yesterday with an hour to live, as the store keeps it.
     store = FirestoreBotStore(stack.stores().connection)
     yesterday = datetime.now(UTC) - timedelta(days=1)
@@ -130,7 +138,15 @@ def test_link_codes_work_once_and_not_after_they_expire(people: Devstack) -> Non
         "eli.moreau@example.com", now=yesterday, lifetime=timedelta(hours=1)
     )
     assert "expired" in say(stack, 4005, f"/start {stale}")
-    assert "Link your account first" in say(stack, 4005, "/my_requests")
+    assert silent(stack, 4005, "/my_requests")
+
+
+def test_an_instance_keeps_one_bot_session_for_its_replies(people: Devstack) -> None:
+    say(people, DANA, "/help")  # the instance's session is open from here on
+    opened = people.telegram.calls["getMe"]
+    for _ in range(3):
+        say(people, DANA, "/help")
+    assert people.telegram.calls["getMe"] == opened
 
 
 def test_the_same_update_delivered_twice_is_answered_once(people: Devstack) -> None:

@@ -344,6 +344,7 @@ class InMemoryBotStore:
         default_factory=dict
     )
     updates: dict[int, str] = field(default_factory=dict)
+    strangers: dict[int, datetime] = field(default_factory=dict)
     down: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -354,6 +355,14 @@ class InMemoryBotStore:
     def link(self, chat_id: int, user: str) -> None:
         self.chats[chat_id] = user
         self.users[user] = chat_id
+
+    def answer_stranger(self, chat_id: int, *, now: datetime, every: timedelta) -> bool:
+        self._check()
+        last = self.strangers.get(chat_id)
+        if last is not None and now - last < every:
+            return False
+        self.strangers[chat_id] = now
+        return True
 
     def linked_users(self) -> list[str]:
         self._check()

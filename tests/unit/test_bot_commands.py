@@ -190,6 +190,22 @@ def test_plain_text_asks_to_link_first_when_chat_is_unlinked(site: Site) -> None
     assert site.say("hello", sender=STRANGER_ID) == LINK_FIRST
 
 
+def test_an_unlinked_chat_is_answered_once_every_five_minutes_by_all_instances(
+    site: Site,
+) -> None:
+    assert site.say("/help", sender=STRANGER_ID).startswith("<b>Commands</b>")
+    flood = [site.send(f"/my_requests {n}", sender=STRANGER_ID) for n in range(50)]
+    assert flood == [[]] * 50  # on any instance: the store remembers the answer
+    site.clock.advance(299)
+    assert site.send("hello", sender=STRANGER_ID) == []
+    site.clock.advance(1)
+    assert site.say("hello", sender=STRANGER_ID) == LINK_FIRST
+    # Linking is answered at once, and a linked person is never held back.
+    code = site.bot().create_link_code(VIEWER, NOW)
+    assert "Linked" in site.say(f"/start {code}", sender=STRANGER_ID)
+    assert "/my_requests" in site.say("/help", sender=STRANGER_ID)
+
+
 def test_help_lists_commands_by_role_when_person_is_linked(site: Site) -> None:
     def commands(sender: int) -> set[str]:
         return set(re.findall(r"^/(\w+)", site.say("/help", sender=sender), flags=re.MULTILINE))
