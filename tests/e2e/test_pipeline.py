@@ -19,7 +19,8 @@ from devstack.emulators import Emulators
 from devstack.erpnext import ErpNextStandIn
 from devstack.stack import CHATS, Devstack, running_devstack
 from devstack.waiting import wait_until
-from shared.core.claims import ClaimState
+from shared.adapters.firestore import CLAIMS
+from shared.core.claims import ClaimState, claim_key
 from shared.platform.failures import ErrorRecord
 from tests.e2e import settle
 from tests.helpers.frappe import frappe_signature
@@ -223,11 +224,12 @@ def test_crashed_claim_is_taken_over_after_its_lease_and_applied_once(
         site="erp.example.com",
         received_at=datetime.now(UTC),
     )
+    crashed_at = datetime.now(UTC)
     stack.stores().claims.claim(
         "notifier",
         envelope.event_id,
         owner="crashed-instance",
-        now=datetime.now(UTC),
+        now=crashed_at,
         lease=timedelta(seconds=LEASE_S),
     )
     response = requests.post(
@@ -248,6 +250,15 @@ def test_crashed_claim_is_taken_over_after_its_lease_and_applied_once(
     assert wait_until(settled)
     ((chat, text),) = alerts_about(stack, str(issue["name"]))
     assert chat == CHATS["service_team"] and "Pump broken" in text
+    # Taken over once, by another instance, and only after the crashed claim's lease ran out.
+    raw = (
+        stack.stores()
+        .connection.collection(CLAIMS)
+        .document(claim_key("notifier", envelope.event_id))
+    )
+    fields = raw.get().to_dict() or {}
+    assert fields["attempts"] == 2 and fields["owner"] != "crashed-instance"
+    assert fields["claimed_at"] >= crashed_at + timedelta(seconds=LEASE_S)
 
 
 def test_undecodable_message_becomes_an_error_record_and_is_acknowledged(stack: Devstack) -> None:
