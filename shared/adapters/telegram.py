@@ -109,6 +109,7 @@ class KeptSession:
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._opened: AbstractAsyncContextManager[TelegramSession] | None = None
+        """The open session's context, held so that the session lives as long as we do."""
         self._session: TelegramSession | None = None
 
     def __repr__(self) -> str:
