@@ -1,4 +1,4 @@
-"""Firestore memory of the inbound WhatsApp messages answered (shared/servicedesk/inbound.py).
+"""Firestore memory of the inbound WhatsApp messages answered (shared/bot/webhooks.py).
 
 Each is a claim in the `idempotency` collection, `whatsapp_inbound:{MessageSid}`, whose
 `expire_at` (the collection's TTL policy) forgets it RETENTION after it was answered.
@@ -24,7 +24,7 @@ document per message people send."""
 
 
 class FirestoreInboundMessages:
-    """The `InboundMessages` of the WhatsApp webhook, in Firestore."""
+    """The `InboundMessages` (shared/bot/ports.py) of the WhatsApp webhook, in Firestore."""
 
     def __init__(
         self,

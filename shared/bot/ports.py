@@ -107,6 +107,25 @@ class Sessions(Protocol):
     def record_inbound(self, phone: str, *, now: datetime) -> None: ...
 
 
+class InboundMessages(Protocol):
+    """The inbound WhatsApp messages answered, by MessageSid, shared by every instance."""
+
+    def first_time(self, sid: str, *, now: datetime) -> str | None:
+        """A claim (its token) to answer the message; None when it was answered already.
+
+        Raises ClaimHeld while another handler's lease runs.
+        """
+        ...
+
+    def answered(self, sid: str, *, now: datetime) -> None:
+        """Every later request with this sid is a repeat."""
+        ...
+
+    def forget(self, sid: str, claim: str) -> None:
+        """Answering failed and a retry can help: drop our claim so the retry is answered."""
+        ...
+
+
 class SignatureCheck(Protocol):
     def __call__(
         self, public_url: str, params: Mapping[str, str], signature: str, auth_token: str

@@ -8,6 +8,16 @@ a retry will not fix (docs/SERVICES.md, Telegram: anything else makes Telegram s
 WhatsApp: Twilio's signature over the configured public URL must match (403 otherwise); the
 sender is known by the phone number on an ERPNext contact; `STATUS <id>` answers about the
 sender's own requests only; every answer is TwiML.
+
+Each inbound WhatsApp message is answered once, however often its signed request comes. The
+signature covers the URL and the form but no time, so a captured request stays valid until the
+auth token changes; answered again, a replay would reopen the client's 24-hour window (the next
+completion would go as free text, which Twilio refuses with 63016). So a signed message is
+claimed by its `MessageSid` (as the bot's updates are by update_id): a repeat gets an empty
+`<Response/>` and touches nothing; a retryable failure drops the claim so Twilio's retry is
+answered; a repeat while the first is answered gets 503. A signed message without a MessageSid
+is refused 400 (Twilio always sends one). Status callbacks, about messages we sent, are not
+claimed.
 """
 
 from __future__ import annotations
@@ -23,7 +33,7 @@ from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape
 
 from shared.bot.commands import Reply, TelegramBot
-from shared.bot.ports import BotStore, ReplySender, Sessions, SignatureCheck
+from shared.bot.ports import BotStore, InboundMessages, ReplySender, Sessions, SignatureCheck
 from shared.errors import (
     AccessDenied,
     ClaimHeld,
@@ -43,6 +53,10 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 (a header name)
 SIGNATURE_HEADER = "X-Twilio-Signature"
 MAX_UPDATE_BYTES = 1_000_000
 _STATUS = re.compile(r"^\s*status\s+(\S+)\s*$", re.IGNORECASE)
+_SID = re.compile(r"^[A-Za-z0-9]{2,64}$")
+"""A Twilio sid: two letters and 32 hex digits (SM..., MM...); never a path in a document id."""
+NOTHING = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+"""TwiML that sends no message."""
 
 
 @dataclass(frozen=True)
@@ -97,6 +111,7 @@ class TelegramWebhook:
 class WhatsAppWebhook:
     desk: ServiceDesk
     sessions: Sessions
+    messages: InboundMessages
     auth_token: str
     public_url: str
     signature_valid: SignatureCheck
@@ -115,6 +130,30 @@ class WhatsAppWebhook:
             raise AccessDenied("the Twilio signature is missing or wrong")
         if "MessageStatus" in params and "Body" not in params:
             return self._status_callback(params)
+        sid = params.get("MessageSid", "")
+        if not _SID.match(sid):
+            raise InvalidPayload("a signed message without a MessageSid")
+        try:
+            claim = self.messages.first_time(sid, now=self.clock())
+        except ClaimHeld:
+            raise UpstreamUnavailable(
+                "this message is being answered by another instance", service="twilio"
+            ) from None
+        if claim is None:
+            logs.log_event(log, logging.WARNING, "WhatsApp message repeated: not answered", sid=sid)
+            return NOTHING, 200, {"Content-Type": "text/xml"}
+        try:
+            answered = self._answer(params)
+        except Retryable:
+            self.messages.forget(sid, claim)
+            raise
+        except Exception:
+            self.messages.answered(sid, now=self.clock())  # a retry would only repeat it
+            raise
+        self.messages.answered(sid, now=self.clock())
+        return answered
+
+    def _answer(self, params: Mapping[str, str]) -> HttpAnswer:
         try:
             phone = normalise_e164(params.get("From", "").removeprefix("whatsapp:"))
         except ValueError:

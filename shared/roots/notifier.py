@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -23,7 +22,6 @@ if TYPE_CHECKING:
     from shared.bot.commands import TelegramBot
     from shared.bot.webhooks import TelegramWebhook, WhatsAppWebhook
     from shared.platform.runtime import Consumer
-    from shared.servicedesk.inbound import OncePerMessage
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,31 +186,9 @@ class NotifierRoot(Root[Settings]):
         return FirestoreInboundMessages(self.stores.connection)
 
     @cached_property
-    def whatsapp_webhook(self) -> OncePerMessage:
+    def whatsapp_webhook(self) -> WhatsAppWebhook:
         """Twilio's webhook: each signed inbound message answered once (a repeat gets no reply
         and leaves the client's window as it was)."""
-        from shared.bot.webhooks import SIGNATURE_HEADER
-        from shared.platform.runtime import Headers
-        from shared.servicedesk.inbound import OncePerMessage
-
-        answers = self.whatsapp_answers  # refuses an incomplete configuration
-
-        def signed(params: Mapping[str, str], headers: Headers) -> bool:
-            signature = headers.get(SIGNATURE_HEADER) or ""
-            return answers.signature_valid(
-                answers.public_url, params, signature, answers.auth_token
-            )
-
-        return OncePerMessage(
-            webhook=answers.handle,
-            messages=self.whatsapp_messages,
-            signed=signed,
-            clock=self.clock,
-        )
-
-    @cached_property
-    def whatsapp_answers(self) -> WhatsAppWebhook:
-        """What the WhatsApp webhook answers a message (whatsapp_webhook runs it once per message)."""
         from shared.adapters.twilio import signature_valid
         from shared.bot.webhooks import WhatsAppWebhook
         from shared.errors import UpstreamRejected
@@ -232,6 +208,7 @@ class NotifierRoot(Root[Settings]):
         return WhatsAppWebhook(
             desk=self.desk,
             sessions=self.stores.whatsapp_sessions,
+            messages=self.whatsapp_messages,
             auth_token=alerts.twilio_auth_token,
             public_url=alerts.whatsapp_public_url,
             signature_valid=signature_valid,

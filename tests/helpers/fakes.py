@@ -323,6 +323,7 @@ class InMemoryServiceDesk:
         return self.names[user]
 
     def customer_of_phone(self, phone_e164: str) -> str | None:
+        self._check()
         return next((c for c, phone in self.phones.items() if phone == phone_e164), None)
 
     def client_phone(self, request: ServiceRequest) -> str | None:

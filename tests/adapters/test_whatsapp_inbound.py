@@ -1,5 +1,5 @@
-"""OncePerMessage over FirestoreInboundMessages on the Firestore emulator, on a clock the test
-moves: each signed inbound WhatsApp message is answered once, weeks later too."""
+"""The WhatsApp webhook over FirestoreInboundMessages on the Firestore emulator, on a clock the
+test moves: each signed inbound message is answered once, weeks later too."""
 
 from __future__ import annotations
 
@@ -15,21 +15,24 @@ from werkzeug.test import EnvironBuilder
 from shared.adapters.firestore import FirestoreConnection, FirestoreIdempotencyStore
 from shared.adapters.twilio import signature_valid
 from shared.adapters.whatsapp_inbound import CONSUMER, FirestoreInboundMessages
+from shared.bot.webhooks import NOTHING, WhatsAppWebhook
 from shared.errors import AccessDenied, InvalidPayload, UpstreamUnavailable
-from shared.platform.runtime import Headers, HttpAnswer, HttpRequest, read_body
-from shared.servicedesk.inbound import NOTHING, OncePerMessage
+from shared.platform.runtime import HttpRequest
 from tests.helpers.clocks import SettableClock
+from tests.helpers.fakes import InMemoryServiceDesk
 
 TOKEN = "twilio-auth-token-for-tests"
 URL = "https://bridge.example.com/whatsapp"
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 WEEKS = timedelta(weeks=3)
 YEAR = timedelta(days=366)
+CLIENT = "+447700900123"
+ANSWER = "Send STATUS followed by your request number"
 
 
 def form(**fields: str) -> dict[str, str]:
     sid = "SM" + uuid.uuid4().hex
-    return {"MessageSid": sid, "From": "whatsapp:+447700900123", "Body": "hi", **fields}
+    return {"MessageSid": sid, "From": f"whatsapp:{CLIENT}", "Body": "hi", **fields}
 
 
 def request(params: Mapping[str, str], *, signature: str | None = None) -> HttpRequest:
@@ -42,22 +45,17 @@ def request(params: Mapping[str, str], *, signature: str | None = None) -> HttpR
     return built
 
 
-def signed(params: Mapping[str, str], headers: Headers) -> bool:
-    return signature_valid(URL, params, headers.get("X-Twilio-Signature") or "", TOKEN)
-
-
 @dataclass
-class Webhook:
-    """The webhook behind the guard: what it was given, and what it does next."""
+class Sessions:
+    """The clients' windows: each inbound message recorded, and what happens meanwhile."""
 
-    bodies: list[bytes] = field(default_factory=list)
+    inbound: list[datetime] = field(default_factory=list)
     then: list[Callable[[], None]] = field(default_factory=list)
 
-    def handle(self, request: HttpRequest) -> HttpAnswer:
-        self.bodies.append(read_body(request, 1_000_000))
+    def record_inbound(self, phone: str, *, now: datetime) -> None:
+        self.inbound.append(now)
         if self.then:
             self.then.pop(0)()
-        return "<Response><Message>answered</Message></Response>", 200, {}
 
 
 @pytest.fixture
@@ -66,14 +64,28 @@ def clock() -> SettableClock:
 
 
 @pytest.fixture
-def webhook() -> Webhook:
-    return Webhook()
+def sessions() -> Sessions:
+    return Sessions()
 
 
 @pytest.fixture
-def guard(project_id: str, webhook: Webhook, clock: SettableClock) -> OncePerMessage:
-    messages = FirestoreInboundMessages(FirestoreConnection(project_id))
-    return OncePerMessage(webhook=webhook.handle, messages=messages, signed=signed, clock=clock)
+def desk() -> InMemoryServiceDesk:
+    return InMemoryServiceDesk(phones={"Acme Builders": CLIENT})
+
+
+@pytest.fixture
+def webhook(
+    project_id: str, sessions: Sessions, desk: InMemoryServiceDesk, clock: SettableClock
+) -> WhatsAppWebhook:
+    return WhatsAppWebhook(
+        desk=desk,
+        sessions=sessions,
+        messages=FirestoreInboundMessages(FirestoreConnection(project_id)),
+        auth_token=TOKEN,
+        public_url=URL,
+        signature_valid=signature_valid,
+        clock=clock,
+    )
 
 
 def claims(project_id: str) -> FirestoreIdempotencyStore:
@@ -81,27 +93,27 @@ def claims(project_id: str) -> FirestoreIdempotencyStore:
 
 
 def test_the_same_signed_message_weeks_later_is_not_answered_again(
-    guard: OncePerMessage, webhook: Webhook, clock: SettableClock, project_id: str
+    webhook: WhatsAppWebhook, sessions: Sessions, clock: SettableClock, project_id: str
 ) -> None:
     message = form()
-    first = guard.handle(request(message))
-    assert first[0] == "<Response><Message>answered</Message></Response>"
-    assert len(webhook.bodies) == 1  # the webhook read the whole form, as Twilio sent it
-    assert b"MessageSid=" + message["MessageSid"].encode() in webhook.bodies[0]
+    first = webhook.handle(request(message))
+    assert ANSWER in str(first[0]) and sessions.inbound == [NOW]
 
     clock.advance(WEEKS.total_seconds())
-    again = guard.handle(request(message))
+    again = webhook.handle(request(message))
 
     assert again == (NOTHING, 200, {"Content-Type": "text/xml"})
-    assert len(webhook.bodies) == 1  # no answer, no session touched: the webhook never ran
+    assert sessions.inbound == [NOW]  # no answer, and the client's window did not move
     clock.now = NOW + YEAR  # a year on, still remembered
-    assert guard.handle(request(message))[0] == NOTHING
-    assert len(webhook.bodies) == 1
+    assert webhook.handle(request(message))[0] == NOTHING
+    assert sessions.inbound == [NOW]
 
 
-def test_the_memory_outlives_a_year_in_production(guard: OncePerMessage, project_id: str) -> None:
+def test_the_memory_outlives_a_year_in_production(
+    webhook: WhatsAppWebhook, project_id: str
+) -> None:
     message = form()
-    guard.handle(request(message))
+    webhook.handle(request(message))
     document = (
         FirestoreConnection(project_id)
         .collection("idempotency")
@@ -113,52 +125,50 @@ def test_the_memory_outlives_a_year_in_production(guard: OncePerMessage, project
 
 
 def test_a_failure_a_retry_can_help_forgets_the_message_so_the_retry_is_answered(
-    guard: OncePerMessage, webhook: Webhook
+    webhook: WhatsAppWebhook, sessions: Sessions, desk: InMemoryServiceDesk
 ) -> None:
-    def erpnext_down() -> None:
-        raise UpstreamUnavailable("ERPNext is down", service="erpnext")
-
     message = form()
-    webhook.then.append(erpnext_down)
+    desk.failure = UpstreamUnavailable("ERPNext is down", service="erpnext")
     with pytest.raises(UpstreamUnavailable):
-        guard.handle(request(message))
-    assert guard.handle(request(message))[0].endswith("<Message>answered</Message></Response>")
-    assert guard.handle(request(message))[0] == NOTHING
-    assert len(webhook.bodies) == 2
+        webhook.handle(request(message))
+    desk.failure = None
+    assert ANSWER in str(webhook.handle(request(message))[0])
+    assert webhook.handle(request(message))[0] == NOTHING
+    assert len(sessions.inbound) == 1
 
 
 def test_a_repeat_while_the_first_is_answered_is_503(
-    guard: OncePerMessage, webhook: Webhook
+    webhook: WhatsAppWebhook, sessions: Sessions
 ) -> None:
     message = form()
     during: list[BaseException] = []
 
     def repeat_arrives() -> None:
         try:
-            guard.handle(request(message))
+            webhook.handle(request(message))
         except UpstreamUnavailable as exc:
             during.append(exc)
 
-    webhook.then.append(repeat_arrives)
-    guard.handle(request(message))
+    sessions.then.append(repeat_arrives)
+    webhook.handle(request(message))
     assert len(during) == 1 and "another instance" in str(during[0])
-    assert len(webhook.bodies) == 1
+    assert len(sessions.inbound) == 1
 
 
 def test_an_unsigned_request_is_refused_and_remembers_nothing(
-    guard: OncePerMessage, webhook: Webhook, project_id: str
+    webhook: WhatsAppWebhook, sessions: Sessions, project_id: str
 ) -> None:
     message = form()
     with pytest.raises(AccessDenied):
-        guard.handle(request(message, signature="Zm9yZ2Vk"))
+        webhook.handle(request(message, signature="Zm9yZ2Vk"))
     assert claims(project_id).get(CONSUMER, message["MessageSid"]) is None
-    assert webhook.bodies == []
-    guard.handle(request(message))  # Twilio's own request, after it, is answered
-    assert len(webhook.bodies) == 1
+    assert sessions.inbound == []
+    webhook.handle(request(message))  # Twilio's own request, after it, is answered
+    assert len(sessions.inbound) == 1
 
 
 def test_a_signed_message_without_a_message_sid_is_refused_with_400(
-    guard: OncePerMessage, webhook: Webhook
+    webhook: WhatsAppWebhook, sessions: Sessions
 ) -> None:
     for message in (
         {"From": "whatsapp:+447700900123", "Body": "hi"},
@@ -166,20 +176,18 @@ def test_a_signed_message_without_a_message_sid_is_refused_with_400(
         form(MessageSid="../telegram_bot:1"),
     ):
         with pytest.raises(InvalidPayload) as refused:
-            guard.handle(request(message))
+            webhook.handle(request(message))
         assert refused.value.status == 400
-    assert webhook.bodies == []
+    assert sessions.inbound == []
 
 
 def test_status_callbacks_pass_through_unclaimed(
-    guard: OncePerMessage, webhook: Webhook, project_id: str
+    webhook: WhatsAppWebhook, sessions: Sessions, project_id: str
 ) -> None:
     callback = {
         "MessageSid": "SM" + uuid.uuid4().hex,
         "MessageStatus": "failed",
         "ErrorCode": "63016",
     }
-    guard.handle(request(callback))
-    guard.handle(request(callback))
-    assert len(webhook.bodies) == 2
+    assert webhook.handle(request(callback)) == webhook.handle(request(callback))
     assert claims(project_id).get(CONSUMER, callback["MessageSid"]) is None
