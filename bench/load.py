@@ -25,6 +25,8 @@ from pathlib import Path
 
 import requests
 
+from devstack.erpnext import MODIFIED_FORMAT
+
 SIGNATURE_HEADER = "X-Frappe-Webhook-Signature"
 
 
@@ -91,7 +93,7 @@ def invoice_body(name: str) -> bytes:
         "currency": "USD",
         "docstatus": 1,
         # Now: consumers refuse changes older than their claims outlive.
-        "modified": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f"),
+        "modified": datetime.now(UTC).strftime(MODIFIED_FORMAT),
     }
     return json.dumps({"event": "on_submit", "doc": doc}).encode()
 

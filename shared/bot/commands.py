@@ -188,42 +188,42 @@ class TelegramBot:
         message = _message_of(update)
         if message is None:
             return []
+        user = self._store.user_of(message.sender)  # read once: every answer depends on it
         try:
-            text = self._answer(message)
+            text = self._answer(message, user)
         except _Refusal as refusal:
             text = refusal.text
-        if text is None or not self._may_answer(message):
+        if text is None or not self._may_answer(message, user):
             return []
         return [Reply(message.chat_id, _fit_text(text), message.thread_id)]
 
-    def _may_answer(self, message: _Message) -> bool:
+    def _may_answer(self, message: _Message, user: str | None) -> bool:
         """Linked people (one who just linked too) and the bootstrap ids always; any other
         unlinked chat once a while."""
-        if message.sender in self._config.bootstrap_admin_ids:
+        if user is not None or message.sender in self._config.bootstrap_admin_ids:
             return True
-        if self._store.user_of(message.sender) is not None:
+        if self._store.user_of(message.sender) is not None:  # linked by this very message
             return True
         return self._store.answer_stranger(
             message.chat_id, now=self._clock(), every=self._config.stranger_reply_every
         )
 
-    def _answer(self, message: _Message) -> str | None:
+    def _answer(self, message: _Message, user: str | None) -> str | None:
         if message.text is not None:
             command = _command_of(message.text)
             if command is None:
-                return self._on_text(message, message.text)
+                return self._on_text(message, message.text, user)
             if (
                 command.addressee is not None
                 and command.addressee.lower() != self._username.lower()
             ):
                 return None  # addressed to another bot in the group
-            return self._on_command(message, command)
+            return self._on_command(message, command, user)
         if message.photos:
-            return self._on_photo(message)
+            return self._on_photo(message, user)
         return None
 
-    def _on_command(self, message: _Message, command: _Command) -> str | None:
-        user = self._store.user_of(message.sender)
+    def _on_command(self, message: _Message, command: _Command, user: str | None) -> str | None:
         if command.name in ("start", "help"):
             if command.name == "help":
                 return self._help(message, user)
@@ -419,17 +419,16 @@ class TelegramBot:
             return "Done with photos."
         return "Stopped: no request was created."
 
-    def _on_text(self, message: _Message, text: str) -> str | None:
+    def _on_text(self, message: _Message, text: str, user: str | None) -> str | None:
         conversation = self._store.get_conversation(
             message.chat_id, message.sender, now=self._clock()
         )
         if conversation is None:
             if not message.private:
                 return None  # group chatter is not for the bot
-            if self._store.user_of(message.sender) is None:
+            if user is None:
                 return LINK_FIRST
             return "Send a command: /help lists them."
-        user = self._store.user_of(message.sender)
         if user is None:  # unlinked since the conversation began
             self._store.clear_conversation(message.chat_id, message.sender)
             return LINK_FIRST
@@ -509,7 +508,7 @@ class TelegramBot:
         subject = html.escape(_short(created.subject, 300))
         return f"Created <b>{html.escape(created.id)}</b>: {subject}."
 
-    def _on_photo(self, message: _Message) -> str | None:
+    def _on_photo(self, message: _Message, user: str | None) -> str | None:
         conversation = self._store.get_conversation(
             message.chat_id, message.sender, now=self._clock()
         )
@@ -517,7 +516,6 @@ class TelegramBot:
             if message.private:
                 return "To attach a photo, send /upload_photo ID first."
             return None
-        user = self._store.user_of(message.sender)
         if user is None:
             return LINK_FIRST
         return self._attach_photo(message, user, conversation)

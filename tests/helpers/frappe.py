@@ -8,11 +8,13 @@ import hmac
 import json
 from datetime import UTC, datetime, timedelta
 
+from devstack.erpnext import MODIFIED_FORMAT
+
 
 def recent_modified(ago: timedelta = timedelta(hours=1)) -> str:
     """A `modified` stamp (the site's local time, here UTC) of a change made `ago` before now:
     consumers refuse changes older than their claims outlive."""
-    return (datetime.now(UTC) - ago).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return (datetime.now(UTC) - ago).strftime(MODIFIED_FORMAT)
 
 
 def template_data(doc: dict[str, object], event: str = "on_submit") -> dict[str, object]:

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from devstack.erpnext import MODIFIED_FORMAT
 from shared.core.claims import CLAIM_RETENTION, MAX_EVENT_AGE
 from shared.core.envelope import Envelope, document_envelope
 from shared.core.versions import SITE_CLOCK_SPREAD
@@ -64,7 +65,7 @@ def test_applied_once_when_the_same_event_is_delivered_three_times() -> None:
 
 def stamp(at: datetime) -> str:
     """A Frappe `modified` stamp: the site's local time, no zone."""
-    return at.strftime("%Y-%m-%d %H:%M:%S.%f")
+    return at.strftime(MODIFIED_FORMAT)
 
 
 def test_a_body_sent_again_after_its_claim_expired_is_refused_by_its_signed_modified() -> None:
