@@ -7,15 +7,24 @@ deleteDimension, sortRange, create/update/deleteDeveloperMetadata and
 add/deleteConditionalFormatRule; any other request is refused as Google refuses an unknown field.
 A batch is atomic: all of it applies or none of it does.
 
+Also values.update (valueInputOption RAW or USER_ENTERED, as another account or the browser
+writes; `person_types` is the same).
+
 Google's behaviour it keeps (docs/SERVICES.md, Google Sheets): 60 read and 60 write requests per minute per
 user, refilled each minute, a batch counting once, 429 RESOURCE_EXHAUSTED beyond; writes beyond
-the grid refused; row developer metadata moving with its row and deleted with it; text stored as
-given (a string value starting with "=" stays text, only formulaValue is a formula).
+the grid refused; deleting every row below the frozen ones (or every row) refused; row developer
+metadata moving with its row and deleted with it; text stored as given (a string value starting
+with "=" stays text, only formulaValue is a formula), while typed input (USER_ENTERED) is read in
+the spreadsheet's locale (LOCALES): dates become serial numbers with a date format, numbers
+lose their separators, "%" and currency; values read per valueRenderOption and
+dateTimeRenderOption.
 Conditional-format formulas are evaluated by devstack.sheet_formulas so tests can see which rows
 a rule highlights. Not played: the per-project quota, QUERY and other formulas beyond that
 evaluator (their cells read "#N/A"), formats other than number formats and bold text.
 
-Assumption, not checked against Google: sorting moves whole rows, their metadata included.
+Assumptions, not checked against Google: sorting moves whole rows, their metadata included;
+which typed forms each locale reads as dates and numbers, the number formats Sheets gives them,
+and the leading apostrophe left out of the stored text.
 """
 
 from __future__ import annotations
@@ -29,16 +38,19 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from devstack.google_api import ApiError, Faults, parse_fields, selected
 from devstack.httpserver import LoopbackServer, Reply
 from shared.adapters.sheets import cell
+from shared.sheets.rows import SERIAL_EPOCH, date_of_serial
 
 DEFAULT_ROWS = 1000
 DEFAULT_COLUMNS = 26
 QUOTA_PER_MINUTE = 60
+DEFAULT_LOCALE = "en_US"
 USER_HEADER = "Authorization"
 
 Cell = dict[str, Any]
@@ -113,6 +125,12 @@ class Spreadsheet:
     sheets: list[Sheet]
     metadata: dict[int, Json] = field(default_factory=dict)
     """metadataId -> key, value, visibility, and `sheetId` for row metadata (its row holds the id)."""
+    locale: str = DEFAULT_LOCALE
+    """How typed input is read and numbers are shown (properties.locale)."""
+
+    @property
+    def reads_as(self) -> Locale:
+        return LOCALES[self.locale]
 
     def sheet(self, sheet_id: int) -> Sheet:
         for sheet in self.sheets:
@@ -132,6 +150,7 @@ class Spreadsheet:
             self.title,
             [sheet.clone() for sheet in self.sheets],
             copy.deepcopy(self.metadata),
+            self.locale,
         )
 
     def located_metadata(self) -> list[Json]:
@@ -201,17 +220,192 @@ def is_formula(cell: Cell) -> bool:
     return "formulaValue" in (cell.get("userEnteredValue") or {})
 
 
-def formatted(value: Scalar, cell: Cell) -> str:
+def number_format(cell: Cell) -> Json:
+    return cell.get("userEnteredFormat", {}).get("numberFormat", {})  # type: ignore[no-any-return]
+
+
+def formatted(value: Scalar, cell: Cell, locale: Locale | None = None) -> str:
+    """The text a person sees: numbers through the cell's number format and the sheet's locale."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return "TRUE" if value else "FALSE"
-    if isinstance(value, float | int):
-        pattern = cell.get("userEnteredFormat", {}).get("numberFormat", {}).get("pattern", "")
-        if "0.00" in pattern:
-            return f"{value:,.2f}" if "#,##" in pattern else f"{value:.2f}"
+    if isinstance(value, str):
+        return value
+    shown = number_format(cell)
+    if shown.get("type") == "DATE":
+        return _date_text(value, str(shown.get("pattern", "yyyy-mm-dd")))
+    pattern = str(shown.get("pattern", ""))
+    if not pattern:
         return str(int(value)) if float(value).is_integer() else repr(float(value))
-    return value
+    return _number_text(value, pattern, locale or LOCALES[DEFAULT_LOCALE])
+
+
+def _date_text(serial: float, pattern: str) -> str:
+    day = date_of_serial(serial)
+    if day is None:
+        return "#NUM!"
+    parts = {
+        "yyyy": f"{day.year:04d}",
+        "mm": f"{day.month:02d}",
+        "m": str(day.month),
+        "dd": f"{day.day:02d}",
+        "d": str(day.day),
+    }
+    return re.sub(r"yyyy|mm|m|dd|d", lambda found: parts[found.group(0)], pattern)
+
+
+def _number_text(value: float, pattern: str, locale: Locale) -> str:
+    """'#,##0.00', '0.00%', '"$"#,##0.00', '#,##0.00 "€"': the patterns this stand-in sets."""
+    body = re.sub(r'"[^"]*"', "", pattern).strip()
+    decimals = re.search(r"\.(0+)", body)
+    places = len(decimals.group(1)) if decimals else 0
+    number = value * 100 if body.endswith("%") else value
+    text = f"{number:,.{places}f}" if "," in body else f"{number:.{places}f}"
+    text = text.translate({ord(","): locale.thousands, ord("."): locale.decimal})
+    quoted = re.search(r'"([^"]*)"', pattern)
+    if quoted:
+        symbol = quoted.group(1)
+        text = symbol + text if pattern.startswith('"') else f"{text} {symbol}"
+    return text + "%" if body.endswith("%") else text
+
+
+# ---------------------------------------------------------------------------------------------
+# Typed input: what Sheets makes of a value entered as USER_ENTERED (or typed in the browser).
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Locale:
+    """How a spreadsheet's locale reads typed numbers and dates."""
+
+    decimal: str
+    thousands: str
+    day_first: bool
+    date_separator: str
+    currency: str
+    currency_first: bool
+
+
+LOCALES: Mapping[str, Locale] = {
+    "en_US": Locale(
+        decimal=".",
+        thousands=",",
+        day_first=False,
+        date_separator="/",
+        currency="$",
+        currency_first=True,
+    ),
+    "en_GB": Locale(
+        decimal=".",
+        thousands=",",
+        day_first=True,
+        date_separator="/",
+        currency="£",
+        currency_first=True,
+    ),
+    "de_DE": Locale(
+        decimal=",",
+        thousands=".",
+        day_first=True,
+        date_separator=".",
+        currency="€",
+        currency_first=False,
+    ),
+}
+
+
+def _typed_date(text: str, locale: Locale) -> tuple[int, str] | None:
+    """(serial number, date pattern) of a typed date: ISO in every locale, else the locale's
+    day/month order and separator."""
+    iso = re.fullmatch(r"(\d{4})-(\d{1,2})-(\d{1,2})", text)
+    separator = re.escape(locale.date_separator)
+    local = re.fullmatch(rf"(\d{{1,2}}){separator}(\d{{1,2}}){separator}(\d{{4}})", text)
+    if iso:
+        year, month, day = (int(part) for part in iso.groups())
+        pattern = "yyyy-mm-dd"
+    elif local:
+        first, second, year = (int(part) for part in local.groups())
+        day, month = (first, second) if locale.day_first else (second, first)
+        letters = ("d", "m") if locale.day_first else ("m", "d")
+        # as typed: 05.03.2026 shows as dd.mm.yyyy, 5.3.2026 as d.m.yyyy (assumed)
+        order = [letter * len(part) for letter, part in zip(letters, local.groups(), strict=False)]
+        pattern = locale.date_separator.join((*order, "yyyy"))
+    else:
+        return None
+    try:
+        typed = date(year, month, day)
+    except ValueError:
+        return None  # 2/30/2026 is text, as in Sheets
+    return (typed - SERIAL_EPOCH).days, pattern
+
+
+def _typed_number(text: str, locale: Locale) -> tuple[float, Json | None] | None:
+    """(value, number format or None) of a typed number: signs, the locale's thousands
+    separator and decimal mark, a trailing %, the locale's currency symbol."""
+    rest, sign = text, 1
+    if rest.startswith(("+", "-")):
+        sign, rest = (-1 if rest[0] == "-" else 1), rest[1:].strip()
+    currency = rest.startswith(locale.currency) or rest.endswith(locale.currency)
+    rest = rest.removeprefix(locale.currency).removesuffix(locale.currency).strip()
+    percent = rest.endswith("%")
+    rest = rest[:-1].strip() if percent else rest
+    group, mark = re.escape(locale.thousands), re.escape(locale.decimal)
+    found = re.fullmatch(rf"(\d{{1,3}}(?:{group}\d{{3}})+|\d*)(?:{mark}(\d+))?", rest)
+    if found is None or not (found.group(1) or found.group(2)):
+        return None
+    whole, fraction = found.group(1).replace(locale.thousands, "") or "0", found.group(2)
+    number = sign * float(f"{whole}.{fraction or 0}")
+    places = "." + "0" * len(fraction) if fraction else ""
+    if percent:
+        return number / 100, {"type": "PERCENT", "pattern": f"0{places}%"}
+    if currency:
+        symbol = f'"{locale.currency}"'
+        money = f"{symbol}#,##0.00" if locale.currency_first else f"#,##0.00 {symbol}"
+        return number, {"type": "CURRENCY", "pattern": money}
+    if locale.thousands in found.group(1):
+        return number, {"type": "NUMBER", "pattern": f"#,##0{places}"}
+    return number, None
+
+
+def _read_typed(typed: str, locale: Locale) -> tuple[Json, Json | None]:
+    """(userEnteredValue, number format or None) of text typed into a cell."""
+    text = typed.strip()
+    if typed.startswith("'"):
+        return {"stringValue": typed[1:]}, None
+    if typed.startswith("="):
+        return {"formulaValue": typed}, None
+    if text.upper() in ("TRUE", "FALSE"):
+        return {"boolValue": text.upper() == "TRUE"}, None
+    as_date = _typed_date(text, locale)
+    if as_date is not None:
+        return {"numberValue": as_date[0]}, {"type": "DATE", "pattern": as_date[1]}
+    as_number = _typed_number(text, locale)
+    if as_number is not None:
+        number, shown = as_number
+        return {"numberValue": int(number) if number.is_integer() else number}, shown
+    return {"stringValue": typed}, None
+
+
+def user_entered(value: Scalar, current: Cell, locale: Locale) -> Cell:
+    """The cell `current` becomes when `value` is entered USER_ENTERED: "=..." a formula, a
+    leading apostrophe text (without it), TRUE/FALSE a boolean, a date its serial number with a
+    date format, a number (separators, %, currency) a number; anything else text. A cell whose
+    format is plain text keeps what is typed as text. The cell's other formats stay; "" clears
+    its value."""
+    result = {
+        key: copy.deepcopy(item) for key, item in current.items() if key == "userEnteredFormat"
+    }
+    if value is None or value == "":
+        return result
+    shown: Json | None = None
+    if not isinstance(value, str) or number_format(current).get("type") == "TEXT":
+        result.update(cell(value))
+    else:
+        result["userEnteredValue"], shown = _read_typed(value, locale)
+    if shown is not None:
+        result.setdefault("userEnteredFormat", {})["numberFormat"] = shown
+    return result
 
 
 # ---------------------------------------------------------------------------------------------
@@ -393,6 +587,7 @@ _ROUTES: tuple[tuple[str, re.Pattern[str], str, Kind], ...] = (
     ),
     ("GET", re.compile(r"^/v4/spreadsheets/([^/:]+)/values:batchGet$"), "batchGet", "read"),
     ("GET", re.compile(r"^/v4/spreadsheets/([^/:]+)/values/([^:]+)$"), "getValues", "read"),
+    ("PUT", re.compile(r"^/v4/spreadsheets/([^/:]+)/values/([^:]+)$"), "updateValues", "write"),
 )
 
 
@@ -422,15 +617,23 @@ class SheetsStandIn(LoopbackServer):
 
     # -- what a test or the demo sets up and looks at ----------------------------------------
     def create_spreadsheet(
-        self, title: str = "Invoice Tracker", tabs: Sequence[str] = ("Sheet1",)
+        self,
+        title: str = "Invoice Tracker",
+        tabs: Sequence[str] = ("Sheet1",),
+        *,
+        locale: str = DEFAULT_LOCALE,
+        rows: int = DEFAULT_ROWS,
     ) -> str:
+        """A spreadsheet of `tabs`, each `rows` by DEFAULT_COLUMNS; `locale` one of LOCALES."""
+        if locale not in LOCALES:
+            raise _invalid(f"The stand-in knows the locales {', '.join(LOCALES)}, not {locale}")
         with self._lock:
             spreadsheet_id = f"stand-in-{next(self._ids)}"
             sheets = [
-                _empty_sheet(next(self._ids), tab, index, DEFAULT_ROWS, DEFAULT_COLUMNS)
+                _empty_sheet(next(self._ids), tab, index, rows, DEFAULT_COLUMNS)
                 for index, tab in enumerate(tabs)
             ]
-            self._books[spreadsheet_id] = Spreadsheet(spreadsheet_id, title, sheets)
+            self._books[spreadsheet_id] = Spreadsheet(spreadsheet_id, title, sheets, locale=locale)
             return spreadsheet_id
 
     def values(self, spreadsheet_id: str, tab: str, render: str = "FORMULA") -> list[list[Scalar]]:
@@ -502,10 +705,13 @@ class SheetsStandIn(LoopbackServer):
     def person_inserts_rows(
         self, spreadsheet_id: str, tab: str, before_row: int, rows: Sequence[Sequence[Scalar]]
     ) -> None:
-        """Insert rows above the 1-based `before_row`, typed in by hand."""
+        """Insert rows above the 1-based `before_row`, typed in by hand (read as USER_ENTERED)."""
         with self._lock:
-            sheet = self._book(spreadsheet_id).sheet_titled(tab)
-            new_rows = [Row([_typed(value) for value in values]) for values in rows]
+            book = self._book(spreadsheet_id)
+            sheet = book.sheet_titled(tab)
+            new_rows = [
+                Row([user_entered(value, {}, book.reads_as) for value in values]) for values in rows
+            ]
             sheet.rows[before_row - 1 : before_row - 1] = new_rows
 
     def person_deletes_row(self, spreadsheet_id: str, tab: str, row: int) -> None:
@@ -516,9 +722,12 @@ class SheetsStandIn(LoopbackServer):
     def person_types(
         self, spreadsheet_id: str, tab: str, row: int, column: int, value: Scalar
     ) -> None:
+        """Type `value` into the 1-based `row` and 0-based `column`: read as Sheets reads typed
+        input in the spreadsheet's locale, as a values.update USER_ENTERED by another account."""
         with self._lock:
-            sheet = self._book(spreadsheet_id).sheet_titled(tab)
-            sheet.rows[row - 1].put(column, _typed(value))
+            book = self._book(spreadsheet_id)
+            line = book.sheet_titled(tab).rows[row - 1]
+            line.put(column, user_entered(value, line.cell(column), book.reads_as))
 
     # -- HTTP ---------------------------------------------------------------------------------
     def handle(self, method: str, raw_path: str, headers: Mapping[str, str], body: bytes) -> Reply:
@@ -572,9 +781,13 @@ class SheetsStandIn(LoopbackServer):
 
     # -- the methods --------------------------------------------------------------------------
     def _create(self, *, query: Mapping[str, list[str]], body: Json) -> Json:
-        title = body.get("properties", {}).get("title", "Untitled spreadsheet")
+        properties = body.get("properties", {})
+        title = properties.get("title", "Untitled spreadsheet")
         tabs = [sheet["properties"]["title"] for sheet in body.get("sheets", [])] or ["Sheet1"]
-        return self._described(self._books[self.create_spreadsheet(title, tabs)], query)
+        created = self.create_spreadsheet(
+            title, tabs, locale=properties.get("locale", DEFAULT_LOCALE)
+        )
+        return self._described(self._books[created], query)
 
     def _get(self, spreadsheet_id: str, *, query: Mapping[str, list[str]], body: Json) -> Json:
         return self._described(self._book(spreadsheet_id), query)
@@ -595,7 +808,7 @@ class SheetsStandIn(LoopbackServer):
             sheets.append(described)
         result: Json = {
             "spreadsheetId": book.spreadsheet_id,
-            "properties": {"title": book.title},
+            "properties": {"title": book.title, "locale": book.locale},
             "sheets": sheets,
             "spreadsheetUrl": f"{self.url}/spreadsheets/d/{book.spreadsheet_id}/edit",
         }
@@ -612,6 +825,45 @@ class SheetsStandIn(LoopbackServer):
         book = self._book(spreadsheet_id)
         ranges = [_value_range(book, a1, query) for a1 in query.get("ranges", [])]
         return {"spreadsheetId": spreadsheet_id, "valueRanges": ranges}
+
+    def _updateValues(
+        self, spreadsheet_id: str, a1: str, *, query: Mapping[str, list[str]], body: Json
+    ) -> Json:
+        """values.update: RAW stores values as given, USER_ENTERED reads them as typed input;
+        a null leaves its cell alone, "" clears it (its format stays)."""
+        option = query.get("valueInputOption", [""])[0]
+        if option not in ("RAW", "USER_ENTERED"):
+            raise _invalid(
+                f"Invalid valueInputOption: {option}"
+                if option
+                else "'valueInputOption' is required but not specified"
+            )
+        book = self._book(spreadsheet_id)
+        span = parse_a1(book, a1)
+        rows = body.get("values", [])
+        if body.get("majorDimension") == "COLUMNS":
+            rows = [list(line) for line in zip(*rows, strict=False)]
+        width = max((len(line) for line in rows), default=0)
+        _check_grid(span, len(rows), width)
+        for offset, line in enumerate(rows):
+            row = span.sheet.rows[span.row_start + offset]
+            for column_offset, value in enumerate(line):
+                column = span.col_start + column_offset
+                if value is None:
+                    continue
+                current = row.cell(column)
+                if option == "USER_ENTERED":
+                    row.put(column, user_entered(value, current, book.reads_as))
+                else:
+                    kept = {k: v for k, v in current.items() if k == "userEnteredFormat"}
+                    row.put(column, {**kept, **cell(value)})
+        return {
+            "spreadsheetId": spreadsheet_id,
+            "updatedRange": a1_of(span, len(rows), width),
+            "updatedRows": len(rows),
+            "updatedColumns": width,
+            "updatedCells": sum(len(line) for line in rows),
+        }
 
     def _getMetadata(
         self, spreadsheet_id: str, metadata_id: str, *, query: Mapping[str, list[str]], body: Json
@@ -647,7 +899,13 @@ class SheetsStandIn(LoopbackServer):
                     f'Invalid JSON payload received. Unknown name "{kind}" at '
                     f"'requests[{position}]': Cannot find field."
                 )
-            replies.append(apply(self, draft, arguments))
+            try:
+                replies.append(apply(self, draft, arguments))
+            except ApiError as exc:
+                if exc.status != 400:
+                    raise
+                message = f"Invalid requests[{position}].{kind}: {exc.message}"
+                raise ApiError(400, exc.code, message, reason="badRequest") from None
         self._books[spreadsheet_id] = draft
         return {"spreadsheetId": spreadsheet_id, "replies": replies}
 
@@ -822,7 +1080,11 @@ def _delete_dimension(service: SheetsStandIn, book: Spreadsheet, arguments: Json
     if dimension == "ROWS":
         if end > len(sheet.rows):
             raise _invalid(f"Invalid endIndex {end}: the sheet has {len(sheet.rows)} rows")
-        if end - start >= len(sheet.rows):
+        frozen = int(sheet.properties["gridProperties"].get("frozenRowCount", 0))
+        left = len(sheet.rows) - (end - start)
+        if frozen and left <= frozen:
+            raise _invalid("Sorry, it is not possible to delete all non-frozen rows.")
+        if left == 0:
             raise _invalid("You can't delete all the rows on the sheet.")
         _delete_rows(book, sheet, start, end)
     else:
@@ -1016,7 +1278,17 @@ class _Workbook:
         return len(grid.rows), grid.column_count
 
 
-def _rendered(book: Spreadsheet, sheet: Sheet, index: int, column: int, option: str) -> Scalar:
+def _rendered(
+    book: Spreadsheet,
+    sheet: Sheet,
+    index: int,
+    column: int,
+    option: str,
+    *,
+    dates: str = "SERIAL_NUMBER",
+) -> Scalar:
+    """A cell as values.get renders it: `option` a ValueRenderOption, `dates` the
+    DateTimeRenderOption (ignored under FORMATTED_VALUE, where dates read as shown)."""
     cell = sheet.rows[index].cell(column)
     value = entered(cell)
     if is_formula(cell):
@@ -1031,8 +1303,10 @@ def _rendered(book: Spreadsheet, sheet: Sheet, index: int, column: int, option: 
         except (ImportError, FormulaError):
             return "#N/A"
         value = result if isinstance(result, str | int | float | bool) or result is None else "#N/A"
-    if option == "FORMATTED_VALUE":
-        return formatted(value, cell)
+    if option == "FORMATTED_VALUE" or (
+        dates == "FORMATTED_STRING" and number_format(cell).get("type") == "DATE"
+    ):
+        return formatted(value, cell, book.reads_as)
     return value
 
 
@@ -1050,9 +1324,13 @@ def _trimmed(rows: list[list[Scalar]]) -> list[list[Scalar]]:
 def _value_range(book: Spreadsheet, a1: str, query: Mapping[str, list[str]]) -> Json:
     span = parse_a1(book, a1)
     option = query.get("valueRenderOption", ["FORMATTED_VALUE"])[0]
+    dates = query.get("dateTimeRenderOption", ["SERIAL_NUMBER"])[0]
     by_columns = query.get("majorDimension", ["ROWS"])[0] == "COLUMNS"
     grid = [
-        [_rendered(book, span.sheet, index, column, option) for column in span.columns()]
+        [
+            _rendered(book, span.sheet, index, column, option, dates=dates)
+            for column in span.columns()
+        ]
         for index in span.rows()
     ]
     height = len(_trimmed([list(row) for row in grid]))
@@ -1087,11 +1365,3 @@ def _grid_data(span: Span) -> Json:
     if rows:
         data["rowData"] = rows
     return data
-
-
-def _typed(value: Scalar) -> Cell:
-    """What a person typing `value` enters: as the API writes it raw, except that a leading "="
-    makes a formula, as in the browser."""
-    if isinstance(value, str) and value.startswith("="):
-        return {"userEnteredValue": {"formulaValue": value}}
-    return cell(value)

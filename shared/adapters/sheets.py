@@ -159,7 +159,10 @@ class GoogleInvoiceSheet:
                     spreadsheetId=self._spreadsheet_id,
                     ranges=ranges,
                     majorDimension="ROWS",
+                    # Numbers as numbers, and a date a person typed as its serial number
+                    # (rows.paid_date_from_cell reads both), whatever the sheet's locale.
                     valueRenderOption="UNFORMATTED_VALUE",
+                    dateTimeRenderOption="SERIAL_NUMBER",
                 )
                 .execute()
             )
@@ -186,12 +189,16 @@ class GoogleInvoiceSheet:
         return index
 
     def apply(self, plan: RowPlan) -> None:
-        """One batchUpdate: updates in place, appends below the last row with data, deletes last."""
+        """One batchUpdate: updates and clears in place, appends below the last row with data,
+        deletes last."""
         sheet_id = self.sheet_id()
         requests: list[Request] = []
         for write in plan.updates:
             assert write.row_number is not None
             requests.append(_update_cells(sheet_id, write.row_number - 1, [write.cells]))
+        empty = ("",) * len(self._config.columns)
+        for clear in plan.clears:
+            requests.append(_update_cells(sheet_id, clear.row_number - 1, [empty]))
         if plan.appends:
             requests.append(
                 {

@@ -38,7 +38,8 @@ class InvoiceSheet(Protocol):
         ...
 
     def apply(self, plan: RowPlan) -> None:
-        """Write a plan in one batch request (updates, appends, then deletes bottom-up)."""
+        """Write a plan in one batch request (updates and clears, appends, then deletes
+        bottom-up)."""
         ...
 
 

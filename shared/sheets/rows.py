@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Literal, TypeAlias
 
 from shared.core.documents import desk_url, field_text
@@ -27,6 +27,8 @@ HEADER_ROW = 1
 FIRST_DATA_ROW = HEADER_ROW + 1
 TRASH_EVENT = "on_trash"
 CANCELLED_DOCSTATUS = 2
+SERIAL_EPOCH = date(1899, 12, 30)
+"""Day 0 of Sheets' date serial numbers: a date cell reads as the days since (a double)."""
 
 _TYPE_LABELS: Mapping[InvoiceDoctype, str] = {
     SALES_INVOICE: "client",
@@ -277,8 +279,28 @@ def paid_date_for(
         return None
 
 
+def date_of_serial(serial: float) -> date | None:
+    """The date of a Sheets date serial number (its whole part; the fraction is the time of day)."""
+    if not math.isfinite(serial):
+        return None
+    try:
+        return SERIAL_EPOCH + timedelta(days=math.floor(serial))
+    except OverflowError:
+        return None
+
+
 def paid_date_from_cell(cell: CellValue) -> date | None:
-    """The paid date a row holds (ISO text, as `render_row` writes it); None when empty or edited away."""
+    """The paid date a row holds, as the adapter reads it (UNFORMATTED_VALUE, SERIAL_NUMBER).
+
+    ISO text is what `render_row` writes; a number is a date someone typed into the sheet,
+    which Sheets stores as its serial number. None when empty or not a date: other text is
+    what the sheet's locale did not read as a date either, and guessing its day order would
+    be worse than taking the date anew.
+    """
+    if isinstance(cell, bool):
+        return None
+    if isinstance(cell, int | float):
+        return date_of_serial(cell)
     if not isinstance(cell, str) or not cell.strip():
         return None
     try:
@@ -401,10 +423,12 @@ class RowDelete:
 class RowPlan:
     """What one batch does to the sheet.
 
-    Apply `updates`, then `appends`, then `deletes`: deletes come bottom-up (descending row
-    numbers), so each leaves the row numbers of the ones after it, and of every update, valid.
-    `stale` names updates older than the row (skipped); `ignored` names deletions of invoices the
-    sheet does not hold under the "remove" policy (nothing to do).
+    Apply `updates` and `clears`, then `appends`, then `deletes`: deletes come bottom-up
+    (descending row numbers), so each leaves the row numbers of the ones after it, and of every
+    update, valid. `clears` are removals done by emptying the row in place: Sheets refuses to
+    delete every row below the frozen header, and then fails the whole batch. `stale` names
+    updates older than the row (skipped); `ignored` names deletions of invoices the sheet does
+    not hold under the "remove" policy (nothing to do).
     """
 
     updates: tuple[RowWrite, ...] = ()
@@ -412,6 +436,7 @@ class RowPlan:
     deletes: tuple[RowDelete, ...] = ()
     stale: tuple[str, ...] = ()
     ignored: tuple[str, ...] = ()
+    clears: tuple[RowDelete, ...] = ()
 
 
 def plan_upsert(sheet: SheetIndex, batch: Iterable[InvoiceFacts], config: TrackerConfig) -> RowPlan:
@@ -421,7 +446,8 @@ def plan_upsert(sheet: SheetIndex, batch: Iterable[InvoiceFacts], config: Tracke
     and it refreshes looked-up names such as a changed project manager). An unknown or unreadable
     version on either side is never stale. Cancelled invoices keep their row, showing
     `cancelled_label`; deleted ones are removed, or kept showing `deleted_label` under "mark"
-    (appended if the sheet never had them, so every invoice that existed has a row).
+    (appended if the sheet never had them, so every invoice that existed has a row). When
+    every indexed row is removed and none appended, the top one is emptied, not deleted.
     """
     updates: list[RowWrite] = []
     appends: list[RowWrite] = []
@@ -449,7 +475,14 @@ def plan_upsert(sheet: SheetIndex, batch: Iterable[InvoiceFacts], config: Tracke
         else:
             updates.append(RowWrite(facts.name, row.row_number, cells, facts.modified))
     deletes.sort(key=lambda delete: delete.row_number, reverse=True)
-    return RowPlan(tuple(updates), tuple(appends), tuple(deletes), tuple(stale), tuple(ignored))
+    clears: list[RowDelete] = []
+    if deletes and not appends and len(deletes) == len(sheet):
+        # Every row the sheet indexes goes: the top one is emptied instead, so a row stays
+        # below the header whatever the grid holds (Sheets refuses to delete them all).
+        clears.append(deletes.pop())
+    return RowPlan(
+        tuple(updates), tuple(appends), tuple(deletes), tuple(stale), tuple(ignored), tuple(clears)
+    )
 
 
 def _is_stale(incoming: str | None, on_sheet: str | None) -> bool:

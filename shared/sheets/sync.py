@@ -112,7 +112,7 @@ class InvoiceSheetSync:
         for envelope, exc in unmappable:
             self._record(envelope, exc)
         self.outbox.remove(entries)
-        written = len(plan.updates) + len(plan.appends) + len(plan.deletes)
+        written = len(plan.updates) + len(plan.appends) + len(plan.deletes) + len(plan.clears)
         failed = len(unmappable)
         logs.log_event(
             log,

@@ -11,7 +11,16 @@ from devstack.sheets import SheetsStandIn
 from shared.adapters.sheets import GoogleInvoiceSheet, GoogleSheetLayout, sheets_client
 from shared.errors import ConfigurationError, UpstreamRejected, UpstreamUnavailable
 from shared.sheets.layout import OVERHEAD_TAB, SUMMARY_TAB, TRACKER_TAB
-from shared.sheets.rows import IndexedRow, RowDelete, RowPlan, RowWrite, TrackerConfig, header_row
+from shared.sheets.rows import (
+    IndexedRow,
+    RowDelete,
+    RowPlan,
+    RowWrite,
+    TrackerConfig,
+    header_row,
+    invoice_facts,
+    plan_upsert,
+)
 from shared.sheets.sync import set_up_sheet
 
 CONFIG = TrackerConfig(site_url="https://erp.example.com", overhead_projects=frozenset({"HQ"}))
@@ -141,6 +150,38 @@ def test_the_index_follows_rows_a_person_sorts_and_inserts(
     ]
     assert values[2][status] == "Paid"
     assert values[1][:2] == ["", "a note typed by hand"]
+
+
+def test_removing_every_data_row_works_when_they_fill_the_grid(standin: SheetsStandIn) -> None:
+    """Rows appended to the grid's end leave no empty row below them (a full sheet, or one a
+    person tidied); Sheets refuses to delete every row below the frozen header."""
+    spreadsheet = standin.create_spreadsheet(tabs=(TRACKER_TAB, SUMMARY_TAB, OVERHEAD_TAB), rows=2)
+    set_up_sheet(GoogleSheetLayout(sheets_client(endpoint=standin.url), spreadsheet), CONFIG)
+    sheet = tracker(standin, spreadsheet)
+    names = ("SINV-1", "SINV-2", "SINV-3")
+    sheet.apply(RowPlan(appends=tuple(write(name, "2026-11-01 10:00:00") for name in names)))
+    assert (
+        standin.sheet_state(spreadsheet, TRACKER_TAB)["properties"]["gridProperties"]["rowCount"]
+        == 4
+    )  # the header and the three rows, nothing below
+
+    deleted = [
+        invoice_facts(
+            {"name": name, "modified": "2026-11-02 10:00:00"},
+            doctype="Sales Invoice",
+            user_full_name=None,
+            project_manager=None,
+            paid_date=None,
+            deleted=True,
+        )
+        for name in names
+    ]
+    sheet.apply(plan_upsert(sheet.read_index(), deleted, CONFIG))
+
+    assert sheet.read_index() == {}
+    assert standin.values(spreadsheet, TRACKER_TAB) == [list(header_row(CONFIG))]
+    sheet.apply(RowPlan(appends=(write("SINV-4", "2026-11-03 10:00:00"),)))
+    assert sheet.read_index() == {"SINV-4": IndexedRow(2, "2026-11-03 10:00:00", None)}
 
 
 def test_the_mismatch_highlight_marks_rows_whose_author_is_not_the_manager(

@@ -23,13 +23,15 @@ from tests.helpers.fakes import InMemoryInvoiceDirectory
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 CONFIG = TrackerConfig(site_url="https://erp.example.com")
-INVOICE, STATUS, AMOUNT = (CONFIG.index_of(key) for key in ("invoice", "status", "amount"))
+INVOICE, STATUS, AMOUNT, PAID = (
+    CONFIG.index_of(key) for key in ("invoice", "status", "amount", "paid_date")
+)
 DIRECTORY = InMemoryInvoiceDirectory(
     full_names={"ana@example.com": "Ana Lopez"}, managers={"PROJ-0001": "Ben Okafor"}
 )
 
 
-def invoice(number: int, version: int) -> Envelope:
+def invoice(number: int, version: int, *, modified: str | None = None) -> Envelope:
     doc = {
         "doctype": "Sales Invoice",
         "name": f"SINV-{number:05d}",
@@ -40,7 +42,7 @@ def invoice(number: int, version: int) -> Envelope:
         "currency": "USD",
         "status": "Paid" if version == 3 else "Unpaid",
         "owner": "ana@example.com",
-        "modified": f"2026-11-23 10:00:0{version}.000000",
+        "modified": modified or f"2026-11-23 10:00:0{version}.000000",
         "docstatus": 1,
     }
     return document_envelope(
@@ -107,8 +109,8 @@ def tracker_rows(standin: SheetsStandIn, spreadsheet: str) -> dict[str, list[obj
     return {str(row[INVOICE]): row for row in rows}
 
 
-def set_up(standin: SheetsStandIn) -> str:
-    spreadsheet = standin.create_spreadsheet()
+def set_up(standin: SheetsStandIn, locale: str = "en_US") -> str:
+    spreadsheet = standin.create_spreadsheet(locale=locale)
     set_up_sheet(GoogleSheetLayout(sheets_client(endpoint=standin.url), spreadsheet), CONFIG)
     return spreadsheet
 
@@ -176,3 +178,31 @@ def test_30_percent_of_sheets_calls_failing_still_ends_equal_to_erpnext(
     assert random_draws >= 36, calls
     assert all(injected.values()), injected
     assert 0.2 <= random_faults / random_draws <= 0.4, (random_faults, random_draws)
+
+
+@pytest.mark.parametrize(
+    ("locale", "typed"),
+    [
+        ("en_US", "11/20/2026"),
+        ("en_GB", "20/11/2026"),
+        ("de_DE", "20.11.2026"),
+        ("en_US", "2026-11-20"),
+    ],
+)
+def test_a_paid_date_a_person_types_is_kept_by_the_next_paid_event(
+    standin: SheetsStandIn, project_id: str, locale: str, typed: str
+) -> None:
+    """Sheets stores a typed date as its serial number: the tracker reads it back as the paid
+    date and a later save of the paid invoice keeps it, as it keeps its own."""
+    spreadsheet = set_up(standin, locale)
+    sync = instance(standin, spreadsheet, FirestoreStores(project_id, timeout_s=10), "i0")
+    sync.enqueue(invoice(1, 3))  # seen paid on 2026-11-23
+    assert tracker_rows(standin, spreadsheet)["SINV-00001"][PAID] == "2026-11-23"
+
+    standin.person_types(spreadsheet, TRACKER_TAB, 2, PAID, typed)  # the day the money came
+    assert tracker_rows(standin, spreadsheet)["SINV-00001"][PAID] == 46346  # its serial number
+    sync.enqueue(invoice(1, 3, modified="2026-11-24 09:00:00.000000"))  # saved again, still paid
+
+    row = tracker_rows(standin, spreadsheet)["SINV-00001"]
+    assert row[PAID] == "2026-11-20"
+    assert row[CONFIG.index_of("last_modified")] == "2026-11-24 09:00:00.000000"

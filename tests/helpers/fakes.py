@@ -201,7 +201,7 @@ class InMemoryInvoiceSheet:
             self.rows[write.row_number - 2] = (write.name, write.cells, write.modified)
         for write in plan.appends:
             self.rows.append((write.name, write.cells, write.modified))
-        for delete in plan.deletes:
+        for delete in (*plan.deletes, *plan.clears):  # an emptied row holds no invoice
             del self.rows[delete.row_number - 2]
 
     def by_name(self) -> dict[str, tuple[CellValue, ...]]:

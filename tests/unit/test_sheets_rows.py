@@ -326,11 +326,17 @@ def test_paid_date_cell_is_iso_text_when_given() -> None:
         ("", None),
         (None, None),
         ("someday", None),
-        (46000, None),
+        ("3/5/2026", None),  # text the sheet's locale did not take as a date: day order unknown
+        (46346, date(2026, 11, 20)),  # a date typed into the sheet: its serial number
+        (46346.75, date(2026, 11, 20)),  # a date and time: the day is the whole part
+        (2.5, date(1900, 1, 1)),  # Google's own example: 1900-01-01 at noon
+        (True, None),
+        (float("nan"), None),
+        (1e12, None),  # beyond any date
     ],
 )
 def test_paid_date_reads_back_from_the_cell_it_was_written_to(
-    cell: str | int | None, expected: date | None
+    cell: str | float | None, expected: date | None
 ) -> None:
     assert paid_date_from_cell(cell) == expected
 
@@ -607,6 +613,29 @@ def test_deletes_come_bottom_up_so_row_numbers_stay_valid() -> None:
     assert [d.row_number for d in plan.deletes] == [7, 3, 2]
     assert [(w.name, w.row_number) for w in plan.updates] == [("SINV-D", 5)]
     assert [w.name for w in plan.appends] == ["SINV-Z"]
+
+
+def test_removing_every_indexed_row_empties_the_top_one_instead_of_deleting_it() -> None:
+    """Sheets refuses to delete every row below the frozen header (and fails the batch)."""
+    batch = [replace(sales(name, stamp(10)), deleted=True) for name in SHEET]
+    plan = plan_upsert(SHEET, batch, CONFIG)
+    assert plan.clears == (RowDelete("SINV-A", 2),)
+    assert [d.row_number for d in plan.deletes] == [7, 5, 3]
+    assert plan.updates == plan.appends == ()
+
+
+def test_removing_every_indexed_row_deletes_them_all_when_a_row_is_appended() -> None:
+    batch = [replace(sales(name, stamp(10)), deleted=True) for name in SHEET]
+    plan = plan_upsert(SHEET, [*batch, sales("SINV-Z", stamp(20))], CONFIG)
+    assert [d.row_number for d in plan.deletes] == [7, 5, 3, 2]
+    assert plan.clears == ()
+
+
+def test_removing_some_rows_deletes_them() -> None:
+    batch = [replace(sales(name, stamp(10)), deleted=True) for name in ("SINV-A", "SINV-B")]
+    plan = plan_upsert(SHEET, batch, CONFIG)
+    assert [d.row_number for d in plan.deletes] == [3, 2]
+    assert plan.clears == ()
 
 
 def test_plan_refuses_a_batch_that_was_not_coalesced() -> None:
