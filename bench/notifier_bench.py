@@ -84,6 +84,7 @@ def main() -> int:
         stores = FirestoreStores("bench-notifier")
         task = progress.add_task("one group", total=None)
         with TelegramStandIn(TOKEN, group_window_s=args.group_window) as telegram:
+            telegram.added_to(GROUP)
             seconds, sent = run(
                 stores, telegram, limits, [alert(n, GROUP) for n in range(args.group_alerts)]
             )
@@ -110,6 +111,7 @@ def main() -> int:
         progress.update(task, description="100 chats")
         with TelegramStandIn(TOKEN) as telegram:
             chats = range(10_001, 10_101)
+            telegram.started_by(*chats)
             seconds, sent = run(
                 stores, telegram, limits, [alert(n, c) for n, c in enumerate(chats)]
             )

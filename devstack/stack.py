@@ -49,6 +49,8 @@ TWILIO_ACCOUNT = "AC" + "0" * 32
 WHATSAPP_FROM = "+14155238886"
 WHATSAPP_PUBLIC_URL = "https://bridge.example.com/whatsapp"
 """Where Twilio believes the webhook is (a load balancer's address): signatures cover it."""
+TELEGRAM_PUBLIC_URL = "https://bridge.example.com/telegram/"
+"""The webhook as Telegram is told of it (HTTPS on 443); the stand-in's front reaches the function."""
 COMPLETED_TEMPLATE = "HX" + "c0" * 16
 SCHEDULER_ACCOUNT = "scheduler@bridge-local.iam.gserviceaccount.com"
 ADMIN_AUDIENCE = "https://bridge.example.com/"
@@ -364,8 +366,11 @@ def running_devstack(
         telegram = stack.enter_context(
             TelegramStandIn(telegram_token, username=BOT_USERNAME, group_window_s=group_window_s)
         )
+        telegram.added_to(*CHATS.values())
         twilio_token = secrets.token_hex(16)
-        twilio = stack.enter_context(TwilioStandIn(TWILIO_ACCOUNT, twilio_token))
+        twilio = stack.enter_context(
+            TwilioStandIn(TWILIO_ACCOUNT, twilio_token, business_number=WHATSAPP_FROM)
+        )
         twilio.add_template(
             COMPLETED_TEMPLATE, "Your service request {{1}} ({{2}}) is completed. Thank you!"
         )
@@ -431,7 +436,10 @@ def set_up_bot_webhooks(devstack: Devstack) -> None:
     """What an operator does once: point Telegram and Twilio at the two webhooks."""
     config = read_settings("notifier", devstack.env).alerts
     api = TelegramApi(config.telegram_token, base_url=devstack.telegram.base_url)
-    api.set_webhook(devstack.functions[TELEGRAM_WEBHOOK.target].url + "/", config.telegram_secret)
+    devstack.telegram.front(
+        TELEGRAM_PUBLIC_URL, devstack.functions[TELEGRAM_WEBHOOK.target].url + "/"
+    )
+    api.set_webhook(TELEGRAM_PUBLIC_URL, config.telegram_secret)
     devstack.twilio.set_webhook(
         devstack.functions[WHATSAPP_WEBHOOK.target].url + "/", public_url=WHATSAPP_PUBLIC_URL
     )

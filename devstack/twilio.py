@@ -9,6 +9,10 @@ JSON body {code, message, more_info, status}. What the stand-in keeps from Twili
   20003 (401, credentials), 21211 (To not whatsapp:+E164), 21212 (From), 21602 (no Body nor
   ContentSid), 21617 (Body over 1600 characters), 21654 (ContentVariables without ContentSid),
   21655 (ContentSid unknown or malformed), 21656 (ContentVariables not a JSON object of values).
+- 63007 (400): a `From` that is not one of the account's WhatsApp senders ("Twilio could not
+  find a Channel with the specified From address"; twilio.com/docs/api/errors/63007, and raised
+  by the client on create as people quote it; the 400 status is assumed, not checked against
+  Twilio). The senders are `business_number` and those `enable_sender` adds.
 - **63016 is asynchronous.** A free-form Body to a number whose last inbound message is older than
   24 hours is still accepted (201, "queued"); the message then turns "failed" with error_code 63016,
   seen by a fetch and by the StatusCallback (MessageStatus=failed, ErrorCode=63016). Sources:
@@ -75,6 +79,7 @@ _MEDIA = re.compile(
 )
 
 OUTSIDE_WINDOW = 63016
+SENDER_NOT_ENABLED = 63007
 OUTSIDE_WINDOW_MESSAGE = (
     "Failed to send freeform message because you are outside the allowed window. "
     "If you are using WhatsApp, please use a Message Template."
@@ -194,6 +199,8 @@ class TwilioStandIn(LoopbackServer):
         self.account_sid = account_sid
         self._auth_token = auth_token
         self.business_number = _whatsapp(business_number)
+        self.senders: set[str] = {self.business_number}
+        """The account's WhatsApp senders ("whatsapp:+E164"): a message from another is 63007."""
         self.clock = clock
         self.sender_mps = sender_mps
         self.webhook_url = webhook_url
@@ -232,6 +239,11 @@ class TwilioStandIn(LoopbackServer):
         """Where inbound messages go (`url`) and the URL Twilio believes it calls (`public_url`):
         behind a load balancer they differ, and the signature covers the public one."""
         self.webhook_url, self.public_url = url, public_url
+
+    def enable_sender(self, number: str) -> None:
+        """Another number of the account becomes a WhatsApp sender."""
+        with self._lock:
+            self.senders.add(_whatsapp(number))
 
     def add_template(
         self, content_sid: str, text: str, *, defaults: Mapping[str, str] | None = None
@@ -500,6 +512,12 @@ class TwilioStandIn(LoopbackServer):
         sender = sender or self.business_number
         if not _WHATSAPP_ADDRESS.match(sender):
             raise TwilioApiError(400, 21212, f"Invalid From Number (caller ID): {_masked(sender)}")
+        if sender not in self.senders:
+            raise TwilioApiError(
+                400,
+                SENDER_NOT_ENABLED,
+                "Twilio could not find a Channel with the specified From address",
+            )
         content_sid = params.get("ContentSid") or None
         variables_text = params.get("ContentVariables")
         if content_sid is None:

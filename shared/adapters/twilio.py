@@ -2,6 +2,7 @@
 
     timeout, no connection, 429 (20429), 5xx -> UpstreamUnavailable (retry_after_s from Retry-After)
     63016 in a create answer               -> OutsideSessionWindow(UpstreamRejected)
+    63007 (our From is no WhatsApp sender) -> ConfigurationError naming the sender and its setting
     any other 4xx                          -> UpstreamRejected (Twilio's code, never its message)
 
 Twilio reports 63016 (free text outside the 24-hour window) asynchronously: the create answers 201
@@ -27,11 +28,17 @@ from twilio.rest import Client  # type: ignore[import-untyped]
 from urllib3.exceptions import NewConnectionError
 
 from shared.alerts.ports import SentMessage
-from shared.errors import OutsideSessionWindow, UpstreamRejected, UpstreamUnavailable
+from shared.errors import (
+    ConfigurationError,
+    OutsideSessionWindow,
+    UpstreamRejected,
+    UpstreamUnavailable,
+)
 from shared.platform import resilience
 
 SERVICE = "twilio"
 OUTSIDE_WINDOW = 63016
+SENDER_NOT_ENABLED = 63007
 FAILED_STATUSES = frozenset({"failed", "undelivered"})
 
 
@@ -146,6 +153,15 @@ class WhatsAppSender:
                 text = f"twilio refused to {what}{recipient}: HTTP {status}, error {code}"
                 if code == OUTSIDE_WINDOW:
                     raise OutsideSessionWindow(text) from None
+                if code == SENDER_NOT_ENABLED:
+                    # The deployment is wrong, not the message: every send fails alike until
+                    # the number is enabled at Twilio or the setting names one that is.
+                    raise ConfigurationError(
+                        f"twilio refused to {what}{recipient}: our sender "
+                        f"{_masked(self.from_address)} (TWILIO_WHATSAPP_FROM) is not a WhatsApp "
+                        f"sender of account {self.account_sid} (error 63007); enable it at "
+                        "Twilio or set TWILIO_WHATSAPP_FROM to one that is"
+                    ) from None
                 if status in (408, 429) or status >= 500:
                     raise UpstreamUnavailable(
                         f"twilio could not {what}{recipient}: HTTP {status}, error {code}",

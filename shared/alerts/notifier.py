@@ -384,7 +384,9 @@ class _Round:
             doubt = began if exc.maybe_applied else queued.in_doubt_since
             await self._retry(replace(queued, in_doubt_since=doubt), exc)
             return
-        except BridgeError as exc:  # refused: a blocked bot, a missing chat, no template
+        # Refused (a blocked bot, a missing chat, no template), or a setting to fix (a sender
+        # Twilio has not enabled): sending again cannot help, so the record says what to do.
+        except (BridgeError, ConfigurationError) as exc:
             self.report += DrainReport(failed=1)
             d.record(alert, exc, now=d.clock())
             await asyncio.to_thread(d.outbox.mark_failed, alert.key, str(exc), now=d.clock())

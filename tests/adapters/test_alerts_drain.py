@@ -3,6 +3,7 @@ emulator: Telegram's limits kept (zero 429), throttles honoured, every alert sen
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -37,6 +38,8 @@ def utc_now() -> datetime:
 @pytest.fixture
 def telegram() -> Iterator[TelegramStandIn]:
     with TelegramStandIn(TOKEN, group_window_s=FAST_GROUP_WINDOW_S) as running:
+        running.added_to(GROUP)
+        running.started_by(42, 77)  # two people who started the bot
         yield running
 
 
@@ -112,6 +115,7 @@ def test_100_chats_drain_near_the_global_limit_with_no_429(
     stores: FirestoreStores, telegram: TelegramStandIn
 ) -> None:
     chats = range(5001, 5101)
+    telegram.started_by(*chats)
     stores.alerts.put([alert(n, chat) for n, chat in enumerate(chats)], now=utc_now())
     started = time.monotonic()
     report = drainer(stores, telegram).drain()
@@ -138,6 +142,7 @@ def test_a_drain_just_after_another_keeps_the_global_limit(stores: FirestoreStor
     with TelegramStandIn(
         TOKEN, group_window_s=FAST_GROUP_WINDOW_S, clock=clock.timestamp
     ) as telegram:
+        telegram.started_by(*range(5001, 5031), *range(6031, 6061))
         # 30 chats take one message each, all at one instant: the global limit is reached.
         stores.alerts.put([alert(n, 5001 + n) for n in range(30)], now=clock.now)
         assert drainer(stores, telegram, "instance-a", clock=clock).drain().sent == 30
@@ -168,6 +173,7 @@ def test_bot_replies_and_alerts_keep_telegrams_global_limit_between_them(
         clock.advance(seconds)
 
     with TelegramStandIn(TOKEN, group_window_s=FAST_GROUP_WINDOW_S, clock=clock.timestamp) as tg:
+        tg.started_by(*range(5001, 5031), *range(7001, 7031), 8001)
         limits = Limits(group_window_s=FAST_GROUP_WINDOW_S, margin_s=0.05)
         replies = PacedReplies(
             telegram=KeptSession(TelegramApi(TOKEN, base_url=tg.base_url, timeout_s=20)),
@@ -259,6 +265,23 @@ def test_messages_to_one_chat_keep_their_order_and_pace(
     assert all(gap >= 1.0 for gap in gaps), gaps
 
 
+def test_alerts_to_a_group_upgraded_to_a_supergroup_go_to_its_new_id_once(
+    stores: FirestoreStores, telegram: TelegramStandIn, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Telegram refuses the old id of an upgraded group with migrate_to_chat_id; the adapter
+    raises ChatMoved and the drainer sends each alert to the new id, once, with no error record,
+    and says which setting to change."""
+    caplog.set_level(logging.WARNING, logger="shared.alerts.notifier")
+    telegram.added_to(-4001)
+    new_id = telegram.upgrade_to_supergroup(-4001)
+    stores.alerts.put([alert(1, -4001), alert(2, -4001)], now=utc_now())
+    report = drainer(stores, telegram).drain()
+    assert (report.sent, report.failed) == (2, 0)
+    assert telegram.texts(new_id) == ["alert 1", "alert 2"] and telegram.texts(-4001) == []
+    assert stores.alerts.pending(10) == [] and stores.errors.list_errors() == []
+    assert f"chat -4001 is now {new_id}" in caplog.text
+
+
 # -- alerts in doubt: a send whose outcome nobody learnt -----------------------------------------
 
 PERSON = "+4915112345678"
@@ -345,6 +368,27 @@ def test_a_whatsapp_alert_left_sending_is_sent_only_if_twilio_has_not_got_it(
     records = {r["key"]: r for r in stores.alerts.records()}
     assert records[alert(1, PERSON).key]["message_id"] == first
     assert records[alert(9, PERSON).key]["message_id"] == early
+
+
+def test_a_sender_twilio_has_not_enabled_is_a_settings_record_and_not_sent_again(
+    stores: FirestoreStores, telegram: TelegramStandIn, twilio: TwilioStandIn
+) -> None:
+    """Twilio refuses a From that is not one of the account's WhatsApp senders (63007): each
+    alert gets one attempt and an error record naming our sender and its setting, and is not
+    retried (only fixing the setting can help)."""
+    stores.alerts.put([alert(1, PERSON), alert(2, PERSON)], now=utc_now())
+    not_enabled = WhatsAppSender(
+        TWILIO_ACCOUNT, "delivery-twilio-token", "+15550001234", base_url=twilio.base_url
+    )
+    report = drainer(stores, telegram, whatsapp=not_enabled).drain()
+    assert (report.sent, report.failed) == (0, 2)
+    assert twilio.refused == [(400, 63007), (400, 63007)]  # one attempt each
+    assert twilio.outbound == {} and stores.alerts.pending(10) == []
+    records = stores.errors.list_errors()
+    assert sorted(record.entity_id for record in records) == ["ISS-1", "ISS-2"]
+    for record in records:
+        assert record.operation == "send_whatsapp" and record.details == "ConfigurationError"
+        assert "+...1234 (TWILIO_WHATSAPP_FROM) is not a WhatsApp sender" in str(record.message)
 
 
 # -- WhatsApp's 24-hour window, as our session record says ---------------------------------------

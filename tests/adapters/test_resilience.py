@@ -185,6 +185,7 @@ def test_telegram_circuit_opens_on_an_outage_and_closes_when_telegram_is_back(
     clock: Ticker,
 ) -> None:
     with TelegramStandIn(BOT_TOKEN) as telegram:
+        telegram.started_by(CHAT, CHAT + 1)
         proxy = through(telegram.url)
         try:
             api = KeptSession(

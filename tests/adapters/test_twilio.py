@@ -10,7 +10,13 @@ import pytest
 
 from devstack.twilio import TwilioStandIn
 from shared.adapters.twilio import MessageStatus, WhatsAppSender, failure_of, signature_valid
-from shared.errors import OutsideSessionWindow, Permanent, UpstreamRejected, UpstreamUnavailable
+from shared.errors import (
+    ConfigurationError,
+    OutsideSessionWindow,
+    Permanent,
+    UpstreamRejected,
+    UpstreamUnavailable,
+)
 from tests.helpers.clocks import SettableClock
 from tests.helpers.receivers import WebhookReceiver
 
@@ -128,6 +134,21 @@ def test_invalid_number_is_rejected_without_the_number_or_body_in_the_error(
     assert not isinstance(refused.value, UpstreamUnavailable)
     assert "21211" in str(refused.value)
     assert "4915112345678" not in str(refused.value) and "private words" not in str(refused.value)
+
+
+def test_a_sender_twilio_has_not_enabled_is_a_configuration_error_naming_it(
+    twilio: TwilioStandIn,
+) -> None:
+    """63007 says the deployment is wrong, not the message: a ConfigurationError naming our
+    sender (its last digits) and the setting to fix, after one attempt."""
+    not_enabled = WhatsAppSender(ACCOUNT, TOKEN, "+15550001234", base_url=twilio.base_url)
+    twilio.open_window(PERSON)
+    with pytest.raises(ConfigurationError) as refused:
+        not_enabled.send_text(PERSON, "SR-7 is resolved")
+    message = str(refused.value)
+    assert "our sender +...1234 (TWILIO_WHATSAPP_FROM) is not a WhatsApp sender" in message
+    assert "error 63007" in message and PERSON not in message
+    assert twilio.refused == [(400, 63007)]
 
 
 def test_unknown_template_is_rejected(twilio: TwilioStandIn) -> None:

@@ -158,6 +158,27 @@ def test_the_same_update_delivered_twice_is_answered_once(people: Devstack) -> N
     assert len(telegram.chats[DANA]) == before + 1
 
 
+def test_an_update_the_bridge_could_not_take_comes_again_and_is_answered_once(
+    people: Devstack,
+) -> None:
+    """Telegram throttles the bot's answer for longer than an answer may wait (429, retry_after
+    30): the webhook answers 503, so Telegram keeps the update and sends it again later (the
+    stand-in's `redeliver`); the bot answers it then, once, and Telegram has nothing left."""
+    telegram = people.telegram
+    before = len(telegram.chats[DANA])
+    asked = update(DANA, "/my_requests")
+    telegram.throttle_next(DANA, retry_after=30)
+    assert telegram.post_update(asked).status_code == 503
+    assert len(telegram.chats[DANA]) == before
+    (again,) = telegram.redeliver()
+    assert again is not None and again.status_code == 200
+    assert telegram.redeliver() == []
+    (answer,) = telegram.texts(DANA)[before:]
+    assert "Hydraulic leak" in answer
+    tried = [status for update_id, status in telegram.deliveries if update_id == asked["update_id"]]
+    assert tried == [503, 200]
+
+
 def test_requests_assigned_to_me_and_their_status(people: Devstack) -> None:
     erp = people.erpnext
     mine = say(people, DANA, "/my_requests")
